@@ -1,0 +1,88 @@
+# egress-resolver — every target installs what it needs into .venv by itself.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PROTO_FILES := $(wildcard proto/kumo/egress/v1/*.proto)
+# google/rpc/*.proto ship inside googleapis-common-protos; buf and protoc read them from there.
+PROTO_DEPS := build/proto-deps
+POLICY ?= examples/policy.lua
+LISTEN ?= 127.0.0.1:50051
+
+.PHONY: help install gen gen-check gen-python gen-check-python proto-lint lint typecheck test \
+	test-python test-unit test-integration run clean
+
+# Each client language and the benchmarks live in mk/<part>.mk and add their
+# targets to these lists, so `make gen`, `make gen-check` and `make test`
+# cover every language.
+GEN_TARGETS := gen-python
+GEN_CHECK_TARGETS := gen-check-python
+CLIENT_TEST_TARGETS :=
+include $(sort $(wildcard mk/*.mk))
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(STAMP) ## create .venv with .venv/bin/egress-resolver and the dev tools
+
+$(PROTO_DEPS)/.copied: $(STAMP)
+	rm -rf $(PROTO_DEPS) && mkdir -p $(PROTO_DEPS)/google/rpc
+	cp "$$($(PY) -c 'import google.rpc.status_pb2 as m, os; print(os.path.dirname(m.__file__))')"/{status,error_details,code}.proto $(PROTO_DEPS)/google/rpc/
+	touch $@
+
+# Generates into $(1) (a directory that stands for client/python).
+define gen_python
+	$(PY) -m grpc_tools.protoc -I proto -I $(PROTO_DEPS) \
+	  --plugin=protoc-gen-mypy=$(BIN)/protoc-gen-mypy --plugin=protoc-gen-mypy_grpc=$(BIN)/protoc-gen-mypy_grpc \
+	  --python_out=$(1) --grpc_python_out=$(1) --mypy_out=$(1) --mypy_grpc_out=$(1) $(PROTO_FILES)
+endef
+
+gen: $(GEN_TARGETS) ## regenerate the committed client code of every language from proto/
+
+gen-check: $(GEN_CHECK_TARGETS) ## fail when any committed generated code is stale
+
+gen-python: $(PROTO_DEPS)/.copied
+	$(call gen_python,client/python)
+
+gen-check-python: $(PROTO_DEPS)/.copied
+	rm -rf build/gen-check && mkdir -p build/gen-check
+	$(call gen_python,build/gen-check)
+	diff -r --exclude=__pycache__ --exclude=__init__.py build/gen-check/kumo client/python/kumo
+
+proto-lint: $(PROTO_DEPS)/.copied ## buf lint (STANDARD) and buf format
+	$(BIN)/buf lint
+	$(BIN)/buf format --diff --exit-code proto
+
+lint: $(STAMP) proto-lint ## ruff check and ruff format --check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP) ## mypy --strict
+	$(BIN)/mypy
+
+test-unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+test-integration: $(STAMP)
+	$(BIN)/pytest tests/integration -q
+
+test-python: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint typecheck gen-check test-python $(CLIENT_TEST_TARGETS) ## everything CI runs
+
+run: $(STAMP) ## serve examples/policy.lua on 127.0.0.1:50051
+	$(BIN)/egress-resolver serve --policy $(POLICY) --listen $(LISTEN)
+
+clean: ## remove the venv and build outputs
+	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,28 @@
+"""Write the GetEgressSourceResponse the sidecar sends for one name, as bytes.
+
+The reference servers answer every call with these bytes, so that they send
+exactly what the sidecar sends for a cache hit on `bench/policy.lua`. Runs
+with the project's .venv (it uses the server's own policy host and encoder).
+
+    .venv/bin/python bench/reference/response_bytes.py POLICY NAME OUTPUT
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from egress_resolver.codec import encode_source
+from egress_resolver.lua_host import PolicyHost
+
+
+def main(policy: str, name: str, output: str) -> None:
+    """Resolve `name` with `policy` and write the serialized response to `output`."""
+    host = PolicyHost(Path(policy))
+    Path(output).write_bytes(encode_source(host.resolve_source(name)).response)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    main(*sys.argv[1:])

@@ -1,0 +1,180 @@
+package egressclient_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// startupDeadline bounds the server start (Python import, Lua policy load) on
+// a slow, loaded CI machine.
+const startupDeadline = 60 * time.Second
+
+// serviceName is the gRPC service whose health status says the policy is loaded.
+const serviceName = "kumo.egress.v1.EgressResolverService"
+
+// liveServer is a running `egress-resolver serve` process.
+type liveServer struct {
+	// UnixTarget is the "unix:/path" address the server listens on.
+	UnixTarget string
+	// TCPTarget is the "127.0.0.1:port" address the server listens on.
+	TCPTarget string
+}
+
+// serverLog collects the server's stderr (JSON lines) and reports the
+// addresses of the "listening" event.
+type serverLog struct {
+	mu        sync.Mutex
+	all       bytes.Buffer
+	partial   []byte
+	listening chan []string
+}
+
+// Write implements io.Writer for exec.Cmd.Stderr.
+func (l *serverLog) Write(data []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.all.Write(data)
+	l.partial = append(l.partial, data...)
+	for {
+		newline := bytes.IndexByte(l.partial, '\n')
+		if newline < 0 {
+			return len(data), nil
+		}
+		var event struct {
+			Event     string   `json:"event"`
+			Addresses []string `json:"addresses"`
+		}
+		if json.Unmarshal(l.partial[:newline], &event) == nil && event.Event == "listening" {
+			select {
+			case l.listening <- event.Addresses:
+			default:
+			}
+		}
+		l.partial = l.partial[newline+1:]
+	}
+}
+
+// String returns everything the server logged so far.
+func (l *serverLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.all.String()
+}
+
+// repoPath resolves a path relative to the repository root (three levels up
+// from this package directory).
+func repoPath(t *testing.T, relative string) string {
+	t.Helper()
+	path, err := filepath.Abs(filepath.Join("..", "..", "..", relative))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// startServer runs the real sidecar with the fixture policy on a unix socket
+// and on 127.0.0.1:0, waits until it reports SERVING and stops it (SIGTERM,
+// then SIGKILL) when the test ends. EGRESS_RESOLVER overrides the executable.
+func startServer(t *testing.T) liveServer {
+	t.Helper()
+	executable := os.Getenv("EGRESS_RESOLVER")
+	if executable == "" {
+		executable = repoPath(t, ".venv/bin/egress-resolver")
+	}
+	if _, err := os.Stat(executable); err != nil {
+		t.Fatalf("no server executable (run `make install` or set EGRESS_RESOLVER): %v", err)
+	}
+	socket := filepath.Join(t.TempDir(), "s.sock")
+	cmd := exec.Command(executable, "serve",
+		"--policy", repoPath(t, "tests/fixtures/clients.lua"),
+		"--listen", "unix:"+socket, "--listen", "127.0.0.1:0")
+	log := &serverLog{listening: make(chan []string, 1)}
+	cmd.Stdout = log
+	cmd.Stderr = log
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", executable, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() { stopServer(t, cmd, exited, log) })
+
+	var server liveServer
+	select {
+	case addresses := <-log.listening:
+		for _, address := range addresses {
+			if strings.HasPrefix(address, "unix:") {
+				server.UnixTarget = address
+			} else {
+				server.TCPTarget = address
+			}
+		}
+	case err := <-exited:
+		exited <- err
+		t.Fatalf("server exited before listening (%v); log:\n%s", err, log)
+	case <-time.After(startupDeadline):
+		t.Fatalf("server not listening after %s; log:\n%s", startupDeadline, log)
+	}
+	if server.UnixTarget == "" || server.TCPTarget == "" {
+		t.Fatalf("want a unix and a TCP address in the listening event; log:\n%s", log)
+	}
+	waitServing(t, server.UnixTarget, log)
+	return server
+}
+
+// waitServing follows the health Watch stream until the policy is loaded.
+func waitServing(t *testing.T, target string, log *serverLog) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), startupDeadline)
+	defer cancel()
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	stream, err := healthpb.NewHealthClient(conn).Watch(ctx,
+		&healthpb.HealthCheckRequest{Service: serviceName}, grpc.WaitForReady(true))
+	if err != nil {
+		t.Fatalf("health watch: %v; log:\n%s", err, log)
+	}
+	for {
+		update, err := stream.Recv()
+		if err != nil {
+			t.Fatalf("server never reported SERVING: %v; log:\n%s", err, log)
+		}
+		if update.GetStatus() == healthpb.HealthCheckResponse_SERVING {
+			return
+		}
+	}
+}
+
+// stopServer sends SIGTERM, kills the server if it has not exited in time and
+// reports an unclean exit.
+func stopServer(t *testing.T, cmd *exec.Cmd, exited chan error, log *serverLog) {
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		return // already exited and reaped
+	}
+	select {
+	case err := <-exited:
+		if err != nil && !t.Failed() {
+			t.Errorf("server did not stop cleanly on SIGTERM: %v; log:\n%s", err, log)
+		}
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+		t.Errorf("server ignored SIGTERM for 20s and was killed; log:\n%s", log)
+	}
+}

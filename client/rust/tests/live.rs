@@ -1,0 +1,166 @@
+//! Live tests: the client against a real egress-resolver process serving
+//! tests/fixtures/clients.lua (see the repository's tests/fixtures).
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use egress_client::{Code, EgressSource, KeySource, Resolver, ResolverError, key_source::Source};
+use support::{Server, block_on};
+
+/// Per-call time-out of these tests: generous, for a loaded 2-core machine.
+const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the fixture policy defines for "full": every field set.
+fn full_source() -> EgressSource {
+    EgressSource {
+        name: "full".into(),
+        source_address: Some("10.0.0.1".into()),
+        ehlo_domain: Some("mta1.examplecorp.com".into()),
+        remote_port: Some(2525),
+        ha_proxy_server: Some("10.0.0.9:5000".into()),
+        ha_proxy_source_address: Some("10.0.0.2".into()),
+        ttl: Some(prost_types::Duration {
+            seconds: 90,
+            nanos: 0,
+        }),
+        socks5_proxy_server: Some("[2001:db8::1]:1080".into()),
+        socks5_proxy_source_address: Some("2001:db8::2".into()),
+        socks5_proxy_username: Some("mta".into()),
+        socks5_proxy_password: Some(KeySource {
+            source: Some(Source::KeyData("hunter2".into())),
+        }),
+    }
+}
+
+async fn connect(target: &str) -> Resolver {
+    Resolver::connect(target)
+        .await
+        .unwrap_or_else(|err| panic!("connect {target}: {err}"))
+        .with_timeout(CALL_TIMEOUT)
+}
+
+fn assert_error(error: &ResolverError, code: Code, reason: &str, name: &str) {
+    assert_eq!(error.code, code, "{error}");
+    assert_eq!(error.reason.as_deref(), Some(reason), "{error}");
+    assert_eq!(error.name, name, "{error}");
+    let prefix = format!("get_egress_source '{name}': ");
+    assert!(error.message.starts_with(&prefix), "{error}");
+}
+
+#[test]
+fn full_has_every_field_over_tcp_and_unix() {
+    let server = Server::start();
+    block_on(async {
+        for target in [&server.tcp_target, &server.unix_target] {
+            let source = connect(target).await.get("full").await.expect("full");
+            assert_eq!(source, full_source(), "via {target}");
+        }
+    });
+}
+
+#[test]
+fn errors_carry_the_code_and_the_error_info_reason() {
+    let server = Server::start();
+    let (missing, broken) = block_on(async {
+        let resolver = connect(&server.tcp_target).await;
+        let missing = resolver.get("missing").await.unwrap_err();
+        let broken = resolver.get("broken").await.unwrap_err();
+        (missing, broken)
+    });
+
+    assert_error(&missing, Code::NotFound, "SOURCE_NOT_FOUND", "missing");
+    assert_error(&broken, Code::FailedPrecondition, "HANDLER_ERROR", "broken");
+    assert!(
+        broken
+            .to_string()
+            .starts_with("FAILED_PRECONDITION: get_egress_source 'broken': ")
+    );
+    assert!(broken.to_string().ends_with(" [HANDLER_ERROR]"), "{broken}");
+}
+
+#[test]
+fn get_many_keeps_the_request_order_and_mixes_results() {
+    let server = Server::start();
+    let results = block_on(async {
+        let resolver = connect(&server.tcp_target).await;
+        resolver
+            .get_many(&["missing", "full", "broken", "full"])
+            .await
+    })
+    .expect("the batch call itself succeeds");
+
+    assert_eq!(results.len(), 4);
+    assert_error(
+        results[0].as_ref().unwrap_err(),
+        Code::NotFound,
+        "SOURCE_NOT_FOUND",
+        "missing",
+    );
+    assert_eq!(results[1].as_ref().unwrap(), &full_source());
+    let broken = results[2].as_ref().unwrap_err();
+    assert_error(broken, Code::FailedPrecondition, "HANDLER_ERROR", "broken");
+    assert_eq!(results[3].as_ref().unwrap(), &full_source());
+}
+
+#[test]
+fn connecting_to_a_closed_port_is_unavailable() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let target = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let error = block_on(Resolver::connect(&target)).unwrap_err();
+    assert_eq!(error.code, Code::Unavailable, "{error}");
+    assert_eq!(error.reason, None);
+}
+
+/// The example program, which `cargo test` builds next to this test binary.
+fn example_program() -> PathBuf {
+    let test_binary = std::env::current_exe().expect("current_exe");
+    let profile_dir = test_binary.parent().and_then(|deps| deps.parent()).unwrap();
+    let program = profile_dir.join("examples/egress-example");
+    assert!(
+        program.exists(),
+        "{} is missing: run the whole `cargo test` (it builds the examples) \
+         or `cargo build --example egress-example` first",
+        program.display()
+    );
+    program
+}
+
+#[test]
+fn example_prints_json_or_the_error() {
+    let server = Server::start();
+    let run = |name: &str| {
+        Command::new(example_program())
+            .args(["--target", &server.tcp_target, "--timeout", "30", name])
+            .output()
+            .expect("run egress-example")
+    };
+
+    let full = run("full");
+    assert!(full.status.success(), "{full:?}");
+    assert_eq!(
+        String::from_utf8(full.stdout).unwrap(),
+        concat!(
+            r#"{"name": "full", "source_address": "10.0.0.1", "ehlo_domain": "mta1.examplecorp.com", "#,
+            r#""remote_port": 2525, "ha_proxy_server": "10.0.0.9:5000", "ha_proxy_source_address": "10.0.0.2", "#,
+            r#""ttl": "90s", "socks5_proxy_server": "[2001:db8::1]:1080", "#,
+            r#""socks5_proxy_source_address": "2001:db8::2", "socks5_proxy_username": "mta", "#,
+            r#""socks5_proxy_password": {"key_data": "[redacted]"}}"#,
+            "\n"
+        )
+    );
+
+    let missing = run("missing");
+    assert_eq!(missing.status.code(), Some(1), "{missing:?}");
+    assert!(missing.stdout.is_empty(), "{missing:?}");
+    let stderr = String::from_utf8(missing.stderr).unwrap();
+    assert!(
+        stderr.starts_with("NOT_FOUND: get_egress_source 'missing': "),
+        "{stderr}"
+    );
+    assert!(stderr.ends_with(" [SOURCE_NOT_FOUND]\n"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

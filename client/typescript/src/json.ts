@@ -1,0 +1,30 @@
+/**
+ * EgressSource as protobuf JSON with the proto field names ("source_address",
+ * "ttl": "90s", ...), with every secret replaced by "[redacted]".
+ */
+import { toJson, type JsonValue } from "@bufbuild/protobuf";
+import { EgressSourceSchema, type EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
+
+/** What stands in for a secret in printed output. */
+export const REDACTED = "[redacted]";
+
+/** JSON keys whose values are secrets (KeySource.key_data, VaultKeySource.vault_token). */
+const SECRET_KEYS: ReadonlySet<string> = new Set(["key_data", "vault_token"]);
+
+/** The source as a JSON value: proto field names, unset optional fields omitted, secrets redacted. */
+export function sourceToJson(source: EgressSource): JsonValue {
+  return redact(toJson(EgressSourceSchema, source, { useProtoFieldName: true }));
+}
+
+/** A copy of `value` in which every secret key's value is REDACTED. */
+function redact(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) {
+    return value.map(redact);
+  }
+  if (value !== null && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value).map(([key, inner]) => [key, SECRET_KEYS.has(key) ? REDACTED : redact(inner)]),
+    );
+  }
+  return value;
+}

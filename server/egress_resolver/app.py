@@ -1,0 +1,145 @@
+"""The composition root: the one place that builds every part and wires them.
+
+`App` is one server process: the Lua runner, the cache, the gRPC service with
+health and reflection, on the configured listeners. `serve()` runs it until
+SIGTERM/SIGINT and reloads on SIGHUP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from egress_resolver.cache import DefinitionCache
+from egress_resolver.codec import EncodedSource
+from egress_resolver.invalidations import InvalidationHub
+from egress_resolver.policy_runner import PolicyRunner
+from egress_resolver.service import SERVICE_NAME, ResolverService
+from egress_resolver.settings import Settings
+from kumo.egress.v1 import resolver_service_pb2
+
+_SERVING = health_pb2.HealthCheckResponse.SERVING
+_NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+_HEALTH_NAMES = ("", SERVICE_NAME)
+UNIX_SOCKET_MODE = 0o600
+
+
+class App:
+    """One server process: policy, cache, service, health, reflection, listeners."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+        if settings.policy is None:
+            raise ValueError("a policy file is required (--policy)")
+        self.settings = settings
+        self.runner = PolicyRunner(
+            settings.policy,
+            lua_paths=settings.lua_path,
+            handler_timeout=settings.handler_timeout,
+            memory_limit=settings.lua_memory_mib * 1024 * 1024,
+        )
+        self.cache: DefinitionCache[EncodedSource] = DefinitionCache(
+            settings.cache_size,
+            negative_ttl=settings.negative_ttl,
+            max_pending=settings.max_pending_misses,
+            clock=clock,
+        )
+        self.invalidations = InvalidationHub()
+        self.service = ResolverService(self.cache, self.runner.resolve_source, self.invalidations)
+        self.health = health.aio.HealthServicer()
+        self.addresses: list[str] = []
+        self._server: grpc.aio.Server | None = None
+        self._log = structlog.get_logger("egress_resolver")
+
+    async def start(self) -> None:
+        """Listen (health NOT_SERVING), then load the policy and report SERVING."""
+        server = grpc.aio.server(
+            options=[("grpc.so_reuseport", 1 if self.settings.workers > 1 else 0)]
+        )
+        handlers = self.service.method_handlers()
+        server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)
+        )
+        server.add_registered_method_handlers(SERVICE_NAME, handlers)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        if self.settings.reflection:
+            names = (
+                resolver_service_pb2.DESCRIPTOR.services_by_name["EgressResolverService"].full_name,
+                health.SERVICE_NAME,
+                reflection.SERVICE_NAME,
+            )
+            reflection.enable_server_reflection(names, server)
+        for name in _HEALTH_NAMES:
+            await self.health.set(name, _NOT_SERVING)
+        old_umask = os.umask(0o177)  # unix sockets are born 0600
+        try:
+            self.addresses = [_bind(server, address) for address in self.settings.listen]
+            await server.start()
+        finally:
+            os.umask(old_umask)
+        self._server = server
+        self._log.info("listening", addresses=self.addresses)
+        await self.reload()
+
+    async def reload(self) -> bool:
+        """Load the policy again; on success swap it in and empty the cache."""
+        if not await self.runner.load():
+            return False
+        self.cache.clear()
+        self.invalidations.publish_all(self.runner.generation)
+        for name in _HEALTH_NAMES:
+            await self.health.set(name, _SERVING)
+        return True
+
+    async def stop(self, grace: float | None = None) -> None:
+        """NOT_SERVING first, then refuse new calls and drain in-flight ones."""
+        await self.health.enter_graceful_shutdown()
+        self.invalidations.close()
+        if self._server is not None:
+            await self._server.stop(self.settings.shutdown_grace if grace is None else grace)
+        self.runner.close()
+        self._log.info("stopped")
+
+
+def _bind(server: grpc.aio.Server, address: str) -> str:
+    if address.startswith("unix:"):
+        path = Path(address.removeprefix("unix:"))
+        server.add_insecure_port(f"unix:{path}")
+        return f"unix:{path}"
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ValueError(f"--listen {address!r}: expected HOST:PORT, [::1]:PORT or unix:PATH")
+    bound = server.add_insecure_port(address)
+    if bound == 0:
+        raise OSError(f"--listen {address!r}: cannot bind")
+    return f"{host}:{bound}"
+
+
+async def serve(settings: Settings) -> None:
+    """Run one server process until SIGTERM or SIGINT; reload on SIGHUP."""
+    app = App(settings)
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    reloads: set[asyncio.Task[bool]] = set()
+
+    def reload() -> None:
+        task = loop.create_task(app.reload())
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    # Installed before anything is logged, so a signal sent as soon as the
+    # server says it is listening is never met by the default action.
+    loop.add_signal_handler(signal.SIGHUP, reload)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    await app.start()
+    await stopping.wait()
+    await app.stop()

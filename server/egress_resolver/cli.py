@@ -1,0 +1,134 @@
+"""The `egress-resolver` command: serve, check and resolve."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from egress_resolver import logs
+from egress_resolver.app import serve
+from egress_resolver.codec import encode_source
+from egress_resolver.errors import ResolveError
+from egress_resolver.json_view import message_json
+from egress_resolver.kumo_module import PolicyLoadError
+from egress_resolver.lua_host import PolicyHost
+from egress_resolver.settings import Settings, SettingsError
+from egress_resolver.validation import check_name
+from egress_resolver.workers import run_workers
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+def _add_settings(parser: argparse.ArgumentParser) -> None:
+    for field in dataclasses.fields(Settings):
+        meta = field.metadata
+        default = (
+            field.default_factory() if field.default_factory is not dataclasses.MISSING else None
+        )
+        parser.add_argument(
+            Settings.flag_name(field.name),
+            dest=field.name,
+            action="append" if meta["repeated"] else "store",
+            metavar=meta["metavar"],
+            help=f"{meta['help']} [env {Settings.env_name(field.name)}; default {default}]",
+        )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="egress-resolver",
+        description="gRPC sidecar serving KumoMTA egress sources from a Lua policy",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve_cmd = commands.add_parser("serve", help="serve the policy over gRPC")
+    _add_settings(serve_cmd)
+    check_cmd = commands.add_parser(
+        "check", help="load and validate a policy, optionally resolve names offline (JSON out)"
+    )
+    _add_settings(check_cmd)
+    check_cmd.add_argument("names", nargs="*", metavar="NAME")
+    resolve_cmd = commands.add_parser("resolve", help="ask a running sidecar (JSON lines out)")
+    resolve_cmd.add_argument("--target", default=DEFAULT_TARGET, help="HOST:PORT or unix:PATH")
+    resolve_cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per call")
+    resolve_cmd.add_argument("names", nargs="+", metavar="NAME")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    args = _parser().parse_args(argv)
+    if args.command == "resolve":
+        return _resolve(args.target, args.names, args.timeout)
+    try:
+        settings = Settings.from_sources(vars(args))
+    except SettingsError as err:
+        print(f"egress-resolver: {err}", file=sys.stderr)
+        return 2
+    if settings.policy is None:
+        print("egress-resolver: --policy (or EGRESS_RESOLVER_POLICY) is required", file=sys.stderr)
+        return 2
+    logs.configure(settings.log_format, settings.log_level)
+    if args.command == "check":
+        return _check(settings, args.names)
+    if settings.workers > 1:
+        return run_workers(settings)
+    asyncio.run(serve(settings))
+    return 0
+
+
+def _check(settings: Settings, names: Sequence[str]) -> int:
+    assert settings.policy is not None
+    report: dict[str, Any] = {"policy": str(settings.policy)}
+    try:
+        host = PolicyHost(
+            settings.policy,
+            lua_paths=settings.lua_path,
+            handler_timeout=settings.handler_timeout,
+            memory_limit=settings.lua_memory_mib * 1024 * 1024,
+        )
+    except PolicyLoadError as err:
+        report.update(ok=False, error=str(err))
+        print(json.dumps(report, indent=2))
+        return 1
+    report["files"] = sorted(str(f) for f in host.files)
+    report["handlers"] = {e: len(host.handlers(e)) for e in ("get_egress_source",)}
+    results = []
+    for name in names:
+        try:
+            check_name(name)
+            source = encode_source(host.resolve_source(name)).message
+            results.append({"name": name, "source": message_json(source)})
+        except ResolveError as err:
+            results.append({"name": name, "error": _error_json(err)})
+    report["results"] = results
+    report["ok"] = all("source" in r for r in results)
+    print(json.dumps(report, indent=2))
+    return 0 if report["ok"] else 1
+
+
+def _error_json(err: ResolveError) -> dict[str, str]:
+    return {"code": err.code.name, "reason": err.reason.value, "message": err.message}
+
+
+def _resolve(target: str, names: Sequence[str], timeout: float) -> int:
+    from egress_client import Resolver, ResolverError
+
+    failed = False
+    with Resolver(target, timeout=timeout) as resolver:
+        for name in names:
+            try:
+                print(json.dumps(message_json(resolver.get(name))), flush=True)
+            except ResolverError as err:
+                failed = True
+                reason = f" [{err.reason}]" if err.reason else ""
+                print(f"{name}: {err.code.name}: {err.message}{reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

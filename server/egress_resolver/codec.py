@@ -1,0 +1,66 @@
+"""Turning validated definitions into protobuf messages and wire bytes, once."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from google.protobuf import duration_pb2
+
+from egress_resolver.durations import NANOS_PER_SECOND
+from egress_resolver.validation import KeySource, SourceDefinition
+from kumo.egress.v1 import egress_source_pb2, resolver_service_pb2
+
+_OPTIONAL_STRINGS = (
+    "source_address",
+    "ehlo_domain",
+    "ha_proxy_server",
+    "ha_proxy_source_address",
+    "socks5_proxy_server",
+    "socks5_proxy_source_address",
+    "socks5_proxy_username",
+)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EncodedSource:
+    """A definition with its message and its serialized GetEgressSourceResponse."""
+
+    definition: SourceDefinition
+    message: egress_source_pb2.EgressSource
+    response: bytes
+
+    @property
+    def ttl_seconds(self) -> float:
+        """How long the cache may keep it: the definition's ttl."""
+        return self.definition.ttl_seconds
+
+
+def encode_source(definition: SourceDefinition) -> EncodedSource:
+    """Build the EgressSource message and the response bytes a hit will send."""
+    message = egress_source_pb2.EgressSource(
+        name=definition.name,
+        ttl=duration_pb2.Duration(
+            seconds=definition.ttl_nanos // NANOS_PER_SECOND,
+            nanos=definition.ttl_nanos % NANOS_PER_SECOND,
+        ),
+    )
+    for field in _OPTIONAL_STRINGS:
+        value = getattr(definition, field)
+        if value is not None:
+            setattr(message, field, value)
+    if definition.remote_port is not None:
+        message.remote_port = definition.remote_port
+    if definition.socks5_proxy_password is not None:
+        message.socks5_proxy_password.CopyFrom(_key_source(definition.socks5_proxy_password))
+    response = resolver_service_pb2.GetEgressSourceResponse(source=message)
+    return EncodedSource(definition, message, response.SerializeToString())
+
+
+def _key_source(source: KeySource) -> egress_source_pb2.KeySource:
+    if source.file is not None:
+        return egress_source_pb2.KeySource(file=source.file)
+    if source.key_data is not None:
+        return egress_source_pb2.KeySource(key_data=source.key_data)
+    return egress_source_pb2.KeySource(
+        vault=egress_source_pb2.VaultKeySource(**dict(source.vault or {}))
+    )

@@ -1,0 +1,103 @@
+"""PolicyRunner: the one thread that owns Lua, and the current policy on it.
+
+Lua runtimes are single-threaded, and a handler may block (file reads, a
+`while true do end` until its budget runs out), so every call into Lua runs on
+a dedicated thread while the event loop keeps answering cache hits. lupa
+releases the GIL while Lua runs, so hits are not slowed by a busy handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Sequence
+from pathlib import Path
+
+import structlog
+
+from egress_resolver.codec import EncodedSource, encode_source
+from egress_resolver.errors import Reason, ResolveError
+from egress_resolver.kumo_module import PolicyLoadError
+from egress_resolver.lua_host import UNSPECIFIED, PolicyHost
+from egress_resolver.validation import default_source
+
+
+class PolicyRunner:
+    """Loads the policy, swaps in reloads, and runs handlers off the event loop."""
+
+    def __init__(
+        self,
+        policy: Path,
+        *,
+        lua_paths: Sequence[Path] = (),
+        handler_timeout: float = 1.0,
+        memory_limit: int = 0,
+    ) -> None:
+        self.policy = policy
+        self._lua_paths = tuple(lua_paths)
+        self._handler_timeout = handler_timeout
+        self._memory_limit = memory_limit
+        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lua")
+        self._host: PolicyHost | None = None
+        self.generation = 0
+        self.last_error: str | None = "the policy has not been loaded yet"
+        self._log = structlog.get_logger("egress_resolver.policy")
+
+    @property
+    def loaded(self) -> bool:
+        """True once a policy has loaded successfully."""
+        return self._host is not None
+
+    @property
+    def files(self) -> frozenset[Path]:
+        """Files the current policy was built from (the policy and its data files)."""
+        return self._host.files if self._host is not None else frozenset({self.policy})
+
+    async def load(self) -> bool:
+        """Build a new runtime from the policy file and swap it in if it loads.
+
+        On failure the previous policy (if any) keeps serving; the error is
+        logged and kept in `last_error`. Returns whether the swap happened.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            host = await loop.run_in_executor(self._thread, self._build)
+        except PolicyLoadError as err:
+            self.last_error = f"{self.policy}: {err}"
+            self._log.error("policy load failed", policy=str(self.policy), error=str(err))
+            return False
+        self._host = host
+        self.generation += 1
+        self.last_error = None
+        self._log.info(
+            "policy loaded",
+            policy=str(self.policy),
+            generation=self.generation,
+            files=sorted(str(f) for f in host.files),
+        )
+        return True
+
+    def _build(self) -> PolicyHost:
+        return PolicyHost(
+            self.policy,
+            lua_paths=self._lua_paths,
+            handler_timeout=self._handler_timeout,
+            memory_limit=self._memory_limit,
+        )
+
+    async def resolve_source(self, name: str) -> EncodedSource:
+        """Run the current policy's `get_egress_source` for `name` and encode it."""
+        host = self._host
+        if host is None:
+            raise ResolveError(
+                Reason.POLICY_NOT_LOADED, f"no valid policy is loaded: {self.last_error}"
+            )
+        if name == UNSPECIFIED:  # no Lua involved: never queue behind a busy handler
+            return encode_source(default_source(name))
+        loop = asyncio.get_running_loop()
+        definition = await loop.run_in_executor(self._thread, host.resolve_source, name)
+        return encode_source(definition)
+
+    def close(self) -> None:
+        """Stop the Lua thread once the running call (if any) returns."""
+        self._thread.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,155 @@
+"""Settings: every knob of the server, its flag, its variable and its default.
+
+This module is the configuration reference: each field of `Settings` names
+its command-line flag, its `EGRESS_RESOLVER_*` variable and its default, and
+the README's flag table is checked against it by a test. Precedence: flag,
+then variable, then default. Durations use the policy's syntax ("2s",
+"5 mins"); list-valued variables are comma-separated.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from egress_resolver.durations import NANOS_PER_SECOND, DurationError, parse_duration
+
+ENV_PREFIX = "EGRESS_RESOLVER_"
+
+
+class SettingsError(ValueError):
+    """A setting with a value that cannot be used; the message names the setting."""
+
+
+def _seconds(text: str) -> float:
+    return parse_duration(text) / NANOS_PER_SECOND
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be at least 1")
+    return value
+
+
+def _log_format(text: str) -> str:
+    if text not in ("json", "console"):
+        raise ValueError("must be 'json' or 'console'")
+    return text
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in ("debug", "info", "warning", "error"):
+        raise ValueError("must be one of debug, info, warning, error")
+    return text.lower()
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+def _setting(
+    default: Any,
+    parse: Callable[[str], Any],
+    help: str,
+    *,
+    metavar: str = "VALUE",
+    repeated: bool = False,
+) -> Any:
+    return dataclasses.field(
+        default_factory=lambda: list(default) if repeated else default,
+        metadata={"parse": parse, "help": help, "metavar": metavar, "repeated": repeated},
+    )
+
+
+@dataclasses.dataclass
+class Settings:
+    """The server's configuration; field metadata drives the CLI and the env."""
+
+    policy: Path | None = _setting(None, Path, "the Lua policy file to serve", metavar="FILE")
+    listen: list[str] = _setting(
+        ["127.0.0.1:50051"],
+        str,
+        "address to listen on: HOST:PORT, [::1]:PORT or unix:PATH (repeatable)",
+        metavar="ADDR",
+        repeated=True,
+    )
+    cache_size: int = _setting(
+        10_000, _positive_int, "most definitions kept in the cache (LRU beyond)", metavar="N"
+    )
+    negative_ttl: float = _setting(
+        60.0, _seconds, "how long errors and NOT_FOUND are cached; 0 disables", metavar="DURATION"
+    )
+    handler_timeout: float = _setting(
+        1.0, _seconds, "time budget of one policy handler call", metavar="DURATION"
+    )
+    lua_memory_mib: int = _setting(
+        512, _positive_int, "memory cap of the policy's Lua state, in MiB", metavar="MIB"
+    )
+    max_pending_misses: int = _setting(
+        1024, _positive_int, "most names resolved at once before RESOURCE_EXHAUSTED", metavar="N"
+    )
+    workers: int = _setting(
+        1, _positive_int, "server processes sharing the TCP port (SO_REUSEPORT)", metavar="N"
+    )
+    metrics: str | None = _setting(
+        None, str, "serve Prometheus metrics on HOST:PORT", metavar="ADDR"
+    )
+    lua_path: list[Path] = _setting(
+        [], Path, "extra directory searched by require (repeatable)", metavar="DIR", repeated=True
+    )
+    reflection: bool = _setting(True, _bool, "serve gRPC server reflection", metavar="BOOL")
+    shutdown_grace: float = _setting(
+        10.0, _seconds, "how long SIGTERM waits for in-flight calls", metavar="DURATION"
+    )
+    log_format: str = _setting("json", _log_format, "log format: json or console", metavar="FMT")
+    log_level: str = _setting("info", _log_level, "log level: debug, info, warning, error")
+
+    @staticmethod
+    def env_name(field: str) -> str:
+        """The environment variable that sets `field`."""
+        return ENV_PREFIX + field.upper()
+
+    @staticmethod
+    def flag_name(field: str) -> str:
+        """The command-line flag that sets `field`."""
+        return "--" + field.replace("_", "-")
+
+    @classmethod
+    def from_sources(
+        cls, flags: Mapping[str, object], environ: Mapping[str, str] | None = None
+    ) -> Settings:
+        """Build settings from parsed flags (raw strings) over the environment."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            raw = flags.get(field.name)
+            origin = cls.flag_name(field.name)
+            if raw is None or raw == []:
+                raw = environ.get(cls.env_name(field.name))
+                origin = cls.env_name(field.name)
+                if raw is not None and field.metadata["repeated"]:
+                    raw = [part.strip() for part in raw.split(",") if part.strip()]
+            if raw is None:
+                continue
+            values[field.name] = _parse_value(field, raw, origin)
+        return cls(**values)
+
+
+def _parse_value(field: dataclasses.Field[Any], raw: object, origin: str) -> object:
+    parse: Callable[[str], Any] = field.metadata["parse"]
+    try:
+        if field.metadata["repeated"]:
+            assert isinstance(raw, list)
+            return [parse(str(item)) for item in raw]
+        return parse(str(raw))
+    except (ValueError, DurationError) as err:
+        raise SettingsError(f"{origin}: invalid value {raw!r}: {err}") from None

@@ -1,0 +1,221 @@
+"""What a valid request name and a valid `kumo.make_egress_source` table are.
+
+The source rules follow KumoMTA's `EgressSource` (serde with
+`deny_unknown_fields`): the same keys, the same types, addresses parsed as IP
+addresses, proxy servers as socket addresses, host names or unix paths, and
+serde-shaped messages ("unknown field `x`, expected one of ...") so that
+helpers written against kumod's messages keep working.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import re
+from collections.abc import Callable, Mapping
+from typing import TypeVar
+
+from egress_resolver.durations import NANOS_PER_SECOND, DurationError, parse_duration
+from egress_resolver.errors import Reason, ResolveError
+
+T = TypeVar("T")
+MAX_NAME_BYTES = 1024
+DEFAULT_TTL_NANOS = 60 * NANOS_PER_SECOND
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+SOURCE_FIELDS = (
+    "name",
+    "ehlo_domain",
+    "source_address",
+    "remote_port",
+    "ha_proxy_server",
+    "ha_proxy_source_address",
+    "socks5_proxy_server",
+    "socks5_proxy_source_address",
+    "socks5_proxy_username",
+    "socks5_proxy_password",
+    "ttl",
+)
+_VAULT_FIELDS = ("vault_address", "vault_token", "vault_mount", "vault_path", "vault_key")
+
+
+class ValidationError(ValueError):
+    """A definition the policy built that KumoMTA would refuse."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeySource:
+    """A secret by reference (`file`, `vault`) or inline (`key_data`); never printed."""
+
+    file: str | None = None
+    key_data: str | None = dataclasses.field(default=None, repr=False)
+    vault: Mapping[str, str] | None = dataclasses.field(default=None, repr=False)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SourceDefinition:
+    """A validated egress source: the keys of `kumo.make_egress_source`."""
+
+    name: str
+    ehlo_domain: str | None = None
+    source_address: str | None = None
+    remote_port: int | None = None
+    ha_proxy_server: str | None = None
+    ha_proxy_source_address: str | None = None
+    socks5_proxy_server: str | None = None
+    socks5_proxy_source_address: str | None = None
+    socks5_proxy_username: str | None = None
+    socks5_proxy_password: KeySource | None = None
+    ttl_nanos: int = DEFAULT_TTL_NANOS
+
+    @property
+    def ttl_seconds(self) -> float:
+        """The ttl in seconds, as the cache counts it."""
+        return self.ttl_nanos / NANOS_PER_SECOND
+
+
+def check_name(name: str) -> None:
+    """Raise INVALID_ARGUMENT unless `name` is a plausible source name."""
+    if not name:
+        raise ResolveError(Reason.EMPTY_NAME, "name must not be empty")
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise ResolveError(
+            Reason.NAME_TOO_LONG, f"name is {size} bytes long; the limit is {MAX_NAME_BYTES}"
+        )
+    bad = _CONTROL.search(name)
+    if bad is not None:
+        raise ResolveError(
+            Reason.NAME_HAS_CONTROL_CHARACTERS,
+            f"name contains the control character U+{ord(bad.group()):04X} "
+            f"at position {bad.start()}",
+        )
+
+
+def build_source(params: Mapping[object, object]) -> SourceDefinition:
+    """Validate the table given to `kumo.make_egress_source` into a definition."""
+    for key in params:
+        if not isinstance(key, str):
+            raise ValidationError(f"invalid key {key!r}: keys must be strings")
+        if key not in SOURCE_FIELDS:
+            expected = ", ".join(f"`{f}`" for f in SOURCE_FIELDS)
+            raise ValidationError(f"unknown field `{key}`, expected one of {expected}")
+    if "name" not in params:
+        raise ValidationError("missing field `name`")
+    values: dict[str, object] = {"name": _string(params, "name")}
+    for key in ("ehlo_domain", "socks5_proxy_username"):
+        values[key] = _optional(params, key, _string)
+    for key in ("source_address", "ha_proxy_source_address", "socks5_proxy_source_address"):
+        values[key] = _optional(params, key, _ip_address)
+    for key in ("ha_proxy_server", "socks5_proxy_server"):
+        values[key] = _optional(params, key, _proxy_server)
+    values["remote_port"] = _optional(params, "remote_port", _port)
+    values["socks5_proxy_password"] = _optional(params, "socks5_proxy_password", _key_source)
+    ttl = _optional(params, "ttl", _duration)
+    values["ttl_nanos"] = DEFAULT_TTL_NANOS if ttl is None else ttl
+    return SourceDefinition(**values)  # type: ignore[arg-type]
+
+
+def default_source(name: str) -> SourceDefinition:
+    """The definition kumod uses for `unspecified`: the name and defaults."""
+    return SourceDefinition(name=name)
+
+
+def _optional(
+    params: Mapping[object, object], key: str, parse: Callable[[Mapping[object, object], str], T]
+) -> T | None:
+    return None if params.get(key) is None else parse(params, key)
+
+
+def _describe(value: object) -> str:
+    kinds = {bool: "boolean", int: "integer", float: "floating point", str: "string"}
+    return kinds.get(type(value), "table" if hasattr(value, "items") else type(value).__name__)
+
+
+def _string(params: Mapping[object, object], key: str) -> str:
+    value = params[key]
+    if not isinstance(value, str):
+        raise ValidationError(
+            f"invalid type for `{key}`: {_describe(value)} {value!r}, expected a string"
+        )
+    return value
+
+
+def _ip_address(params: Mapping[object, object], key: str) -> str:
+    text = _string(params, key)
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise ValidationError(f"invalid value for `{key}`: {text!r} is not an IP address") from None
+
+
+def _proxy_server(params: Mapping[object, object], key: str) -> str:
+    text = _string(params, key)
+    if text.startswith("/"):
+        return text
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValidationError(
+            f"invalid value for `{key}`: {text!r} is not IP:port, [IPv6]:port, "
+            "host:port or an absolute unix socket path"
+        )
+    if host.startswith("[") and host.endswith("]"):
+        _require_address(key, text, host[1:-1], ipaddress.IPv6Address)
+    elif host.replace(".", "").isdigit():
+        _require_address(key, text, host, ipaddress.IPv4Address)
+    elif len(host) > 253 or not all(_HOST_LABEL.fullmatch(p) for p in host.split(".")):
+        raise ValidationError(f"invalid value for `{key}`: {host!r} in {text!r} is not a host name")
+    return text
+
+
+def _require_address(
+    key: str, text: str, host: str, kind: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]
+) -> None:
+    try:
+        kind(host)
+    except ValueError:
+        raise ValidationError(
+            f"invalid value for `{key}`: {host!r} in {text!r} is not an IP address"
+        ) from None
+
+
+def _port(params: Mapping[object, object], key: str) -> int:
+    value = params[key]
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(
+            f"invalid type for `{key}`: {_describe(value)} {value!r}, expected an integer"
+        )
+    if not 0 <= value <= 65535:
+        raise ValidationError(f"invalid value for `{key}`: {value} is not in 0..=65535")
+    return value
+
+
+def _duration(params: Mapping[object, object], key: str) -> int:
+    try:
+        return parse_duration(params[key])
+    except DurationError as err:
+        raise ValidationError(f"invalid value for `{key}`: {err}") from None
+
+
+def _key_source(params: Mapping[object, object], key: str) -> KeySource:
+    value = params[key]
+    if isinstance(value, str):
+        return KeySource(file=value)
+    if not isinstance(value, Mapping):
+        raise ValidationError(
+            f"invalid type for `{key}`: {_describe(value)}, expected a file path string, "
+            "{ key_data = ... } or a table of vault_* keys"
+        )
+    if set(value) == {"key_data"}:
+        return KeySource(key_data=_string(value, "key_data"))
+    unknown = sorted(str(k) for k in value if k not in _VAULT_FIELDS)
+    if unknown or "vault_mount" not in value or "vault_path" not in value:
+        raise ValidationError(
+            f"invalid value for `{key}`: expected {{ key_data = ... }} or a table with "
+            "vault_mount, vault_path and optionally vault_address, vault_token, vault_key"
+            + (f" (unknown keys: {', '.join(unknown)})" if unknown else "")
+        )
+    return KeySource(vault={str(k): _string(value, str(k)) for k in value})

@@ -1,0 +1,154 @@
+"""Helpers shared by the tests: a fake clock, an in-process server, a server process."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Coroutine, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from egress_resolver.app import App
+from egress_resolver.settings import Settings
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).parent.parent
+T = TypeVar("T")
+DEADLINE = 60.0  # generous: the machine may be loaded
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def fixture(name: str) -> Path:
+    """Path of a Lua policy fixture."""
+    return FIXTURES / name
+
+
+class InProcessServer:
+    """An App on its own event loop thread, listening on real sockets."""
+
+    def __init__(self, settings: Settings, clock: FakeClock | None = None) -> None:
+        self.settings = settings
+        self.loop = asyncio.new_event_loop()
+        self.app = App(settings, clock=clock) if clock else App(settings)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> InProcessServer:
+        self._thread.start()
+        self.call(self.app.start())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.call(self.app.stop(grace=5))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(DEADLINE)
+        self.loop.close()
+
+    def call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(DEADLINE)
+
+    @property
+    def target(self) -> str:
+        """The first bound address, as a gRPC target."""
+        return self.app.addresses[0]
+
+
+class ServerProcess:
+    """`egress-resolver serve` as a real process; stopped (killed if need be) on exit."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.args = [sys.executable, "-m", "egress_resolver", "serve", *args]
+        self.env = {**os.environ, **(env or {})}
+        self.proc: subprocess.Popen[str] | None = None
+        self.addresses: list[str] = []
+        self.log_lines: list[str] = []
+
+    def __enter__(self) -> ServerProcess:
+        self.proc = subprocess.Popen(
+            self.args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=self.env
+        )
+        addresses = self.wait_for_event("listening")["addresses"]
+        assert isinstance(addresses, list)
+        self.addresses = [str(a) for a in addresses]
+        return self
+
+    def wait_for_event(self, event: str) -> dict[str, object]:
+        """Read log lines until one with this event; the process must still run."""
+        assert self.proc is not None
+        assert self.proc.stderr is not None
+        timer = threading.Timer(DEADLINE, self.proc.kill)
+        timer.start()
+        try:
+            for line in self.proc.stderr:
+                self.log_lines.append(line)
+                record = json.loads(line)
+                if record.get("event") == event:
+                    return record  # type: ignore[no-any-return]
+        finally:
+            timer.cancel()
+        raise AssertionError(f"server exited before logging {event!r}: {self.log_lines}")
+
+    def signal(self, signum: int) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signum)
+
+    def wait(self) -> int:
+        """Wait for exit and return the exit code (kills after the deadline)."""
+        assert self.proc is not None
+        try:
+            return self.proc.wait(DEADLINE)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stderr is not None:
+            self.proc.stderr.close()
+
+    @property
+    def target(self) -> str:
+        return self.addresses[0]
+
+
+def health_status(target: str, service: str = "") -> int:
+    """The grpc.health.v1 status of `service` at `target`."""
+    with grpc.insecure_channel(target) as channel:
+        check = channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+        response = check(health_pb2.HealthCheckRequest(service=service), timeout=DEADLINE)
+        return int(response.status)
+
+
+def iter_lines(text: str) -> Iterator[str]:
+    return (line for line in text.splitlines() if line.strip())

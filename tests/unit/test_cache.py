@@ -1,0 +1,195 @@
+"""DefinitionCache with a fake clock: TTL expiry, LRU, negative caching, single-flight."""
+
+import asyncio
+import dataclasses
+
+import pytest
+
+from egress_resolver.cache import DefinitionCache
+from egress_resolver.errors import Reason, ResolveError
+from support import FakeClock
+
+
+@dataclasses.dataclass(frozen=True)
+class Value:
+    name: str
+    ttl_seconds: float = 60.0
+
+
+class Loader:
+    """Counts loads; can be told to fail or to wait for an event."""
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self.calls: list[str] = []
+        self.ttl = ttl
+        self.error: ResolveError | None = None
+        self.release: asyncio.Event | None = None
+        self.entered = asyncio.Event()
+
+    async def __call__(self, name: str) -> Value:
+        self.calls.append(name)
+        self.entered.set()
+        if self.release is not None:
+            await self.release.wait()
+        if self.error is not None:
+            raise self.error
+        return Value(name, self.ttl)
+
+
+def make(
+    clock: FakeClock, capacity: int = 10, negative_ttl: float = 60.0, **kw: int
+) -> DefinitionCache[Value]:
+    return DefinitionCache(
+        capacity, negative_ttl=negative_ttl, max_pending=kw.get("max_pending", 100), clock=clock
+    )
+
+
+async def get(cache: DefinitionCache[Value], loader: Loader, name: str) -> Value:
+    return cache.lookup(name) or await cache.load(name, loader, None)
+
+
+async def test_hit_within_ttl_and_refetch_after_expiry() -> None:
+    clock, loader = FakeClock(), Loader(ttl=10)
+    cache = make(clock)
+    await get(cache, loader, "a")
+    clock.advance(9.999)
+    await get(cache, loader, "a")
+    assert loader.calls == ["a"]
+    clock.advance(0.002)
+    await get(cache, loader, "a")
+    assert loader.calls == ["a", "a"]
+    stats = cache.stats()
+    assert (stats.hits, stats.misses, stats.loads) == (1, 2, 2)
+
+
+async def test_ttl_zero_is_not_cached() -> None:
+    clock, loader = FakeClock(), Loader(ttl=0)
+    cache = make(clock)
+    await get(cache, loader, "a")
+    await get(cache, loader, "a")
+    assert loader.calls == ["a", "a"]
+    assert cache.stats().entries == 0
+
+
+async def test_lru_eviction_at_capacity() -> None:
+    clock, loader = FakeClock(), Loader()
+    cache = make(clock, capacity=2)
+    await get(cache, loader, "a")
+    await get(cache, loader, "b")
+    await get(cache, loader, "a")  # a is now the most recently used
+    await get(cache, loader, "c")  # evicts b
+    assert cache.stats().evictions == 1
+    await get(cache, loader, "a")
+    await get(cache, loader, "b")
+    assert loader.calls == ["a", "b", "c", "b"]
+
+
+async def test_negative_caching_for_negative_ttl() -> None:
+    clock, loader = FakeClock(), Loader()
+    loader.error = ResolveError(Reason.SOURCE_NOT_FOUND, "nope")
+    cache = make(clock, negative_ttl=5)
+    for _ in range(3):
+        with pytest.raises(ResolveError):
+            await get(cache, loader, "a")
+    assert loader.calls == ["a"]
+    clock.advance(5.001)
+    with pytest.raises(ResolveError):
+        await get(cache, loader, "a")
+    assert loader.calls == ["a", "a"]
+
+
+async def test_negative_ttl_zero_disables_negative_caching() -> None:
+    clock, loader = FakeClock(), Loader()
+    loader.error = ResolveError(Reason.HANDLER_ERROR, "boom")
+    cache = make(clock, negative_ttl=0)
+    for _ in range(2):
+        with pytest.raises(ResolveError):
+            await get(cache, loader, "a")
+    assert loader.calls == ["a", "a"]
+
+
+@pytest.mark.parametrize(
+    "reason", [Reason.TOO_MANY_PENDING_MISSES, Reason.LUA_MEMORY_LIMIT, Reason.POLICY_NOT_LOADED]
+)
+async def test_transient_errors_are_not_cached(reason: Reason) -> None:
+    clock, loader = FakeClock(), Loader()
+    loader.error = ResolveError(reason, "transient")
+    cache = make(clock)
+    for _ in range(2):
+        with pytest.raises(ResolveError):
+            await get(cache, loader, "a")
+    assert loader.calls == ["a", "a"]
+
+
+async def test_single_flight_runs_the_loader_once() -> None:
+    clock, loader = FakeClock(), Loader()
+    loader.release = asyncio.Event()
+    cache = make(clock)
+    waiters = [asyncio.ensure_future(get(cache, loader, "a")) for _ in range(50)]
+    await loader.entered.wait()
+    await asyncio.sleep(0)
+    assert loader.calls == ["a"]
+    loader.release.set()
+    results = await asyncio.gather(*waiters)
+    assert loader.calls == ["a"]
+    assert all(r is results[0] for r in results)
+
+
+async def test_single_flight_shares_errors() -> None:
+    clock, loader = FakeClock(), Loader()
+    loader.release = asyncio.Event()
+    loader.error = ResolveError(Reason.HANDLER_ERROR, "boom")
+    cache = make(clock)
+    waiters = [asyncio.ensure_future(get(cache, loader, "a")) for _ in range(5)]
+    await asyncio.sleep(0)
+    loader.release.set()
+    results = await asyncio.gather(*waiters, return_exceptions=True)
+    assert all(isinstance(r, ResolveError) and r.reason is Reason.HANDLER_ERROR for r in results)
+    assert loader.calls == ["a"]
+
+
+async def test_caller_deadline_while_waiting() -> None:
+    clock, loader = FakeClock(), Loader()
+    loader.release = asyncio.Event()
+    cache = make(clock)
+    with pytest.raises(ResolveError) as err:
+        await cache.load("a", loader, timeout=0.01)
+    assert err.value.reason is Reason.DEADLINE_EXCEEDED
+    assert err.value.code.name == "DEADLINE_EXCEEDED"
+    # the load goes on for everyone else and lands in the cache
+    loader.release.set()
+    assert (await cache.load("a", loader, None)).name == "a"
+    assert cache.lookup("a") is not None
+    assert loader.calls == ["a"]
+
+
+async def test_too_many_pending_misses() -> None:
+    clock, loader = FakeClock(), Loader()
+    loader.release = asyncio.Event()
+    cache = make(clock, max_pending=2)
+    first = [asyncio.ensure_future(get(cache, loader, n)) for n in ("a", "b")]
+    await asyncio.sleep(0)
+    with pytest.raises(ResolveError) as err:
+        await get(cache, loader, "c")
+    assert err.value.reason is Reason.TOO_MANY_PENDING_MISSES
+    assert err.value.code.name == "RESOURCE_EXHAUSTED"
+    # a name already being loaded can still be waited for
+    joined = asyncio.ensure_future(get(cache, loader, "a"))
+    loader.release.set()
+    await asyncio.gather(*first, joined)
+    assert (await get(cache, loader, "c")).name == "c"
+
+
+async def test_clear_drops_entries_and_running_loads_do_not_store() -> None:
+    clock, loader = FakeClock(), Loader()
+    cache = make(clock)
+    await get(cache, loader, "a")
+    loader.release = asyncio.Event()
+    running = asyncio.ensure_future(get(cache, loader, "b"))
+    await asyncio.sleep(0)  # the load has started (its generation is taken)
+    cache.clear()
+    loader.release.set()
+    await running
+    assert cache.stats().entries == 0
+    await get(cache, loader, "a")
+    assert loader.calls == ["a", "b", "a"]

@@ -1,0 +1,167 @@
+"""Validation of request names and of kumo.make_egress_source tables."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from egress_resolver.errors import Reason, ResolveError
+from egress_resolver.validation import (
+    SOURCE_FIELDS,
+    KeySource,
+    ValidationError,
+    build_source,
+    check_name,
+    default_source,
+)
+
+
+def test_minimal_source_has_defaults() -> None:
+    source = build_source({"name": "ip-1"})
+    assert source == default_source("ip-1")
+    assert source.ttl_nanos == 60 * 1_000_000_000
+    assert source.source_address is None
+
+
+def test_every_field() -> None:
+    source = build_source(
+        {
+            "name": "ip-1",
+            "source_address": "10.0.0.1",
+            "ehlo_domain": "mta1.examplecorp.com",
+            "remote_port": 2525,
+            "ha_proxy_server": "10.0.0.1:5000",
+            "ha_proxy_source_address": "10.0.0.2",
+            "socks5_proxy_server": "[::1]:1080",
+            "socks5_proxy_source_address": "::1",
+            "socks5_proxy_username": "user",
+            "socks5_proxy_password": {"key_data": "secret"},
+            "ttl": "5 mins",
+        }
+    )
+    assert source.remote_port == 2525
+    assert source.socks5_proxy_password == KeySource(key_data="secret")
+    assert source.ttl_nanos == 300 * 1_000_000_000
+    assert "secret" not in repr(source)
+
+
+def test_ip_addresses_are_canonical() -> None:
+    assert build_source({"name": "a", "source_address": "2001:DB8::0:1"}).source_address == (
+        "2001:db8::1"
+    )
+
+
+@pytest.mark.parametrize(
+    "server",
+    [
+        "10.0.0.1:5000",
+        "[2001:db8::1]:1080",
+        "proxy.example.com:8080",
+        "localhost:1",
+        "/run/proxy.sock",
+        "10.0.0.1:0",
+        "10.0.0.1:65535",
+    ],
+)
+def test_proxy_server_forms(server: str) -> None:
+    assert build_source({"name": "a", "ha_proxy_server": server}).ha_proxy_server == server
+    assert build_source({"name": "a", "socks5_proxy_server": server}).socks5_proxy_server == server
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "missing field `name`"),
+        ({"name": 1}, "invalid type for `name`: integer 1, expected a string"),
+        (
+            {"name": "a", "sorce_address": "1.2.3.4"},
+            "unknown field `sorce_address`, expected one of",
+        ),
+        ({"name": "a", 1: "x"}, "invalid key 1: keys must be strings"),
+        (
+            {"name": "a", "source_address": "10.0.0.256"},
+            "`source_address`: '10.0.0.256' is not an IP",
+        ),
+        ({"name": "a", "source_address": "example.com"}, "is not an IP address"),
+        ({"name": "a", "source_address": 10}, "expected a string"),
+        ({"name": "a", "ha_proxy_source_address": "1.2.3"}, "`ha_proxy_source_address`"),
+        ({"name": "a", "socks5_proxy_source_address": "::g"}, "`socks5_proxy_source_address`"),
+        ({"name": "a", "remote_port": 65536}, "65536 is not in 0..=65535"),
+        ({"name": "a", "remote_port": -1}, "-1 is not in 0..=65535"),
+        ({"name": "a", "remote_port": 25.5}, "expected an integer"),
+        ({"name": "a", "remote_port": "25"}, "expected an integer"),
+        ({"name": "a", "remote_port": True}, "expected an integer"),
+        ({"name": "a", "ha_proxy_server": "10.0.0.1"}, "is not IP:port"),
+        ({"name": "a", "ha_proxy_server": "10.0.0.1:70000"}, "is not IP:port"),
+        ({"name": "a", "ha_proxy_server": "::1:5000"}, "is not a host name"),
+        ({"name": "a", "ha_proxy_server": "[10.0.0.1]:5000"}, "is not an IP address"),
+        ({"name": "a", "ha_proxy_server": "10.0.0.300:5000"}, "is not an IP address"),
+        ({"name": "a", "socks5_proxy_server": "bad_host!:1"}, "is not a host name"),
+        ({"name": "a", "socks5_proxy_server": "relative/path"}, "is not IP:port"),
+        ({"name": "a", "ttl": "60"}, "`ttl`: invalid duration '60': time unit needed"),
+        ({"name": "a", "ttl": -5}, "must not be negative"),
+        ({"name": "a", "ttl": float("nan")}, "finite"),
+        ({"name": "a", "ehlo_domain": False}, "`ehlo_domain`: boolean"),
+        ({"name": "a", "socks5_proxy_password": 5}, "expected a file path string"),
+        ({"name": "a", "socks5_proxy_password": {"vault_mount": "m"}}, "vault_mount, vault_path"),
+        ({"name": "a", "socks5_proxy_password": {"key_data": 5}}, "`key_data`"),
+    ],
+)
+def test_invalid_definitions(params: dict[object, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        build_source(params)
+
+
+def test_unknown_field_message_lists_every_field() -> None:
+    with pytest.raises(ValidationError) as err:
+        build_source({"name": "a", "nope": 1})
+    for field in SOURCE_FIELDS:
+        assert f"`{field}`" in str(err.value)
+
+
+def test_integral_float_port_is_accepted() -> None:
+    assert build_source({"name": "a", "remote_port": 25.0}).remote_port == 25
+
+
+def test_key_sources() -> None:
+    assert build_source(
+        {"name": "a", "socks5_proxy_password": "/etc/pw"}
+    ).socks5_proxy_password == (KeySource(file="/etc/pw"))
+    vault = {"vault_mount": "secret", "vault_path": "mta/socks", "vault_token": "t"}
+    built = build_source({"name": "a", "socks5_proxy_password": vault}).socks5_proxy_password
+    assert built is not None
+    assert built.vault == vault
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", Reason.EMPTY_NAME),
+        ("x" * 2000, Reason.NAME_TOO_LONG),
+        ("é" * 513, Reason.NAME_TOO_LONG),
+        ("ip\n1", Reason.NAME_HAS_CONTROL_CHARACTERS),
+        ("ip\x001", Reason.NAME_HAS_CONTROL_CHARACTERS),
+        ("ip\x7f", Reason.NAME_HAS_CONTROL_CHARACTERS),
+        ("ip\u0085", Reason.NAME_HAS_CONTROL_CHARACTERS),
+    ],
+)
+def test_bad_names(name: str, reason: Reason) -> None:
+    with pytest.raises(ResolveError) as err:
+        check_name(name)
+    assert err.value.reason is reason
+    assert err.value.code.name == "INVALID_ARGUMENT"
+
+
+@pytest.mark.parametrize("name", ["ip-1", "x" * 1024, "é" * 512, "pool/ip 1", "日本"])
+def test_good_names(name: str) -> None:
+    check_name(name)
+
+
+@given(st.text(max_size=1100))
+def test_check_name_accepts_or_raises_invalid_argument(name: str) -> None:
+    try:
+        check_name(name)
+    except ResolveError as err:
+        assert err.code.name == "INVALID_ARGUMENT"
+    else:
+        assert name
+        assert len(name.encode("utf-8", "surrogatepass")) <= 1024
