@@ -12,7 +12,7 @@ BENCH_REFERENCE_GO := build/bench/reference-go
 BENCH_ARGS ?=
 PROFILE_ARGS ?=
 
-.PHONY: bench bench-profile bench-tools
+.PHONY: bench bench-profile bench-tools bench-client
 
 $(GHZ_STAMP):
 	GOBIN=$(CURDIR)/bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
@@ -32,6 +32,10 @@ bench-tools: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) $(BENCH_VENV_STAMP) $(B
 
 bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~4 min)
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+	$(MAKE) bench-client
+
+bench-client: $(STAMP) ## cost of the Python client's cached and uncached get (~30 s)
+	$(PY) bench/client_bench.py
 
 bench-profile: bench-tools ## py-spy profile of the sidecar's hit path (~20 s)
 	$(BENCH_PY) bench/profile.py $(PROFILE_ARGS)
