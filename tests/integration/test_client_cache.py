@@ -1,8 +1,10 @@
 """The Python client's cache against a real server: ttl, coalescing, invalidations."""
 
 import asyncio
+import os
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -76,8 +78,9 @@ def test_named_invalidation_drops_only_those_names(server: InProcessServer) -> N
         assert resolver.cache.get("b") is not None
 
 
-def test_concurrent_misses_are_coalesced(server: InProcessServer, tmp_path, monkeypatch) -> None:
-    import os
+def test_concurrent_misses_are_coalesced(
+    server: InProcessServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
 
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
