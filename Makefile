@@ -14,7 +14,7 @@ POLICY ?= examples/policy.lua
 LISTEN ?= 127.0.0.1:50051
 
 .PHONY: help install gen gen-check gen-python gen-check-python proto-lint lint typecheck test \
-	test-python test-unit test-integration run clean
+	test-python test-unit test-integration example-python run clean
 
 # Each client language and the benchmarks live in mk/<part>.mk and add their
 # targets to these lists, so `make gen`, `make gen-check` and `make test`
@@ -80,6 +80,10 @@ test-python: $(STAMP)
 	$(BIN)/pytest -q
 
 test: lint typecheck gen-check test-python $(CLIENT_TEST_TARGETS) ## everything CI runs
+
+example-python: $(STAMP) ## resolve one name with the Python client: make example-python TARGET=127.0.0.1:50051 NAME=ip-1
+	@test -n "$(NAME)" || { echo "usage: make example-python TARGET=ADDR NAME=NAME" >&2; exit 2; }
+	@$(BIN)/egress-resolver resolve --target $(or $(TARGET),$(LISTEN)) $(NAME)
 
 run: $(STAMP) ## serve examples/policy.lua on 127.0.0.1:50051
 	$(BIN)/egress-resolver serve --policy $(POLICY) --listen $(LISTEN)

@@ -126,7 +126,8 @@ def _resolve(target: str, names: Sequence[str], timeout: float) -> int:
             except ResolverError as err:
                 failed = True
                 reason = f" [{err.reason}]" if err.reason else ""
-                print(f"{name}: {err.code.name}: {err.message}{reason}", file=sys.stderr)
+                prefix = f"{name}: " if len(names) > 1 else ""
+                print(f"{prefix}{err.code.name}: {err.message}{reason}", file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -144,6 +144,23 @@ class Settings:
         return cls(**values)
 
 
+def reference_table() -> str:
+    """The README's settings table, rendered from the fields (a test keeps them equal)."""
+    rows = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
+    for field in dataclasses.fields(Settings):
+        factory = field.default_factory
+        default = factory() if callable(factory) else None
+        shown = ", ".join(map(str, default)) if isinstance(default, list) else default
+        if field.metadata["parse"] is _seconds:
+            shown = f"{default:g}s"
+        rows.append(
+            f"| `{Settings.flag_name(field.name)} {field.metadata['metavar']}` "
+            f"| `{Settings.env_name(field.name)}` | {'—' if shown in (None, '') else f'`{shown}`'} "
+            f"| {field.metadata['help']} |"
+        )
+    return "\n".join(rows) + "\n"
+
+
 def _parse_value(field: dataclasses.Field[Any], raw: object, origin: str) -> object:
     parse: Callable[[str], Any] = field.metadata["parse"]
     try:

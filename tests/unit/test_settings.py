@@ -1,0 +1,55 @@
+"""Settings: flags over variables over defaults, messages that name the setting."""
+
+import re
+
+import pytest
+
+from egress_resolver.settings import Settings, SettingsError, reference_table
+from support import REPO
+
+
+def test_defaults() -> None:
+    settings = Settings.from_sources({}, {})
+    assert settings.listen == ["127.0.0.1:50051"]
+    assert settings.negative_ttl == 60.0
+    assert settings.handler_timeout == 1.0
+    assert settings.reflection is True
+    assert settings.workers == 1
+
+
+def test_flag_beats_variable_beats_default() -> None:
+    env = {"EGRESS_RESOLVER_CACHE_SIZE": "50", "EGRESS_RESOLVER_NEGATIVE_TTL": "5 mins"}
+    settings = Settings.from_sources({"cache_size": "7"}, env)
+    assert settings.cache_size == 7
+    assert settings.negative_ttl == 300.0
+
+
+def test_list_variables_are_comma_separated() -> None:
+    env = {"EGRESS_RESOLVER_LISTEN": "127.0.0.1:1, unix:/tmp/x.sock"}
+    assert Settings.from_sources({}, env).listen == ["127.0.0.1:1", "unix:/tmp/x.sock"]
+    assert Settings.from_sources({"listen": ["[::1]:2"]}, env).listen == ["[::1]:2"]
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "message"),
+    [
+        ({"negative_ttl": "60"}, {}, "--negative-ttl: invalid value '60': "),
+        ({}, {"EGRESS_RESOLVER_HANDLER_TIMEOUT": "-1s"}, "EGRESS_RESOLVER_HANDLER_TIMEOUT"),
+        ({"cache_size": "0"}, {}, "--cache-size: invalid value '0': must be at least 1"),
+        ({"workers": "two"}, {}, "--workers: invalid value 'two'"),
+        ({"log_format": "xml"}, {}, "--log-format: invalid value 'xml': must be 'json' or"),
+        ({"reflection": "maybe"}, {}, "--reflection: invalid value 'maybe': must be true or"),
+        ({}, {"EGRESS_RESOLVER_LOG_LEVEL": "loud"}, "EGRESS_RESOLVER_LOG_LEVEL: invalid"),
+    ],
+)
+def test_invalid_values_name_the_setting(
+    flags: dict[str, object], env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_sources(flags, env)
+
+
+def test_readme_settings_table_matches_the_settings_module() -> None:
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("<!-- settings:begin -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
+    assert table == reference_table()
