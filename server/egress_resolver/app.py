@@ -22,6 +22,7 @@ from grpc_reflection.v1alpha import reflection
 from egress_resolver.cache import DefinitionCache
 from egress_resolver.codec import EncodedSource
 from egress_resolver.invalidations import InvalidationHub
+from egress_resolver.metrics import Metrics
 from egress_resolver.policy_runner import PolicyRunner
 from egress_resolver.service import SERVICE_NAME, ResolverService
 from egress_resolver.settings import Settings
@@ -53,9 +54,14 @@ class App:
             clock=clock,
         )
         self.invalidations = InvalidationHub()
-        self.service = ResolverService(self.cache, self.runner.resolve_source, self.invalidations)
+        self.metrics = Metrics(self.cache.stats) if settings.metrics else None
+        load_source = self.runner.resolve_source
+        if self.metrics is not None:
+            load_source = self.metrics.timed_loader(load_source)
+        self.service = ResolverService(self.cache, load_source, self.invalidations)
         self.health = health.aio.HealthServicer()
         self.addresses: list[str] = []
+        self.metrics_address: str | None = None
         self._server: grpc.aio.Server | None = None
         self._log = structlog.get_logger("egress_resolver")
 
@@ -65,6 +71,8 @@ class App:
             options=[("grpc.so_reuseport", 1 if self.settings.workers > 1 else 0)]
         )
         handlers = self.service.method_handlers()
+        if self.metrics is not None:
+            handlers = self.metrics.instrument(SERVICE_NAME, handlers)
         server.add_generic_rpc_handlers(
             (grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),)
         )
@@ -87,11 +95,18 @@ class App:
             os.umask(old_umask)
         self._server = server
         self._log.info("listening", addresses=self.addresses)
+        if self.metrics is not None and self.settings.metrics is not None:
+            self.metrics_address = self.metrics.serve(self.settings.metrics)
+            self._log.info("metrics", address=self.metrics_address)
         await self.reload()
 
     async def reload(self) -> bool:
         """Load the policy again; on success swap it in and empty the cache."""
-        if not await self.runner.load():
+        loaded = await self.runner.load()
+        if self.metrics is not None:
+            self.metrics.reloads.labels("success" if loaded else "failure").inc()
+            self.metrics.generation.set(self.runner.generation)
+        if not loaded:
             return False
         self.cache.clear()
         self.invalidations.publish_all(self.runner.generation)
@@ -106,6 +121,8 @@ class App:
         if self._server is not None:
             await self._server.stop(self.settings.shutdown_grace if grace is None else grace)
         self.runner.close()
+        if self.metrics is not None:
+            self.metrics.close()
         self._log.info("stopped")
 
 

@@ -29,6 +29,13 @@ def run_workers(settings: Settings) -> int:
                 file=sys.stderr,
             )
             return 2
+    if settings.metrics is not None:
+        print(
+            "egress-resolver: --metrics with --workers > 1 is not supported yet: each worker "
+            "has its own counters and they cannot share one port",
+            file=sys.stderr,
+        )
+        return 2
     children: set[int] = set()
     for _ in range(settings.workers):
         pid = os.fork()
