@@ -11,7 +11,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -55,7 +55,7 @@ class App:
         )
         self.invalidations = InvalidationHub()
         self.metrics = Metrics(self.cache.stats) if settings.metrics else None
-        load_source = self.runner.resolve_source
+        load_source: Callable[[str], Awaitable[EncodedSource]] = self.runner.resolve_source
         if self.metrics is not None:
             load_source = self.metrics.timed_loader(load_source)
         self.service = ResolverService(self.cache, load_source, self.invalidations)

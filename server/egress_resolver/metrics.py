@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -26,6 +26,7 @@ _BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+T = TypeVar("T")
 _METHOD_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
 
@@ -115,13 +116,11 @@ class Metrics:
             self._http.shutdown()
             self._http.server_close()
 
-    def timed_loader(
-        self, load: Callable[[str], Awaitable[Any]]
-    ) -> Callable[[str], Awaitable[Any]]:
+    def timed_loader(self, load: Callable[[str], Awaitable[T]]) -> Callable[[str], Awaitable[T]]:
         """Wrap the miss path: handler time and failures by reason."""
         observe, errors = self.handler_seconds.observe, self.handler_errors
 
-        async def loader(name: str) -> Any:
+        async def loader(name: str) -> T:
             begun = time.perf_counter()
             try:
                 return await load(name)
