@@ -32,10 +32,22 @@ bench-tools: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) $(BENCH_VENV_STAMP) $(B
 
 bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~4 min)
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/hot_path.py
 	$(MAKE) bench-client
 
-bench-client: $(STAMP) ## cost of the Python client's cached and uncached get (~30 s)
-	$(PY) bench/client_bench.py
+# The Go client's BenchmarkGetUncached (client/go/egressclient/bench_test.go)
+# starts its own server; `go test` without -bench (make test-go) never runs it.
+# Its output goes to $(GO_CLIENT_BENCH), which bench/client_bench.py parses
+# into the same table as the Python rows.
+GO_CLIENT_BENCH := build/bench/go-client-bench.txt
+GO_CLIENT_BENCH_COUNT ?= 5
+
+bench-client: $(STAMP) ## cost of the Python client's cached/uncached get and the Go client's Get (~45 s)
+	mkdir -p $(dir $(GO_CLIENT_BENCH))
+	set -o pipefail; cd $(GO_DIR) && $(GO_ENV) EGRESS_RESOLVER=$(CURDIR)/$(BIN)/egress-resolver \
+	  $(GO) test -run '^$$' -bench '^BenchmarkGetUncached$$' -benchmem -count $(GO_CLIENT_BENCH_COUNT) \
+	  -timeout 5m ./egressclient | tee $(CURDIR)/$(GO_CLIENT_BENCH)
+	$(PY) bench/client_bench.py --go-bench $(GO_CLIENT_BENCH)
 
 bench-profile: bench-tools ## py-spy profile of the sidecar's hit path (~20 s)
 	$(BENCH_PY) bench/profile.py $(PROFILE_ARGS)

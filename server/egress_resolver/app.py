@@ -12,7 +12,6 @@ import os
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 import grpc
 import structlog
@@ -20,10 +19,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from egress_resolver.cache import DefinitionCache
-from egress_resolver.codec import EncodedSource
+from egress_resolver.codec import EncodedPool, EncodedSource
+from egress_resolver.drain import DrainGate
+from egress_resolver.handler_wrap import decode_in_handler
 from egress_resolver.invalidations import InvalidationHub
+from egress_resolver.listeners import bind, secure_unix_sockets
 from egress_resolver.metrics import Metrics
 from egress_resolver.policy_runner import PolicyRunner
+from egress_resolver.reload import PolicyWatcher
 from egress_resolver.service import SERVICE_NAME, ResolverService
 from egress_resolver.settings import Settings
 from kumo.egress.v1 import resolver_service_pb2
@@ -46,8 +49,15 @@ class App:
             lua_paths=settings.lua_path,
             handler_timeout=settings.handler_timeout,
             memory_limit=settings.lua_memory_mib * 1024 * 1024,
+            clock=clock,
         )
         self.cache: DefinitionCache[EncodedSource] = DefinitionCache(
+            settings.cache_size,
+            negative_ttl=settings.negative_ttl,
+            max_pending=settings.max_pending_misses,
+            clock=clock,
+        )
+        self.pool_cache: DefinitionCache[EncodedPool] = DefinitionCache(
             settings.cache_size,
             negative_ttl=settings.negative_ttl,
             max_pending=settings.max_pending_misses,
@@ -58,10 +68,18 @@ class App:
         load_source: Callable[[str], Awaitable[EncodedSource]] = self.runner.resolve_source
         if self.metrics is not None:
             load_source = self.metrics.timed_loader(load_source)
-        self.service = ResolverService(self.cache, load_source, self.invalidations)
+        self.service = ResolverService(
+            self.cache,
+            load_source,
+            self.invalidations,
+            pool_cache=self.pool_cache,
+            load_pool=self.runner.resolve_pool,
+        )
         self.health = health.aio.HealthServicer()
         self.addresses: list[str] = []
         self.metrics_address: str | None = None
+        self.watcher: PolicyWatcher | None = None
+        self.gate = DrainGate()
         self._server: grpc.aio.Server | None = None
         self._log = structlog.get_logger("egress_resolver")
 
@@ -70,7 +88,7 @@ class App:
         server = grpc.aio.server(
             options=[("grpc.so_reuseport", 1 if self.settings.workers > 1 else 0)]
         )
-        handlers = self.service.method_handlers()
+        handlers = self.gate.wrap(decode_in_handler(self.service.method_handlers()))
         if self.metrics is not None:
             handlers = self.metrics.instrument(SERVICE_NAME, handlers)
         server.add_generic_rpc_handlers(
@@ -87,21 +105,27 @@ class App:
             reflection.enable_server_reflection(names, server)
         for name in _HEALTH_NAMES:
             await self.health.set(name, _NOT_SERVING)
-        old_umask = os.umask(0o177)  # unix sockets are born 0600
+        old_umask = os.umask(0o177)  # unix sockets are born 0600, never wider
         try:
-            self.addresses = [_bind(server, address) for address in self.settings.listen]
+            self.addresses = [bind(server, a, self.settings) for a in self.settings.listen]
             await server.start()
         finally:
             os.umask(old_umask)
+        secure_unix_sockets(self.addresses, self.settings.unix_socket_mode)
         self._server = server
         self._log.info("listening", addresses=self.addresses)
         if self.metrics is not None and self.settings.metrics is not None:
             self.metrics_address = self.metrics.serve(self.settings.metrics)
             self._log.info("metrics", address=self.metrics_address)
         await self.reload()
+        if self.settings.watch_interval > 0:
+            self.watcher = PolicyWatcher(
+                lambda: self.runner.files, self.reload, self.settings.watch_interval
+            )
+            self.watcher.start()
 
     async def reload(self) -> bool:
-        """Load the policy again; on success swap it in and empty the cache."""
+        """Load the policy again; on success swap it in and empty the caches."""
         loaded = await self.runner.load()
         if self.metrics is not None:
             self.metrics.reloads.labels("success" if loaded else "failure").inc()
@@ -109,6 +133,7 @@ class App:
         if not loaded:
             return False
         self.cache.clear()
+        self.pool_cache.clear()
         self.invalidations.publish_all(self.runner.generation)
         for name in _HEALTH_NAMES:
             await self.health.set(name, _SERVING)
@@ -116,28 +141,19 @@ class App:
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first, then refuse new calls and drain in-flight ones."""
+        grace = self.settings.shutdown_grace if grace is None else grace
         await self.health.enter_graceful_shutdown()
+        if self.watcher is not None:
+            await self.watcher.stop()
         self.invalidations.close()
+        drained = await self.gate.drain(grace)
+        self._log.info("drained" if drained else "grace period over", in_flight=self.gate.in_flight)
         if self._server is not None:
-            await self._server.stop(self.settings.shutdown_grace if grace is None else grace)
+            await self._server.stop(0)
         self.runner.close()
         if self.metrics is not None:
             self.metrics.close()
         self._log.info("stopped")
-
-
-def _bind(server: grpc.aio.Server, address: str) -> str:
-    if address.startswith("unix:"):
-        path = Path(address.removeprefix("unix:"))
-        server.add_insecure_port(f"unix:{path}")
-        return f"unix:{path}"
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ValueError(f"--listen {address!r}: expected HOST:PORT, [::1]:PORT or unix:PATH")
-    bound = server.add_insecure_port(address)
-    if bound == 0:
-        raise OSError(f"--listen {address!r}: cannot bind")
-    return f"{host}:{bound}"
 
 
 async def serve(settings: Settings) -> None:

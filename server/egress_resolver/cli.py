@@ -8,17 +8,12 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
 
 from egress_resolver import logs
 from egress_resolver.app import serve
-from egress_resolver.codec import encode_source
-from egress_resolver.errors import ResolveError
 from egress_resolver.json_view import message_json
-from egress_resolver.kumo_module import PolicyLoadError
-from egress_resolver.lua_host import PolicyHost
+from egress_resolver.policy_check import check_policy
 from egress_resolver.settings import Settings, SettingsError
-from egress_resolver.validation import check_name
 from egress_resolver.workers import run_workers
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -52,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_settings(check_cmd)
     check_cmd.add_argument("names", nargs="*", metavar="NAME")
+    check_cmd.add_argument(
+        "--pool",
+        action="append",
+        default=[],
+        dest="pools",
+        metavar="NAME",
+        help="also resolve this egress pool and its sources (repeatable)",
+    )
     resolve_cmd = commands.add_parser("resolve", help="ask a running sidecar (JSON lines out)")
     resolve_cmd.add_argument("--target", default=DEFAULT_TARGET, help="HOST:PORT or unix:PATH")
     resolve_cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per call")
@@ -74,45 +77,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logs.configure(settings.log_format, settings.log_level)
     if args.command == "check":
-        return _check(settings, args.names)
+        return _check(settings, args.names, args.pools)
     if settings.workers > 1:
         return run_workers(settings)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except SettingsError as err:
+        print(f"egress-resolver: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
-def _check(settings: Settings, names: Sequence[str]) -> int:
-    assert settings.policy is not None
-    report: dict[str, Any] = {"policy": str(settings.policy)}
-    try:
-        host = PolicyHost(
-            settings.policy,
-            lua_paths=settings.lua_path,
-            handler_timeout=settings.handler_timeout,
-            memory_limit=settings.lua_memory_mib * 1024 * 1024,
-        )
-    except PolicyLoadError as err:
-        report.update(ok=False, error=str(err))
-        print(json.dumps(report, indent=2))
-        return 1
-    report["files"] = sorted(str(f) for f in host.files)
-    report["handlers"] = {e: len(host.handlers(e)) for e in ("get_egress_source",)}
-    results = []
-    for name in names:
-        try:
-            check_name(name)
-            source = encode_source(host.resolve_source(name)).message
-            results.append({"name": name, "source": message_json(source)})
-        except ResolveError as err:
-            results.append({"name": name, "error": _error_json(err)})
-    report["results"] = results
-    report["ok"] = all("source" in r for r in results)
+def _check(settings: Settings, names: Sequence[str], pools: Sequence[str]) -> int:
+    report = check_policy(settings, names, pools)
     print(json.dumps(report, indent=2))
     return 0 if report["ok"] else 1
-
-
-def _error_json(err: ResolveError) -> dict[str, str]:
-    return {"code": err.code.name, "reason": err.reason.value, "message": err.message}
 
 
 def _resolve(target: str, names: Sequence[str], timeout: float) -> int:

@@ -7,8 +7,9 @@ import dataclasses
 from google.protobuf import duration_pb2
 
 from egress_resolver.durations import NANOS_PER_SECOND
+from egress_resolver.pools import PoolDefinition
 from egress_resolver.validation import KeySource, SourceDefinition
-from kumo.egress.v1 import egress_source_pb2, resolver_service_pb2
+from kumo.egress.v1 import egress_pool_pb2, egress_source_pb2, resolver_service_pb2
 
 _OPTIONAL_STRINGS = (
     "source_address",
@@ -35,14 +36,42 @@ class EncodedSource:
         return self.definition.ttl_seconds
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class EncodedPool:
+    """A pool definition with its message and its serialized GetEgressPoolResponse."""
+
+    definition: PoolDefinition
+    message: egress_pool_pb2.EgressPool
+    response: bytes
+
+    @property
+    def ttl_seconds(self) -> float:
+        """How long the cache may keep it: the definition's ttl."""
+        return self.definition.ttl_seconds
+
+
+def _duration(nanos: int) -> duration_pb2.Duration:
+    return duration_pb2.Duration(seconds=nanos // NANOS_PER_SECOND, nanos=nanos % NANOS_PER_SECOND)
+
+
+def encode_pool(definition: PoolDefinition) -> EncodedPool:
+    """Build the EgressPool message and the response bytes a hit will send."""
+    message = egress_pool_pb2.EgressPool(
+        name=definition.name,
+        entries=[
+            egress_pool_pb2.EgressPoolEntry(name=e.name, weight=e.weight)
+            for e in definition.entries
+        ],
+        ttl=_duration(definition.ttl_nanos),
+    )
+    response = resolver_service_pb2.GetEgressPoolResponse(pool=message)
+    return EncodedPool(definition, message, response.SerializeToString())
+
+
 def encode_source(definition: SourceDefinition) -> EncodedSource:
     """Build the EgressSource message and the response bytes a hit will send."""
     message = egress_source_pb2.EgressSource(
-        name=definition.name,
-        ttl=duration_pb2.Duration(
-            seconds=definition.ttl_nanos // NANOS_PER_SECOND,
-            nanos=definition.ttl_nanos % NANOS_PER_SECOND,
-        ),
+        name=definition.name, ttl=_duration(definition.ttl_nanos)
     )
     for field in _OPTIONAL_STRINGS:
         value = getattr(definition, field)

@@ -69,6 +69,27 @@ def format_duration(nanos: int) -> str:
     return f"{seconds}.{rest:09d}".rstrip("0") + "s"
 
 
+_HUMANTIME_UNITS = (
+    ("d", 86_400 * NANOS_PER_SECOND),
+    ("h", 3_600 * NANOS_PER_SECOND),
+    ("m", 60 * NANOS_PER_SECOND),
+    ("s", NANOS_PER_SECOND),
+    ("ms", 1_000_000),
+    ("us", 1_000),
+    ("ns", 1),
+)
+
+
+def format_humantime(nanos: int) -> str:
+    """Render nanoseconds in the policy's syntax ("1h 30m", "90ms", "0s"); parses back."""
+    parts = []
+    for unit, size in _HUMANTIME_UNITS:
+        count, nanos = divmod(nanos, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts) or "0s"
+
+
 def _from_seconds(value: float) -> int:
     if not math.isfinite(value):
         raise DurationError(f"invalid duration {value}: must be a finite number of seconds")

@@ -26,11 +26,14 @@ class Reason(enum.StrEnum):
     NAME_TOO_LONG = "NAME_TOO_LONG"
     NAME_HAS_CONTROL_CHARACTERS = "NAME_HAS_CONTROL_CHARACTERS"
     TOO_MANY_NAMES = "TOO_MANY_NAMES"
+    INVALID_REQUEST = "INVALID_REQUEST"
     SOURCE_NOT_FOUND = "SOURCE_NOT_FOUND"
+    POOL_NOT_FOUND = "POOL_NOT_FOUND"
     HANDLER_ERROR = "HANDLER_ERROR"
     INVALID_RETURN_TYPE = "INVALID_RETURN_TYPE"
     INVALID_DEFINITION = "INVALID_DEFINITION"
     NO_HANDLER = "NO_HANDLER"
+    INVALID_POOL_SOURCE = "INVALID_POOL_SOURCE"
     HANDLER_TIMEOUT = "HANDLER_TIMEOUT"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     TOO_MANY_PENDING_MISSES = "TOO_MANY_PENDING_MISSES"
@@ -58,11 +61,14 @@ _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.NAME_TOO_LONG: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.NAME_HAS_CONTROL_CHARACTERS: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.TOO_MANY_NAMES: grpc.StatusCode.INVALID_ARGUMENT,
+    Reason.INVALID_REQUEST: grpc.StatusCode.INVALID_ARGUMENT,
     Reason.SOURCE_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
+    Reason.POOL_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     Reason.HANDLER_ERROR: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.INVALID_RETURN_TYPE: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.INVALID_DEFINITION: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.NO_HANDLER: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.INVALID_POOL_SOURCE: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.HANDLER_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
     Reason.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
     Reason.TOO_MANY_PENDING_MISSES: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -74,10 +80,12 @@ _CODES: dict[Reason, grpc.StatusCode] = {
 _CACHEABLE = frozenset(
     {
         Reason.SOURCE_NOT_FOUND,
+        Reason.POOL_NOT_FOUND,
         Reason.HANDLER_ERROR,
         Reason.INVALID_RETURN_TYPE,
         Reason.INVALID_DEFINITION,
         Reason.NO_HANDLER,
+        Reason.INVALID_POOL_SOURCE,
         Reason.HANDLER_TIMEOUT,
     }
 )
@@ -117,6 +125,8 @@ class ResolveError(Exception):
         return f"ResolveError({self.reason.value}, {self.message!r})"
 
 
-def handler_failure(reason: Reason, name: str, what: str) -> ResolveError:
-    """A FAILED_PRECONDITION-style error worded as kumod words it."""
-    return ResolveError(reason, f"get_egress_source '{name}': {what}", name)
+def handler_failure(
+    reason: Reason, name: str, what: str, event: str = "get_egress_source"
+) -> ResolveError:
+    """A FAILED_PRECONDITION-style error worded as kumod words it: `<event> '<name>': <what>`."""
+    return ResolveError(reason, f"{event} '{name}': {what}", name)

@@ -1,8 +1,11 @@
-"""The `kumo` Lua module: event registration, `make_egress_source` and the helpers.
+"""The `kumo` Lua module: event registration, `make_egress_source`/`make_egress_pool`, data files.
 
 Functions are written in Python and exposed through a small Lua shim that
 iterates tables with `pairs` (so tables with a `__pairs` metamethod work as in
-KumoMTA) before handing them over.
+KumoMTA) before handing them over. The other helpers (memoize, regex, ...)
+live in kumo_helpers.py. Invalid definitions raise errors shaped like kumod's
+(`deserialize error: <serde message>, while processing <json>`), which
+KumoMTA's policy-extras take apart with a regex.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import structlog
 import tomli_w
 import yaml
 
+from egress_resolver.json_view import REDACTED
+from egress_resolver.kumo_helpers import KumoHelpers
 from egress_resolver.lua_values import shallow_dict, to_lua, to_python
+from egress_resolver.memoize import MemoStore
+from egress_resolver.pools import PoolDefinition, build_pool
 from egress_resolver.validation import SourceDefinition, ValidationError, build_source
 
 SINGLE_HANDLER_EVENTS = frozenset({"get_egress_source", "get_egress_pool"})
@@ -39,6 +46,13 @@ function kumo.make_egress_source(params)
   return py.make_egress_source(entries(params))
 end
 kumo.define_egress_source = kumo.make_egress_source
+function kumo.make_egress_pool(params)
+  if type(params) ~= 'table' then
+    error('kumo.make_egress_pool: expected a table, got ' .. type(params), 2)
+  end
+  return py.make_egress_pool(entries(params))
+end
+kumo.define_egress_pool = kumo.make_egress_pool
 for _, name in ipairs { 'json_load', 'toml_load', 'json_encode', 'json_encode_pretty' } do
   kumo[name] = py[name]
 end
@@ -66,9 +80,17 @@ class PolicyLoadError(Exception):
 class KumoModule:
     """The Python side of `kumo` for one Lua runtime: handlers and files it loaded."""
 
-    def __init__(self, runtime: lua.LuaRuntime, base_dir: Path) -> None:
+    def __init__(
+        self,
+        runtime: lua.LuaRuntime,
+        base_dir: Path,
+        *,
+        memo: MemoStore | None = None,
+        invoke: Callable[[str, object], object] | None = None,
+    ) -> None:
         self._runtime = runtime
         self._base_dir = base_dir
+        self.helpers = KumoHelpers(runtime, memo or MemoStore(), invoke or _no_invoke)
         self._log = structlog.get_logger("egress_resolver.policy")
         self.handlers: dict[str, list[object]] = {}
         self.loaded_files: set[Path] = set()
@@ -78,6 +100,7 @@ class KumoModule:
         functions: dict[str, Callable[..., object]] = {
             "on": self.on,
             "make_egress_source": self.make_egress_source,
+            "make_egress_pool": self.make_egress_pool,
             "json_load": self._loader(json.loads),
             "toml_load": self._loader(tomllib.loads),
             "yaml_load": self._loader(yaml.safe_load),
@@ -90,7 +113,9 @@ class KumoModule:
             "yaml_encode": self._encoder(lambda v: yaml.safe_dump(v, sort_keys=False)),
             "log": self._lua_log,
         }
-        return self._runtime.execute(_SHIM, self._runtime.table_from(functions))
+        kumo = self._runtime.execute(_SHIM, self._runtime.table_from(functions))
+        self.helpers.install(kumo)
+        return kumo
 
     def on(self, event: object, handler: object) -> None:
         """`kumo.on(event, fn)`: register a handler; some events take only one."""
@@ -108,10 +133,19 @@ class KumoModule:
 
     def make_egress_source(self, params: object) -> SourceDefinition:
         """`kumo.make_egress_source{...}`: validate like KumoMTA."""
+        values = shallow_dict(params)
         try:
-            return build_source(shallow_dict(params))
+            return build_source(values)
         except ValidationError as err:
-            raise ValidationError(f"kumo.make_egress_source: {err}") from None
+            raise deserialize_error("kumo.make_egress_source", err, values) from None
+
+    def make_egress_pool(self, params: object) -> PoolDefinition:
+        """`kumo.make_egress_pool{...}`: validate like KumoMTA."""
+        values = shallow_dict(params)
+        try:
+            return build_pool(values)
+        except ValidationError as err:
+            raise deserialize_error("kumo.make_egress_pool", err, values) from None
 
     def _resolve(self, path: object) -> Path:
         if not isinstance(path, str):
@@ -154,6 +188,21 @@ class KumoModule:
     def _lua_log(self, level: str, message: str) -> None:
         method = {"warn": "warning"}.get(level, level)
         getattr(self._log, method)("policy log", message=message)
+
+
+def deserialize_error(
+    function: str, err: ValidationError, params: dict[object, object]
+) -> ValidationError:
+    """kumod's shape for a table that does not deserialize; secrets are left out."""
+    shown = {str(k): v for k, v in params.items()}
+    if "socks5_proxy_password" in shown:
+        shown["socks5_proxy_password"] = REDACTED
+    encoded = json.dumps(shown, sort_keys=True, separators=(",", ":"), default=repr)
+    return ValidationError(f"{function}: deserialize error: {err}, while processing {encoded}")
+
+
+def _no_invoke(event: str, name: object) -> object:
+    raise ValueError(f"kumo.invoke_{event} is not available here")
 
 
 def _toml_encode(value: object) -> str:

@@ -7,6 +7,7 @@ swaps it in. A host is not thread-safe: the app calls it from one thread.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,81 +16,48 @@ import lupa.lua54 as lua
 
 from egress_resolver.errors import Reason, ResolveError, handler_failure
 from egress_resolver.kumo_module import KumoModule, PolicyLoadError
-from egress_resolver.validation import SourceDefinition, ValidationError, default_source
+from egress_resolver.lua_prelude import HOOK_EVERY, PRELUDE
+from egress_resolver.lua_values import to_lua
+from egress_resolver.memoize import MemoStore
+from egress_resolver.pools import PoolDefinition, default_pool, pool_params, pool_source_failure
+from egress_resolver.validation import (
+    SourceDefinition,
+    ValidationError,
+    default_source,
+    source_params,
+)
 
 UNSPECIFIED = "unspecified"
-"""The name kumod resolves to a default source without calling the policy."""
+"""The name kumod resolves to a default source (and pool) without calling the policy."""
 LOAD_BUDGET_SECONDS = 30.0
-"""How long the policy's top-level code may run while loading."""
-_HOOK_EVERY = 1000  # instructions between deadline checks (~10 µs of Lua)
-
-_PRELUDE = """
-local kumo, search_path, hook_every = ...
-package.path = search_path .. package.path
-package.loaded.kumo = kumo
-_G.kumo = kumo
-python = nil
-
--- The time budget: a count hook checks the clock every `hook_every`
--- instructions and raises once the deadline has passed. pcall, xpcall and
--- coroutines would swallow that error and let a runaway loop go on, so they
--- are wrapped to raise it again, and new coroutines inherit the hook.
-local sethook, error, select = debug.sethook, error, select
-local raw_pcall, raw_xpcall = pcall, xpcall
-local raw_create, raw_resume, raw_status = coroutine.create, coroutine.resume, coroutine.status
-local EXPIRED = 'handler time budget exhausted'
-local hook, expired = nil, false
-
-local function reraise_if_expired(...)
-  if expired then error(EXPIRED, 0) end
-  return ...
-end
-pcall = function(...) return reraise_if_expired(raw_pcall(...)) end
-xpcall = function(...) return reraise_if_expired(raw_xpcall(...)) end
-coroutine.create = function(fn)
-  local co = raw_create(fn)
-  if hook then sethook(co, hook, '', hook_every) end
-  return co
-end
-coroutine.resume = function(...) return reraise_if_expired(raw_resume(...)) end
-coroutine.wrap = function(fn)
-  local co = coroutine.create(fn)
-  return function(...)
-    local function unwrap(ok, ...)
-      if not ok then error((...), 0) end
-      return ...
-    end
-    return unwrap(coroutine.resume(co, ...))
-  end
-end
-
-local budget = {}
-function budget.call(clock, seconds, fn, ...)
-  local deadline = clock() + seconds
-  expired = false
-  hook = function()
-    if expired or clock() > deadline then
-      expired = true
-      error(EXPIRED, 0)
-    end
-  end
-  sethook(hook, '', hook_every)
-  return fn(...)
-end
-function budget.clear()
-  hook = nil
-  sethook()
-end
-function budget.load(path)
-  local chunk, err = loadfile(path)
-  if not chunk then error(err, 0) end
-  return chunk
-end
-return budget
-"""
-
-
+"""How long the policy's top-level code, and each validate_config handler, may run."""
+SOURCE_EVENT = "get_egress_source"
+POOL_EVENT = "get_egress_pool"
 _LUA_TYPE_NAMES = {str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Event:
+    kind: str
+    returns: type[SourceDefinition] | type[PoolDefinition]
+    not_found: Reason
+    default: Callable[[str], SourceDefinition | PoolDefinition]
+
+
+_EVENTS = {
+    SOURCE_EVENT: _Event("source", SourceDefinition, Reason.SOURCE_NOT_FOUND, default_source),
+    POOL_EVENT: _Event("pool", PoolDefinition, Reason.POOL_NOT_FOUND, default_pool),
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConfigValidation:
+    """The outcome of the policy's `validate_config` handlers."""
+
+    ok: bool
+    output: list[str]
+    """What the handlers printed, line by line (KumoMTA's helpers print their findings)."""
+    error: str | None = None
 
 
 def _deny_attributes(obj: object, name: object, is_setting: bool) -> object:
@@ -106,6 +74,7 @@ class PolicyHost:
         lua_paths: Sequence[Path] = (),
         handler_timeout: float = 1.0,
         memory_limit: int = 0,
+        memo: MemoStore | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Load `policy`; raise PolicyLoadError if it does not load."""
@@ -113,6 +82,7 @@ class PolicyHost:
         self.handler_timeout = handler_timeout
         self.memory_limit = memory_limit
         self._clock = clock
+        self._in_lua = 0  # > 0 while Lua runs: invoke_* calls nest inside that call's budget
         self._runtime = lua.LuaRuntime(
             unpack_returned_tuples=True,
             register_eval=False,
@@ -120,10 +90,12 @@ class PolicyHost:
             attribute_filter=_deny_attributes,
             max_memory=memory_limit or None,
         )
-        self._kumo = KumoModule(self._runtime, policy.parent)
+        self._kumo = KumoModule(
+            self._runtime, policy.parent, memo=memo, invoke=self._invoke_from_lua
+        )
         dirs = [policy.parent, *lua_paths]
         search = "".join(f"{d}/?.lua;{d}/?/init.lua;" for d in dirs)
-        self._budget = self._runtime.execute(_PRELUDE, self._kumo.install(), search, _HOOK_EVERY)
+        self._budget = self._runtime.execute(PRELUDE, self._kumo.install(), search, HOOK_EVERY)
         self._load()
 
     @property
@@ -137,39 +109,108 @@ class PolicyHost:
 
     def resolve_source(self, name: str) -> SourceDefinition:
         """Run `get_egress_source` for `name`; raise ResolveError on any failure."""
+        result = self._resolve(SOURCE_EVENT, name)
+        assert isinstance(result, SourceDefinition)
+        return result
+
+    def resolve_pool(self, name: str) -> PoolDefinition:
+        """Run `get_egress_pool` for `name` (its sources are not resolved here)."""
+        result = self._resolve(POOL_EVENT, name)
+        assert isinstance(result, PoolDefinition)
+        return result
+
+    def validate_config(self) -> ConfigValidation:
+        """Run every `validate_config` handler, capturing what they print."""
+        helpers = self._kumo.helpers
+        helpers.validation_failed, helpers.printed = False, []
+        error = None
+        try:
+            for handler in self.handlers("validate_config"):
+                self._budgeted(LOAD_BUDGET_SECONDS, handler)
+        except lua.LuaMemoryError:
+            self._runtime.gccollect()
+            error = f"validate_config: the Lua memory limit of {self.memory_limit} bytes was hit"
+        except Exception as err:
+            error = f"validate_config: {_lua_message(err)}"
+        finally:
+            output, helpers.printed = helpers.printed, None
+        if error is None and helpers.validation_failed:
+            error = "validate_config: the policy called kumo.validation_failed()"
+        return ConfigValidation(error is None, output, error)
+
+    def _resolve(self, event: str, name: str) -> SourceDefinition | PoolDefinition:
+        spec = _EVENTS[event]
         if name == UNSPECIFIED:
-            return default_source(name)
-        handlers = self._kumo.handlers.get("get_egress_source")
+            return spec.default(name)
+        handlers = self._kumo.handlers.get(event)
         if not handlers:
             raise handler_failure(
                 Reason.NO_HANDLER,
                 name,
-                "no get_egress_source handler is registered "
-                "(the policy must call kumo.on('get_egress_source', function(name) ... end))",
+                f"no {event} handler is registered "
+                f"(the policy must call kumo.on('{event}', function(name) ... end))",
+                event,
             )
-        result = self._call(handlers[0], name, event="get_egress_source")
+        result = self._call(handlers[0], name, event=event)
         if isinstance(result, tuple):
             result = result[0] if result else None
         if result is None:
             raise ResolveError(
-                Reason.SOURCE_NOT_FOUND,
-                f"get_egress_source '{name}': the policy returned nil (no such source)",
+                spec.not_found,
+                f"{event} '{name}': the policy returned nil (no such {spec.kind})",
                 name,
             )
-        if not isinstance(result, SourceDefinition):
+        if not isinstance(result, spec.returns):
             kind = lua.lua_type(result) or _LUA_TYPE_NAMES.get(type(result), "userdata")
             raise handler_failure(
                 Reason.INVALID_RETURN_TYPE,
                 name,
-                f"the handler returned a {kind}; expected the result of kumo.make_egress_source",
+                f"the handler returned a {kind}; "
+                f"expected the result of kumo.make_egress_{spec.kind}",
+                event,
             )
         return result
 
+    def _invoke_from_lua(self, event: str, name: object) -> object:
+        """`kumo.invoke_get_egress_*`: resolve inside the running call, as a params table."""
+        if not isinstance(name, str):
+            raise ValueError(f"kumo.invoke_{event}: expected a name string, got {name!r}")
+        try:
+            definition = self._resolve(event, name)
+            if isinstance(definition, PoolDefinition):
+                for entry in definition.entries:
+                    try:
+                        self._resolve(SOURCE_EVENT, entry.name)
+                    except ResolveError as err:
+                        raise pool_source_failure(name, err) from None
+                params = pool_params(definition)
+            else:
+                params = source_params(definition)
+        except ResolveError as err:
+            raise ValueError(err.message) from None
+        return to_lua(self._runtime, params)
+
+    def _budgeted(self, seconds: float, fn: object, *args: object) -> object:
+        """Call Lua `fn` under a time budget, or within the running one when nested."""
+        nested = self._in_lua > 0
+        self._in_lua += 1
+        try:
+            if nested:
+                return fn(*args)  # type: ignore[operator]
+            return self._budget.call(self._clock, seconds, fn, *args)
+        finally:
+            self._in_lua -= 1
+            if not nested:
+                self._budget.clear()
+
     def _call(self, handler: object, name: str, *, event: str) -> object:
+        nested = self._in_lua > 0
         started = self._clock()
         try:
-            result = self._budget.call(self._clock, self.handler_timeout, handler, name)
+            result = self._budgeted(self.handler_timeout, handler, name)
         except lua.LuaMemoryError:
+            if nested:
+                raise
             self._runtime.gccollect()
             raise ResolveError(
                 Reason.LUA_MEMORY_LIMIT,
@@ -178,14 +219,12 @@ class PolicyHost:
                 name,
             ) from None
         except ValidationError as err:
-            raise handler_failure(Reason.INVALID_DEFINITION, name, str(err)) from None
+            raise handler_failure(Reason.INVALID_DEFINITION, name, str(err), event) from None
         except Exception as err:
-            if self._clock() - started >= self.handler_timeout:
+            if not nested and self._clock() - started >= self.handler_timeout:
                 raise self._timeout(name, event) from None
-            raise handler_failure(Reason.HANDLER_ERROR, name, _lua_message(err)) from None
-        finally:
-            self._budget.clear()
-        if self._clock() - started >= self.handler_timeout:
+            raise handler_failure(Reason.HANDLER_ERROR, name, _lua_message(err), event) from None
+        if not nested and self._clock() - started >= self.handler_timeout:
             raise self._timeout(name, event)
         return result
 
@@ -200,7 +239,7 @@ class PolicyHost:
     def _load(self) -> None:
         try:
             chunk = self._budget.load(str(self.policy))
-            self._budget.call(self._clock, LOAD_BUDGET_SECONDS, chunk)
+            self._budgeted(LOAD_BUDGET_SECONDS, chunk)
         except lua.LuaMemoryError:
             raise PolicyLoadError(
                 f"{self.policy}: the Lua memory limit of {self.memory_limit} bytes "
@@ -210,8 +249,6 @@ class PolicyHost:
             raise
         except Exception as err:
             raise PolicyLoadError(_lua_message(err)) from None
-        finally:
-            self._budget.clear()
 
 
 def _lua_message(err: BaseException) -> str:

@@ -21,6 +21,7 @@ from prometheus_client.registry import Collector
 
 from egress_resolver.cache import CacheStats
 from egress_resolver.errors import Reason, ResolveError
+from egress_resolver.handler_wrap import Handlers, rewrap
 
 _BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
@@ -132,27 +133,13 @@ class Metrics:
 
         return loader
 
-    def instrument(
-        self, service: str, handlers: dict[str, grpc.RpcMethodHandler[Any, Any]]
-    ) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+    def instrument(self, service: str, handlers: Handlers) -> Handlers:
         """The same handlers, each counted and timed."""
-        wrapped: dict[str, grpc.RpcMethodHandler[Any, Any]] = {}
-        for method, handler in handlers.items():
-            if handler.unary_unary is not None:
-                wrapped[method] = grpc.unary_unary_rpc_method_handler(
-                    self._unary(service, method, handler.unary_unary),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-            elif handler.unary_stream is not None:
-                wrapped[method] = grpc.unary_stream_rpc_method_handler(
-                    self._stream(service, method, handler.unary_stream),
-                    request_deserializer=handler.request_deserializer,
-                    response_serializer=handler.response_serializer,
-                )
-            else:
-                wrapped[method] = handler
-        return wrapped
+        return rewrap(
+            handlers,
+            lambda method, call: self._unary(service, method, call),
+            lambda method, call: self._stream(service, method, call),
+        )
 
     def _children(self, kind: str, service: str, method: str) -> tuple[Any, Any, Any]:
         labels = (kind, service, method)

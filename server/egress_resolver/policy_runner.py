@@ -9,8 +9,8 @@ releases the GIL while Lua runs, so hits are not slowed by a busy handler.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -19,6 +19,9 @@ from egress_resolver.codec import EncodedSource, encode_source
 from egress_resolver.errors import Reason, ResolveError
 from egress_resolver.kumo_module import PolicyLoadError
 from egress_resolver.lua_host import UNSPECIFIED, PolicyHost
+from egress_resolver.lua_thread import LuaThread
+from egress_resolver.memoize import MemoStore
+from egress_resolver.pools import PoolDefinition, default_pool
 from egress_resolver.validation import default_source
 
 
@@ -32,13 +35,16 @@ class PolicyRunner:
         lua_paths: Sequence[Path] = (),
         handler_timeout: float = 1.0,
         memory_limit: int = 0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.policy = policy
         self._lua_paths = tuple(lua_paths)
         self._handler_timeout = handler_timeout
         self._memory_limit = memory_limit
-        self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="lua")
+        self._thread = LuaThread()
         self._host: PolicyHost | None = None
+        self.memo = MemoStore(clock)
+        """kumo.memoize's caches: they outlive reloads, as in kumod."""
         self.generation = 0
         self.last_error: str | None = "the policy has not been loaded yet"
         self._log = structlog.get_logger("egress_resolver.policy")
@@ -78,25 +84,46 @@ class PolicyRunner:
         return True
 
     def _build(self) -> PolicyHost:
-        return PolicyHost(
+        # A load is a new configuration epoch: memoized data read from files
+        # must be read again, or validate_config would check stale data.
+        self.memo.new_epoch()
+        host = PolicyHost(
             self.policy,
             lua_paths=self._lua_paths,
             handler_timeout=self._handler_timeout,
             memory_limit=self._memory_limit,
+            memo=self.memo,
         )
+        validation = host.validate_config()
+        for line in validation.output:
+            self._log.info("policy print", message=line)
+        if not validation.ok:
+            raise PolicyLoadError("\n".join([str(validation.error), *validation.output]))
+        return host
 
     async def resolve_source(self, name: str) -> EncodedSource:
         """Run the current policy's `get_egress_source` for `name` and encode it."""
-        host = self._host
-        if host is None:
-            raise ResolveError(
-                Reason.POLICY_NOT_LOADED, f"no valid policy is loaded: {self.last_error}"
-            )
+        host = self._current_host()
         if name == UNSPECIFIED:  # no Lua involved: never queue behind a busy handler
             return encode_source(default_source(name))
         loop = asyncio.get_running_loop()
         definition = await loop.run_in_executor(self._thread, host.resolve_source, name)
         return encode_source(definition)
+
+    async def resolve_pool(self, name: str) -> PoolDefinition:
+        """Run the current policy's `get_egress_pool` for `name` (sources not resolved)."""
+        host = self._current_host()
+        if name == UNSPECIFIED:
+            return default_pool(name)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._thread, host.resolve_pool, name)
+
+    def _current_host(self) -> PolicyHost:
+        if self._host is None:
+            raise ResolveError(
+                Reason.POLICY_NOT_LOADED, f"no valid policy is loaded: {self.last_error}"
+            )
+        return self._host
 
     def close(self) -> None:
         """Stop the Lua thread once the running call (if any) returns."""

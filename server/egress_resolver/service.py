@@ -13,9 +13,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import grpc
 
 from egress_resolver.cache import DefinitionCache
-from egress_resolver.codec import EncodedSource
+from egress_resolver.codec import EncodedPool, EncodedSource, encode_pool
 from egress_resolver.errors import Reason, ResolveError
 from egress_resolver.invalidations import InvalidationHub
+from egress_resolver.pools import PoolDefinition, pool_source_failure
 from egress_resolver.validation import check_name
 from kumo.egress.v1 import resolver_service_pb2 as pb
 
@@ -24,17 +25,22 @@ MAX_BATCH_NAMES = 1000
 
 
 class ResolverService:
-    """Serves GetEgressSource and BatchGetEgressSources from a cache and a loader."""
+    """Serves sources and pools from their caches, loading misses through the policy."""
 
     def __init__(
         self,
         cache: DefinitionCache[EncodedSource],
         load_source: Callable[[str], Awaitable[EncodedSource]],
         invalidations: InvalidationHub,
+        *,
+        pool_cache: DefinitionCache[EncodedPool],
+        load_pool: Callable[[str], Awaitable[PoolDefinition]],
     ) -> None:
         self._cache = cache
         self._load_source = load_source
         self._invalidations = invalidations
+        self._pool_cache = pool_cache
+        self._load_pool_definition = load_pool
 
     async def resolve(self, name: str, timeout: float | None) -> EncodedSource:
         """The definition for `name`: a cache hit, or a (shared) load on a miss."""
@@ -43,6 +49,35 @@ class ResolverService:
             return cached
         check_name(name)
         return await self._cache.load(name, self._load_source, timeout)
+
+    async def resolve_pool(self, name: str, timeout: float | None) -> EncodedPool:
+        """The pool `name`: a cache hit, or a (shared) load of it and its sources."""
+        cached = self._pool_cache.lookup(name)
+        if cached is not None:
+            return cached
+        check_name(name)
+        return await self._pool_cache.load(name, self._load_pool, timeout)
+
+    async def _load_pool(self, name: str) -> EncodedPool:
+        # As kumod: a pool is only good if every one of its sources resolves,
+        # through the same path (and cache) as GetEgressSource.
+        definition = await self._load_pool_definition(name)
+        for entry in definition.entries:
+            try:
+                await self.resolve(entry.name, None)
+            except ResolveError as err:
+                raise pool_source_failure(name, err) from None
+        return encode_pool(definition)
+
+    async def get_egress_pool(
+        self, request: pb.GetEgressPoolRequest, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        """GetEgressPool: the response bytes, or an aborted call with the error."""
+        try:
+            return (await self.resolve_pool(request.name, context.time_remaining())).response
+        except ResolveError as err:
+            await _abort(context, err)
+            raise  # unreachable: abort raises
 
     async def get_egress_source(
         self, request: pb.GetEgressSourceRequest, context: grpc.aio.ServicerContext[bytes, bytes]
@@ -104,6 +139,10 @@ class ResolverService:
             "BatchGetEgressSources": grpc.unary_unary_rpc_method_handler(
                 self.batch_get_egress_sources,
                 request_deserializer=pb.BatchGetEgressSourcesRequest.FromString,
+            ),
+            "GetEgressPool": grpc.unary_unary_rpc_method_handler(
+                self.get_egress_pool,
+                request_deserializer=pb.GetEgressPoolRequest.FromString,
             ),
             "WatchInvalidations": grpc.unary_stream_rpc_method_handler(
                 self.watch_invalidations,

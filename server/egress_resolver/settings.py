@@ -56,6 +56,13 @@ def _bool(text: str) -> bool:
     raise ValueError("must be true or false")
 
 
+def _file_mode(text: str) -> int:
+    mode = int(text, 8)
+    if not 0 <= mode <= 0o777:
+        raise ValueError("must be an octal file mode such as 600")
+    return mode
+
+
 def _setting(
     default: Any,
     parse: Callable[[str], Any],
@@ -110,6 +117,23 @@ class Settings:
     shutdown_grace: float = _setting(
         10.0, _seconds, "how long SIGTERM waits for in-flight calls", metavar="DURATION"
     )
+    watch_interval: float = _setting(
+        1.0,
+        _seconds,
+        "how often the policy and its data files are checked for changes; 0 disables",
+        metavar="DURATION",
+    )
+    allow_remote: bool = _setting(
+        False, _bool, "allow listening on addresses other than loopback", metavar="BOOL"
+    )
+    unix_socket_mode: int = _setting(
+        0o600, _file_mode, "file mode of unix sockets, in octal", metavar="MODE"
+    )
+    tls_cert: Path | None = _setting(None, Path, "TLS certificate chain (PEM)", metavar="FILE")
+    tls_key: Path | None = _setting(None, Path, "TLS private key (PEM)", metavar="FILE")
+    tls_client_ca: Path | None = _setting(
+        None, Path, "CA (PEM) that client certificates must chain to: mutual TLS", metavar="FILE"
+    )
     log_format: str = _setting("json", _log_format, "log format: json or console", metavar="FMT")
     log_level: str = _setting("info", _log_level, "log level: debug, info, warning, error")
 
@@ -141,7 +165,16 @@ class Settings:
             if raw is None:
                 continue
             values[field.name] = _parse_value(field, raw, origin)
-        return cls(**values)
+        settings = cls(**values)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse combinations that cannot work, naming the settings involved."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise SettingsError("--tls-cert and --tls-key must be given together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise SettingsError("--tls-client-ca needs --tls-cert and --tls-key")
 
 
 def reference_table() -> str:
@@ -153,6 +186,8 @@ def reference_table() -> str:
         shown = ", ".join(map(str, default)) if isinstance(default, list) else default
         if field.metadata["parse"] is _seconds:
             shown = f"{default:g}s"
+        elif field.metadata["parse"] is _file_mode:
+            shown = f"{default:o}"
         rows.append(
             f"| `{Settings.flag_name(field.name)} {field.metadata['metavar']}` "
             f"| `{Settings.env_name(field.name)}` | {'—' if shown in (None, '') else f'`{shown}`'} "

@@ -12,10 +12,15 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from egress_resolver.durations import NANOS_PER_SECOND, DurationError, parse_duration
+from egress_resolver.durations import (
+    NANOS_PER_SECOND,
+    DurationError,
+    format_humantime,
+    parse_duration,
+)
 from egress_resolver.errors import Reason, ResolveError
 
 T = TypeVar("T")
@@ -95,26 +100,53 @@ def check_name(name: str) -> None:
 
 def build_source(params: Mapping[object, object]) -> SourceDefinition:
     """Validate the table given to `kumo.make_egress_source` into a definition."""
-    for key in params:
-        if not isinstance(key, str):
-            raise ValidationError(f"invalid key {key!r}: keys must be strings")
-        if key not in SOURCE_FIELDS:
-            expected = ", ".join(f"`{f}`" for f in SOURCE_FIELDS)
-            raise ValidationError(f"unknown field `{key}`, expected one of {expected}")
-    if "name" not in params:
-        raise ValidationError("missing field `name`")
-    values: dict[str, object] = {"name": _string(params, "name")}
+    check_fields(params, SOURCE_FIELDS, required=("name",))
+    values: dict[str, object] = {"name": string_field(params, "name")}
     for key in ("ehlo_domain", "socks5_proxy_username"):
-        values[key] = _optional(params, key, _string)
+        values[key] = _optional(params, key, string_field)
     for key in ("source_address", "ha_proxy_source_address", "socks5_proxy_source_address"):
         values[key] = _optional(params, key, _ip_address)
     for key in ("ha_proxy_server", "socks5_proxy_server"):
         values[key] = _optional(params, key, _proxy_server)
     values["remote_port"] = _optional(params, "remote_port", _port)
     values["socks5_proxy_password"] = _optional(params, "socks5_proxy_password", _key_source)
-    ttl = _optional(params, "ttl", _duration)
+    ttl = _optional(params, "ttl", duration_field)
     values["ttl_nanos"] = DEFAULT_TTL_NANOS if ttl is None else ttl
     return SourceDefinition(**values)  # type: ignore[arg-type]
+
+
+def check_fields(
+    params: Mapping[object, object], fields: Sequence[str], *, required: Sequence[str]
+) -> None:
+    """Reject non-string and unknown keys and missing required ones, as serde words it."""
+    for key in params:
+        if not isinstance(key, str):
+            raise ValidationError(f"invalid key {key!r}: keys must be strings")
+        if key not in fields:
+            expected = ", ".join(f"`{f}`" for f in fields)
+            raise ValidationError(f"unknown field `{key}`, expected one of {expected}")
+    for key in required:
+        if key not in params:
+            raise ValidationError(f"missing field `{key}`")
+
+
+def source_params(definition: SourceDefinition) -> dict[str, object]:
+    """The definition as a `kumo.make_egress_source` table (what invoke_* returns)."""
+    params: dict[str, object] = {"name": definition.name}
+    for key in SOURCE_FIELDS[1:-2]:
+        value = getattr(definition, key)
+        if value is not None:
+            params[key] = value
+    password = definition.socks5_proxy_password
+    if password is not None:
+        if password.file is not None:
+            params["socks5_proxy_password"] = password.file
+        elif password.key_data is not None:
+            params["socks5_proxy_password"] = {"key_data": password.key_data}
+        else:
+            params["socks5_proxy_password"] = dict(password.vault or {})
+    params["ttl"] = format_humantime(definition.ttl_nanos)
+    return params
 
 
 def default_source(name: str) -> SourceDefinition:
@@ -128,22 +160,24 @@ def _optional(
     return None if params.get(key) is None else parse(params, key)
 
 
-def _describe(value: object) -> str:
+def describe_type(value: object) -> str:
+    """How serde names the type of a value in its messages ("integer", "string", ...)."""
     kinds = {bool: "boolean", int: "integer", float: "floating point", str: "string"}
     return kinds.get(type(value), "table" if hasattr(value, "items") else type(value).__name__)
 
 
-def _string(params: Mapping[object, object], key: str) -> str:
+def string_field(params: Mapping[object, object], key: str) -> str:
+    """`params[key]`, which must be a string."""
     value = params[key]
     if not isinstance(value, str):
         raise ValidationError(
-            f"invalid type for `{key}`: {_describe(value)} {value!r}, expected a string"
+            f"invalid type for `{key}`: {describe_type(value)} {value!r}, expected a string"
         )
     return value
 
 
 def _ip_address(params: Mapping[object, object], key: str) -> str:
-    text = _string(params, key)
+    text = string_field(params, key)
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -151,7 +185,7 @@ def _ip_address(params: Mapping[object, object], key: str) -> str:
 
 
 def _proxy_server(params: Mapping[object, object], key: str) -> str:
-    text = _string(params, key)
+    text = string_field(params, key)
     if text.startswith("/"):
         return text
     host, sep, port = text.rpartition(":")
@@ -186,14 +220,15 @@ def _port(params: Mapping[object, object], key: str) -> int:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(
-            f"invalid type for `{key}`: {_describe(value)} {value!r}, expected an integer"
+            f"invalid type for `{key}`: {describe_type(value)} {value!r}, expected an integer"
         )
     if not 0 <= value <= 65535:
         raise ValidationError(f"invalid value for `{key}`: {value} is not in 0..=65535")
     return value
 
 
-def _duration(params: Mapping[object, object], key: str) -> int:
+def duration_field(params: Mapping[object, object], key: str) -> int:
+    """`params[key]` as a duration in nanoseconds."""
     try:
         return parse_duration(params[key])
     except DurationError as err:
@@ -206,11 +241,11 @@ def _key_source(params: Mapping[object, object], key: str) -> KeySource:
         return KeySource(file=value)
     if not isinstance(value, Mapping):
         raise ValidationError(
-            f"invalid type for `{key}`: {_describe(value)}, expected a file path string, "
+            f"invalid type for `{key}`: {describe_type(value)}, expected a file path string, "
             "{ key_data = ... } or a table of vault_* keys"
         )
     if set(value) == {"key_data"}:
-        return KeySource(key_data=_string(value, "key_data"))
+        return KeySource(key_data=string_field(value, "key_data"))
     unknown = sorted(str(k) for k in value if k not in _VAULT_FIELDS)
     if unknown or "vault_mount" not in value or "vault_path" not in value:
         raise ValidationError(
@@ -218,4 +253,4 @@ def _key_source(params: Mapping[object, object], key: str) -> KeySource:
             "vault_mount, vault_path and optionally vault_address, vault_token, vault_key"
             + (f" (unknown keys: {', '.join(unknown)})" if unknown else "")
         )
-    return KeySource(vault={str(k): _string(value, str(k)) for k in value})
+    return KeySource(vault={str(k): string_field(value, str(k)) for k in value})

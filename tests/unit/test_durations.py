@@ -92,3 +92,20 @@ def test_sum_of_parts(parts: list[tuple[int, str]]) -> None:
 def test_arbitrary_text_parses_or_raises_duration_error(text: str) -> None:
     with contextlib.suppress(DurationError):
         assert parse_duration(text) >= 0
+
+
+@pytest.mark.parametrize(
+    ("nanos", "text"),
+    [
+        (0, "0s"),
+        (60_000_000_000, "1m"),
+        (5_400_000_000_000, "1h 30m"),
+        (90_000_000, "90ms"),
+        (86_401_000_000_001, "1d 1s 1ns"),
+    ],
+)
+def test_format_humantime_parses_back(nanos: int, text: str) -> None:
+    from egress_resolver.durations import format_humantime
+
+    assert format_humantime(nanos) == text
+    assert parse_duration(text) == nanos

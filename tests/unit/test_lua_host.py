@@ -141,3 +141,69 @@ def test_load_time_runaway_is_bounded(tmp_path: Path, monkeypatch: pytest.Monkey
     policy.write_text("while true do end\n")
     with pytest.raises(PolicyLoadError, match="time budget"):
         PolicyHost(policy)
+
+
+def pool_failure(h: PolicyHost, name: str) -> ResolveError:
+    with pytest.raises(ResolveError) as err:
+        h.resolve_pool(name)
+    return err.value
+
+
+def test_pools_resolve_with_default_weight_and_ttl() -> None:
+    h = host("pools.lua")
+    assert [(e.name, e.weight) for e in h.resolve_pool("best").entries] == [("ip-1", 1)]
+    medium = h.resolve_pool("medium")
+    assert [(e.name, e.weight) for e in medium.entries] == [("ip-2", 2), ("ip-3", 1)]
+    assert medium.ttl_seconds == 300
+    assert h.resolve_pool("empty").entries == ()
+    assert h.resolve_pool("no-entries").entries == ()
+    assert h.resolve_pool("unspecified").entries[0].name == "unspecified"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason", "text"),
+    [
+        ("nil", Reason.POOL_NOT_FOUND, "the policy returned nil (no such pool)"),
+        ("string", Reason.INVALID_RETURN_TYPE, "expected the result of kumo.make_egress_pool"),
+        ("source", Reason.INVALID_RETURN_TYPE, "returned a userdata"),
+        ("raise", Reason.HANDLER_ERROR, "pools.lua:44: no pools today"),
+        ("bad-weight", Reason.INVALID_DEFINITION, "deserialize error: entries[1]: invalid value"),
+        ("unknown-key", Reason.INVALID_DEFINITION, "unknown field `entrys`"),
+    ],
+)
+def test_pool_handler_failures(name: str, reason: Reason, text: str) -> None:
+    err = pool_failure(host("pools.lua"), name)
+    assert err.reason is reason
+    assert err.message.startswith(f"get_egress_pool '{name}': ")
+    assert text in err.message
+
+
+def test_pool_without_handler() -> None:
+    err = pool_failure(host("seed_name_only.lua"), "p")
+    assert err.reason is Reason.NO_HANDLER
+    assert "kumo.on('get_egress_pool'" in err.message
+
+
+def test_second_pool_handler_fails_the_load() -> None:
+    with pytest.raises(PolicyLoadError, match="'get_egress_pool' accepts exactly one handler"):
+        host("two_pool_handlers.lua")
+
+
+def test_make_egress_pool_honours_pairs() -> None:
+    assert host("pairs_pool.lua").resolve_pool("p").entries[0].weight == 4
+
+
+def test_definition_errors_have_kumods_shape() -> None:
+    err = failure(host("errors.lua"), "unknown-key")
+    assert "deserialize error: unknown field `sorce_address`" in err.message
+    assert err.message.endswith(
+        ', while processing {"name":"unknown-key","sorce_address":"10.0.0.1"}'
+    )
+
+
+def test_policy_extras_are_found_on_lua_path() -> None:
+    h = PolicyHost(fixture("toml_sources.lua"), lua_paths=[fixture("lua-path")])
+    assert h.resolve_source("ip-2").ehlo_domain == "mta2.example.com"
+    assert h.validate_config().ok
+    with pytest.raises(PolicyLoadError, match=r"module 'policy-extras\.toml_sources' not found"):
+        PolicyHost(fixture("toml_sources.lua"))

@@ -76,7 +76,7 @@ func (l *serverLog) String() string {
 
 // repoPath resolves a path relative to the repository root (three levels up
 // from this package directory).
-func repoPath(t *testing.T, relative string) string {
+func repoPath(t testing.TB, relative string) string {
 	t.Helper()
 	path, err := filepath.Abs(filepath.Join("..", "..", "..", relative))
 	if err != nil {
@@ -90,6 +90,13 @@ func repoPath(t *testing.T, relative string) string {
 // then SIGKILL) when the test ends. EGRESS_RESOLVER overrides the executable.
 func startServer(t *testing.T) liveServer {
 	t.Helper()
+	return startServerWithPolicy(t, "tests/fixtures/clients.lua")
+}
+
+// startServerWithPolicy is startServer with another policy (a path relative
+// to the repository root); benchmarks use it with bench/policy.lua.
+func startServerWithPolicy(t testing.TB, policy string) liveServer {
+	t.Helper()
 	executable := os.Getenv("EGRESS_RESOLVER")
 	if executable == "" {
 		executable = repoPath(t, ".venv/bin/egress-resolver")
@@ -99,7 +106,7 @@ func startServer(t *testing.T) liveServer {
 	}
 	socket := filepath.Join(t.TempDir(), "s.sock")
 	cmd := exec.Command(executable, "serve",
-		"--policy", repoPath(t, "tests/fixtures/clients.lua"),
+		"--policy", repoPath(t, policy),
 		"--listen", "unix:"+socket, "--listen", "127.0.0.1:0")
 	log := &serverLog{listening: make(chan []string, 1)}
 	cmd.Stdout = log
@@ -136,7 +143,7 @@ func startServer(t *testing.T) liveServer {
 }
 
 // waitServing follows the health Watch stream until the policy is loaded.
-func waitServing(t *testing.T, target string, log *serverLog) {
+func waitServing(t testing.TB, target string, log *serverLog) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), startupDeadline)
 	defer cancel()
@@ -163,7 +170,7 @@ func waitServing(t *testing.T, target string, log *serverLog) {
 
 // stopServer sends SIGTERM, kills the server if it has not exited in time and
 // reports an unclean exit.
-func stopServer(t *testing.T, cmd *exec.Cmd, exited chan error, log *serverLog) {
+func stopServer(t testing.TB, cmd *exec.Cmd, exited chan error, log *serverLog) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		return // already exited and reaped
 	}

@@ -1,8 +1,9 @@
 """Resolver and AsyncResolver: thin typed wrappers over the generated stub.
 
-With `cache=True` a client keeps each definition for its ttl, coalesces
-concurrent misses for one name into one call, and follows WatchInvalidations
-to drop what the server reports as stale.
+`credentials=grpc.ssl_channel_credentials(...)` connects over TLS (mutual TLS
+when it carries a client certificate). With `cache=True` a client keeps each
+definition for its ttl, coalesces concurrent misses for one name into one
+call, and follows WatchInvalidations to drop what the server reports as stale.
 """
 
 from __future__ import annotations
@@ -55,8 +56,13 @@ class Resolver:
         timeout: float = DEFAULT_TIMEOUT,
         cache: bool = False,
         clock: Clock = time.monotonic,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
-        self._channel = grpc.insecure_channel(target)
+        self._channel = (
+            grpc.secure_channel(target, credentials)
+            if credentials
+            else grpc.insecure_channel(target)
+        )
         self._stub = pb_grpc.EgressResolverServiceStub(self._channel)
         self.timeout = timeout
         self.cache = SourceCache(clock) if cache else None
@@ -143,8 +149,13 @@ class AsyncResolver:
         timeout: float = DEFAULT_TIMEOUT,
         cache: bool = False,
         clock: Clock = time.monotonic,
+        credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
-        self._channel = grpc.aio.insecure_channel(target)
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials)
+            if credentials
+            else grpc.aio.insecure_channel(target)
+        )
         self._stub = pb_grpc.EgressResolverServiceStub(self._channel)
         self.timeout = timeout
         self.cache = SourceCache(clock) if cache else None

@@ -301,6 +301,98 @@ func (*EgressSourceResult_Source) isEgressSourceResult_Result() {}
 
 func (*EgressSourceResult_Error) isEgressSourceResult_Result() {}
 
+// Request for GetEgressPool.
+type GetEgressPoolRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The pool name, checked as in GetEgressSourceRequest.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEgressPoolRequest) Reset() {
+	*x = GetEgressPoolRequest{}
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEgressPoolRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEgressPoolRequest) ProtoMessage() {}
+
+func (x *GetEgressPoolRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEgressPoolRequest.ProtoReflect.Descriptor instead.
+func (*GetEgressPoolRequest) Descriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *GetEgressPoolRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Response of GetEgressPool.
+type GetEgressPoolResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resolved definition.
+	Pool          *EgressPool `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetEgressPoolResponse) Reset() {
+	*x = GetEgressPoolResponse{}
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetEgressPoolResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetEgressPoolResponse) ProtoMessage() {}
+
+func (x *GetEgressPoolResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetEgressPoolResponse.ProtoReflect.Descriptor instead.
+func (*GetEgressPoolResponse) Descriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *GetEgressPoolResponse) GetPool() *EgressPool {
+	if x != nil {
+		return x.Pool
+	}
+	return nil
+}
+
 // Request for WatchInvalidations.
 type WatchInvalidationsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -310,7 +402,7 @@ type WatchInvalidationsRequest struct {
 
 func (x *WatchInvalidationsRequest) Reset() {
 	*x = WatchInvalidationsRequest{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[5]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -322,7 +414,7 @@ func (x *WatchInvalidationsRequest) String() string {
 func (*WatchInvalidationsRequest) ProtoMessage() {}
 
 func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[5]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -335,7 +427,7 @@ func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInvalidationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchInvalidationsRequest) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{5}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{7}
 }
 
 // One invalidation event.
@@ -353,7 +445,7 @@ type WatchInvalidationsResponse struct {
 
 func (x *WatchInvalidationsResponse) Reset() {
 	*x = WatchInvalidationsResponse{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[6]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +457,7 @@ func (x *WatchInvalidationsResponse) String() string {
 func (*WatchInvalidationsResponse) ProtoMessage() {}
 
 func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[6]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +470,7 @@ func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInvalidationsResponse.ProtoReflect.Descriptor instead.
 func (*WatchInvalidationsResponse) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{6}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *WatchInvalidationsResponse) GetGeneration() uint64 {
@@ -406,7 +498,7 @@ var File_kumo_egress_v1_resolver_service_proto protoreflect.FileDescriptor
 
 const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"\n" +
-	"%kumo/egress/v1/resolver_service.proto\x12\x0ekumo.egress.v1\x1a\x17google/rpc/status.proto\x1a\"kumo/egress/v1/egress_source.proto\",\n" +
+	"%kumo/egress/v1/resolver_service.proto\x12\x0ekumo.egress.v1\x1a\x17google/rpc/status.proto\x1a kumo/egress/v1/egress_pool.proto\x1a\"kumo/egress/v1/egress_source.proto\",\n" +
 	"\x16GetEgressSourceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"O\n" +
 	"\x17GetEgressSourceResponse\x124\n" +
@@ -419,17 +511,22 @@ const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
 	"\x06source\x18\x02 \x01(\v2\x1c.kumo.egress.v1.EgressSourceH\x00R\x06source\x12*\n" +
 	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusH\x00R\x05errorB\b\n" +
-	"\x06result\"\x1b\n" +
+	"\x06result\"*\n" +
+	"\x14GetEgressPoolRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"G\n" +
+	"\x15GetEgressPoolResponse\x12.\n" +
+	"\x04pool\x18\x01 \x01(\v2\x1a.kumo.egress.v1.EgressPoolR\x04pool\"\x1b\n" +
 	"\x19WatchInvalidationsRequest\"d\n" +
 	"\x1aWatchInvalidationsResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x12\x10\n" +
 	"\x03all\x18\x02 \x01(\bR\x03all\x12\x14\n" +
-	"\x05names\x18\x03 \x03(\tR\x05names2\xe0\x02\n" +
+	"\x05names\x18\x03 \x03(\tR\x05names2\xbe\x03\n" +
 	"\x15EgressResolverService\x12b\n" +
 	"\x0fGetEgressSource\x12&.kumo.egress.v1.GetEgressSourceRequest\x1a'.kumo.egress.v1.GetEgressSourceResponse\x12t\n" +
-	"\x15BatchGetEgressSources\x12,.kumo.egress.v1.BatchGetEgressSourcesRequest\x1a-.kumo.egress.v1.BatchGetEgressSourcesResponse\x12m\n" +
+	"\x15BatchGetEgressSources\x12,.kumo.egress.v1.BatchGetEgressSourcesRequest\x1a-.kumo.egress.v1.BatchGetEgressSourcesResponse\x12\\\n" +
+	"\rGetEgressPool\x12$.kumo.egress.v1.GetEgressPoolRequest\x1a%.kumo.egress.v1.GetEgressPoolResponse\x12m\n" +
 	"\x12WatchInvalidations\x12).kumo.egress.v1.WatchInvalidationsRequest\x1a*.kumo.egress.v1.WatchInvalidationsResponse0\x01BNZLgithub.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1;egressv1b\x06proto3"
 
 var (
@@ -444,34 +541,40 @@ func file_kumo_egress_v1_resolver_service_proto_rawDescGZIP() []byte {
 	return file_kumo_egress_v1_resolver_service_proto_rawDescData
 }
 
-var file_kumo_egress_v1_resolver_service_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_kumo_egress_v1_resolver_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_kumo_egress_v1_resolver_service_proto_goTypes = []any{
 	(*GetEgressSourceRequest)(nil),        // 0: kumo.egress.v1.GetEgressSourceRequest
 	(*GetEgressSourceResponse)(nil),       // 1: kumo.egress.v1.GetEgressSourceResponse
 	(*BatchGetEgressSourcesRequest)(nil),  // 2: kumo.egress.v1.BatchGetEgressSourcesRequest
 	(*BatchGetEgressSourcesResponse)(nil), // 3: kumo.egress.v1.BatchGetEgressSourcesResponse
 	(*EgressSourceResult)(nil),            // 4: kumo.egress.v1.EgressSourceResult
-	(*WatchInvalidationsRequest)(nil),     // 5: kumo.egress.v1.WatchInvalidationsRequest
-	(*WatchInvalidationsResponse)(nil),    // 6: kumo.egress.v1.WatchInvalidationsResponse
-	(*EgressSource)(nil),                  // 7: kumo.egress.v1.EgressSource
-	(*status.Status)(nil),                 // 8: google.rpc.Status
+	(*GetEgressPoolRequest)(nil),          // 5: kumo.egress.v1.GetEgressPoolRequest
+	(*GetEgressPoolResponse)(nil),         // 6: kumo.egress.v1.GetEgressPoolResponse
+	(*WatchInvalidationsRequest)(nil),     // 7: kumo.egress.v1.WatchInvalidationsRequest
+	(*WatchInvalidationsResponse)(nil),    // 8: kumo.egress.v1.WatchInvalidationsResponse
+	(*EgressSource)(nil),                  // 9: kumo.egress.v1.EgressSource
+	(*status.Status)(nil),                 // 10: google.rpc.Status
+	(*EgressPool)(nil),                    // 11: kumo.egress.v1.EgressPool
 }
 var file_kumo_egress_v1_resolver_service_proto_depIdxs = []int32{
-	7, // 0: kumo.egress.v1.GetEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
-	4, // 1: kumo.egress.v1.BatchGetEgressSourcesResponse.results:type_name -> kumo.egress.v1.EgressSourceResult
-	7, // 2: kumo.egress.v1.EgressSourceResult.source:type_name -> kumo.egress.v1.EgressSource
-	8, // 3: kumo.egress.v1.EgressSourceResult.error:type_name -> google.rpc.Status
-	0, // 4: kumo.egress.v1.EgressResolverService.GetEgressSource:input_type -> kumo.egress.v1.GetEgressSourceRequest
-	2, // 5: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:input_type -> kumo.egress.v1.BatchGetEgressSourcesRequest
-	5, // 6: kumo.egress.v1.EgressResolverService.WatchInvalidations:input_type -> kumo.egress.v1.WatchInvalidationsRequest
-	1, // 7: kumo.egress.v1.EgressResolverService.GetEgressSource:output_type -> kumo.egress.v1.GetEgressSourceResponse
-	3, // 8: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:output_type -> kumo.egress.v1.BatchGetEgressSourcesResponse
-	6, // 9: kumo.egress.v1.EgressResolverService.WatchInvalidations:output_type -> kumo.egress.v1.WatchInvalidationsResponse
-	7, // [7:10] is the sub-list for method output_type
-	4, // [4:7] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	9,  // 0: kumo.egress.v1.GetEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
+	4,  // 1: kumo.egress.v1.BatchGetEgressSourcesResponse.results:type_name -> kumo.egress.v1.EgressSourceResult
+	9,  // 2: kumo.egress.v1.EgressSourceResult.source:type_name -> kumo.egress.v1.EgressSource
+	10, // 3: kumo.egress.v1.EgressSourceResult.error:type_name -> google.rpc.Status
+	11, // 4: kumo.egress.v1.GetEgressPoolResponse.pool:type_name -> kumo.egress.v1.EgressPool
+	0,  // 5: kumo.egress.v1.EgressResolverService.GetEgressSource:input_type -> kumo.egress.v1.GetEgressSourceRequest
+	2,  // 6: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:input_type -> kumo.egress.v1.BatchGetEgressSourcesRequest
+	5,  // 7: kumo.egress.v1.EgressResolverService.GetEgressPool:input_type -> kumo.egress.v1.GetEgressPoolRequest
+	7,  // 8: kumo.egress.v1.EgressResolverService.WatchInvalidations:input_type -> kumo.egress.v1.WatchInvalidationsRequest
+	1,  // 9: kumo.egress.v1.EgressResolverService.GetEgressSource:output_type -> kumo.egress.v1.GetEgressSourceResponse
+	3,  // 10: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:output_type -> kumo.egress.v1.BatchGetEgressSourcesResponse
+	6,  // 11: kumo.egress.v1.EgressResolverService.GetEgressPool:output_type -> kumo.egress.v1.GetEgressPoolResponse
+	8,  // 12: kumo.egress.v1.EgressResolverService.WatchInvalidations:output_type -> kumo.egress.v1.WatchInvalidationsResponse
+	9,  // [9:13] is the sub-list for method output_type
+	5,  // [5:9] is the sub-list for method input_type
+	5,  // [5:5] is the sub-list for extension type_name
+	5,  // [5:5] is the sub-list for extension extendee
+	0,  // [0:5] is the sub-list for field type_name
 }
 
 func init() { file_kumo_egress_v1_resolver_service_proto_init() }
@@ -479,6 +582,7 @@ func file_kumo_egress_v1_resolver_service_proto_init() {
 	if File_kumo_egress_v1_resolver_service_proto != nil {
 		return
 	}
+	file_kumo_egress_v1_egress_pool_proto_init()
 	file_kumo_egress_v1_egress_source_proto_init()
 	file_kumo_egress_v1_resolver_service_proto_msgTypes[4].OneofWrappers = []any{
 		(*EgressSourceResult_Source)(nil),
@@ -490,7 +594,7 @@ func file_kumo_egress_v1_resolver_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kumo_egress_v1_resolver_service_proto_rawDesc), len(file_kumo_egress_v1_resolver_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	EgressResolverService_GetEgressSource_FullMethodName       = "/kumo.egress.v1.EgressResolverService/GetEgressSource"
 	EgressResolverService_BatchGetEgressSources_FullMethodName = "/kumo.egress.v1.EgressResolverService/BatchGetEgressSources"
+	EgressResolverService_GetEgressPool_FullMethodName         = "/kumo.egress.v1.EgressResolverService/GetEgressPool"
 	EgressResolverService_WatchInvalidations_FullMethodName    = "/kumo.egress.v1.EgressResolverService/WatchInvalidations"
 )
 
@@ -40,6 +41,11 @@ type EgressResolverServiceClient interface {
 	// Resolves several names at once. There is one result per requested name,
 	// in request order; a failing name does not fail the others.
 	BatchGetEgressSources(ctx context.Context, in *BatchGetEgressSourcesRequest, opts ...grpc.CallOption) (*BatchGetEgressSourcesResponse, error)
+	// Returns the egress pool with the given name, from the cache or by calling
+	// the policy's `get_egress_pool` handler. Every source of the pool is
+	// resolved too (as GetEgressSource would); a pool with a source that does
+	// not resolve fails with FAILED_PRECONDITION.
+	GetEgressPool(ctx context.Context, in *GetEgressPoolRequest, opts ...grpc.CallOption) (*GetEgressPoolResponse, error)
 	// Streams cache invalidations so that client-side caches stay correct.
 	//
 	// The first message is sent at once and carries the current policy
@@ -74,6 +80,16 @@ func (c *egressResolverServiceClient) BatchGetEgressSources(ctx context.Context,
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(BatchGetEgressSourcesResponse)
 	err := c.cc.Invoke(ctx, EgressResolverService_BatchGetEgressSources_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *egressResolverServiceClient) GetEgressPool(ctx context.Context, in *GetEgressPoolRequest, opts ...grpc.CallOption) (*GetEgressPoolResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(GetEgressPoolResponse)
+	err := c.cc.Invoke(ctx, EgressResolverService_GetEgressPool_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -115,6 +131,11 @@ type EgressResolverServiceServer interface {
 	// Resolves several names at once. There is one result per requested name,
 	// in request order; a failing name does not fail the others.
 	BatchGetEgressSources(context.Context, *BatchGetEgressSourcesRequest) (*BatchGetEgressSourcesResponse, error)
+	// Returns the egress pool with the given name, from the cache or by calling
+	// the policy's `get_egress_pool` handler. Every source of the pool is
+	// resolved too (as GetEgressSource would); a pool with a source that does
+	// not resolve fails with FAILED_PRECONDITION.
+	GetEgressPool(context.Context, *GetEgressPoolRequest) (*GetEgressPoolResponse, error)
 	// Streams cache invalidations so that client-side caches stay correct.
 	//
 	// The first message is sent at once and carries the current policy
@@ -140,6 +161,9 @@ func (UnimplementedEgressResolverServiceServer) GetEgressSource(context.Context,
 }
 func (UnimplementedEgressResolverServiceServer) BatchGetEgressSources(context.Context, *BatchGetEgressSourcesRequest) (*BatchGetEgressSourcesResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method BatchGetEgressSources not implemented")
+}
+func (UnimplementedEgressResolverServiceServer) GetEgressPool(context.Context, *GetEgressPoolRequest) (*GetEgressPoolResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method GetEgressPool not implemented")
 }
 func (UnimplementedEgressResolverServiceServer) WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchInvalidations not implemented")
@@ -201,6 +225,24 @@ func _EgressResolverService_BatchGetEgressSources_Handler(srv interface{}, ctx c
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EgressResolverService_GetEgressPool_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(GetEgressPoolRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EgressResolverServiceServer).GetEgressPool(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EgressResolverService_GetEgressPool_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EgressResolverServiceServer).GetEgressPool(ctx, req.(*GetEgressPoolRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _EgressResolverService_WatchInvalidations_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchInvalidationsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -226,6 +268,10 @@ var EgressResolverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "BatchGetEgressSources",
 			Handler:    _EgressResolverService_BatchGetEgressSources_Handler,
+		},
+		{
+			MethodName: "GetEgressPool",
+			Handler:    _EgressResolverService_GetEgressPool_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -8,6 +8,7 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.rpc import status_pb2 as _status_pb2
+from kumo.egress.v1 import egress_pool_pb2 as _egress_pool_pb2
 from kumo.egress.v1 import egress_source_pb2 as _egress_source_pb2
 import builtins as _builtins
 import sys
@@ -151,6 +152,52 @@ class EgressSourceResult(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
 
 Global___EgressSourceResult: _TypeAlias = EgressSourceResult  # noqa: Y015
+
+@_typing.final
+class GetEgressPoolRequest(_message.Message):
+    """Request for GetEgressPool."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The pool name, checked as in GetEgressSourceRequest."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEgressPoolRequest: _TypeAlias = GetEgressPoolRequest  # noqa: Y015
+
+@_typing.final
+class GetEgressPoolResponse(_message.Message):
+    """Response of GetEgressPool."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POOL_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def pool(self) -> _egress_pool_pb2.EgressPool:
+        """The resolved definition."""
+
+    def __init__(
+        self,
+        *,
+        pool: _egress_pool_pb2.EgressPool | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetEgressPoolResponse: _TypeAlias = GetEgressPoolResponse  # noqa: Y015
 
 @_typing.final
 class WatchInvalidationsRequest(_message.Message):

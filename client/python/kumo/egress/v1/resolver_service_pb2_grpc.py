@@ -49,6 +49,11 @@ class EgressResolverServiceStub:
                 request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.BatchGetEgressSourcesRequest.SerializeToString,
                 response_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.BatchGetEgressSourcesResponse.FromString,
                 _registered_method=True)
+        self.GetEgressPool = channel.unary_unary(
+                '/kumo.egress.v1.EgressResolverService/GetEgressPool',
+                request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolRequest.SerializeToString,
+                response_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolResponse.FromString,
+                _registered_method=True)
         self.WatchInvalidations = channel.unary_stream(
                 '/kumo.egress.v1.EgressResolverService/WatchInvalidations',
                 request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.WatchInvalidationsRequest.SerializeToString,
@@ -75,6 +80,16 @@ class EgressResolverServiceServicer:
     def BatchGetEgressSources(self, request, context):
         """Resolves several names at once. There is one result per requested name,
         in request order; a failing name does not fail the others.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetEgressPool(self, request, context):
+        """Returns the egress pool with the given name, from the cache or by calling
+        the policy's `get_egress_pool` handler. Every source of the pool is
+        resolved too (as GetEgressSource would); a pool with a source that does
+        not resolve fails with FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,6 +122,11 @@ def add_EgressResolverServiceServicer_to_server(servicer, server):
                     servicer.BatchGetEgressSources,
                     request_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.BatchGetEgressSourcesRequest.FromString,
                     response_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.BatchGetEgressSourcesResponse.SerializeToString,
+            ),
+            'GetEgressPool': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEgressPool,
+                    request_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolRequest.FromString,
+                    response_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolResponse.SerializeToString,
             ),
             'WatchInvalidations': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchInvalidations,
@@ -173,6 +193,33 @@ class EgressResolverService:
             '/kumo.egress.v1.EgressResolverService/BatchGetEgressSources',
             kumo_dot_egress_dot_v1_dot_resolver__service__pb2.BatchGetEgressSourcesRequest.SerializeToString,
             kumo_dot_egress_dot_v1_dot_resolver__service__pb2.BatchGetEgressSourcesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEgressPool(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kumo.egress.v1.EgressResolverService/GetEgressPool',
+            kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolRequest.SerializeToString,
+            kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolResponse.FromString,
             options,
             channel_credentials,
             insecure,

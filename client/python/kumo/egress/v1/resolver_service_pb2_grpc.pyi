@@ -46,6 +46,12 @@ class EgressResolverServiceStub:
     """Resolves several names at once. There is one result per requested name,
     in request order; a failing name does not fail the others.
     """
+    GetEgressPool: _grpc.UnaryUnaryMultiCallable[_resolver_service_pb2.GetEgressPoolRequest, _resolver_service_pb2.GetEgressPoolResponse]
+    """Returns the egress pool with the given name, from the cache or by calling
+    the policy's `get_egress_pool` handler. Every source of the pool is
+    resolved too (as GetEgressSource would); a pool with a source that does
+    not resolve fails with FAILED_PRECONDITION.
+    """
     WatchInvalidations: _grpc.UnaryStreamMultiCallable[_resolver_service_pb2.WatchInvalidationsRequest, _resolver_service_pb2.WatchInvalidationsResponse]
     """Streams cache invalidations so that client-side caches stay correct.
 
@@ -75,6 +81,12 @@ class EgressResolverServiceAsyncStub(EgressResolverServiceStub):
     BatchGetEgressSources: _aio.UnaryUnaryMultiCallable[_resolver_service_pb2.BatchGetEgressSourcesRequest, _resolver_service_pb2.BatchGetEgressSourcesResponse]  # type: ignore[assignment]
     """Resolves several names at once. There is one result per requested name,
     in request order; a failing name does not fail the others.
+    """
+    GetEgressPool: _aio.UnaryUnaryMultiCallable[_resolver_service_pb2.GetEgressPoolRequest, _resolver_service_pb2.GetEgressPoolResponse]  # type: ignore[assignment]
+    """Returns the egress pool with the given name, from the cache or by calling
+    the policy's `get_egress_pool` handler. Every source of the pool is
+    resolved too (as GetEgressSource would); a pool with a source that does
+    not resolve fails with FAILED_PRECONDITION.
     """
     WatchInvalidations: _aio.UnaryStreamMultiCallable[_resolver_service_pb2.WatchInvalidationsRequest, _resolver_service_pb2.WatchInvalidationsResponse]  # type: ignore[assignment]
     """Streams cache invalidations so that client-side caches stay correct.
@@ -114,6 +126,18 @@ class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_resolver_service_pb2.BatchGetEgressSourcesResponse, _abc.Awaitable[_resolver_service_pb2.BatchGetEgressSourcesResponse]]:
         """Resolves several names at once. There is one result per requested name,
         in request order; a failing name does not fail the others.
+        """
+
+    @_abc_1.abstractmethod
+    def GetEgressPool(
+        self,
+        request: _resolver_service_pb2.GetEgressPoolRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_resolver_service_pb2.GetEgressPoolResponse, _abc.Awaitable[_resolver_service_pb2.GetEgressPoolResponse]]:
+        """Returns the egress pool with the given name, from the cache or by calling
+        the policy's `get_egress_pool` handler. Every source of the pool is
+        resolved too (as GetEgressSource would); a pool with a source that does
+        not resolve fails with FAILED_PRECONDITION.
         """
 
     @_abc_1.abstractmethod

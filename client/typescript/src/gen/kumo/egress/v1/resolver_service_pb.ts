@@ -6,6 +6,8 @@ import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegen
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Status } from "../../../google/rpc/status_pb.js";
 import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
+import type { EgressPool } from "./egress_pool_pb.js";
+import { file_kumo_egress_v1_egress_pool } from "./egress_pool_pb.js";
 import type { EgressSource } from "./egress_source_pb.js";
 import { file_kumo_egress_v1_egress_source } from "./egress_source_pb.js";
 import type { Message } from "@bufbuild/protobuf";
@@ -14,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kumo/egress/v1/resolver_service.proto.
  */
 export const file_kumo_egress_v1_resolver_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVrdW1vL2VncmVzcy92MS9yZXNvbHZlcl9zZXJ2aWNlLnByb3RvEg5rdW1vLmVncmVzcy52MSImChZHZXRFZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiRwoXR2V0RWdyZXNzU291cmNlUmVzcG9uc2USLAoGc291cmNlGAEgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlIi0KHEJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QSDQoFbmFtZXMYASADKAkiVAodQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzUmVzcG9uc2USMwoHcmVzdWx0cxgBIAMoCzIiLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZVJlc3VsdCKBAQoSRWdyZXNzU291cmNlUmVzdWx0EgwKBG5hbWUYASABKAkSLgoGc291cmNlGAIgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlSAASIwoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQggKBnJlc3VsdCIbChlXYXRjaEludmFsaWRhdGlvbnNSZXF1ZXN0IkwKGldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlEhIKCmdlbmVyYXRpb24YASABKAQSCwoDYWxsGAIgASgIEg0KBW5hbWVzGAMgAygJMuACChVFZ3Jlc3NSZXNvbHZlclNlcnZpY2USYgoPR2V0RWdyZXNzU291cmNlEiYua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzU291cmNlUmVxdWVzdBonLmt1bW8uZWdyZXNzLnYxLkdldEVncmVzc1NvdXJjZVJlc3BvbnNlEnQKFUJhdGNoR2V0RWdyZXNzU291cmNlcxIsLmt1bW8uZWdyZXNzLnYxLkJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QaLS5rdW1vLmVncmVzcy52MS5CYXRjaEdldEVncmVzc1NvdXJjZXNSZXNwb25zZRJtChJXYXRjaEludmFsaWRhdGlvbnMSKS5rdW1vLmVncmVzcy52MS5XYXRjaEludmFsaWRhdGlvbnNSZXF1ZXN0Gioua3Vtby5lZ3Jlc3MudjEuV2F0Y2hJbnZhbGlkYXRpb25zUmVzcG9uc2UwAUJOWkxnaXRodWIuY29tL2VncmVzcy1yZXNvbHZlci9lZ3Jlc3MtcmVzb2x2ZXIvY2xpZW50L2dvL2t1bW8vZWdyZXNzL3YxO2VncmVzc3YxYgZwcm90bzM", [file_google_rpc_status, file_kumo_egress_v1_egress_source]);
+  fileDesc("CiVrdW1vL2VncmVzcy92MS9yZXNvbHZlcl9zZXJ2aWNlLnByb3RvEg5rdW1vLmVncmVzcy52MSImChZHZXRFZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiRwoXR2V0RWdyZXNzU291cmNlUmVzcG9uc2USLAoGc291cmNlGAEgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlIi0KHEJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QSDQoFbmFtZXMYASADKAkiVAodQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzUmVzcG9uc2USMwoHcmVzdWx0cxgBIAMoCzIiLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZVJlc3VsdCKBAQoSRWdyZXNzU291cmNlUmVzdWx0EgwKBG5hbWUYASABKAkSLgoGc291cmNlGAIgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlSAASIwoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQggKBnJlc3VsdCIkChRHZXRFZ3Jlc3NQb29sUmVxdWVzdBIMCgRuYW1lGAEgASgJIkEKFUdldEVncmVzc1Bvb2xSZXNwb25zZRIoCgRwb29sGAEgASgLMhoua3Vtby5lZ3Jlc3MudjEuRWdyZXNzUG9vbCIbChlXYXRjaEludmFsaWRhdGlvbnNSZXF1ZXN0IkwKGldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlEhIKCmdlbmVyYXRpb24YASABKAQSCwoDYWxsGAIgASgIEg0KBW5hbWVzGAMgAygJMr4DChVFZ3Jlc3NSZXNvbHZlclNlcnZpY2USYgoPR2V0RWdyZXNzU291cmNlEiYua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzU291cmNlUmVxdWVzdBonLmt1bW8uZWdyZXNzLnYxLkdldEVncmVzc1NvdXJjZVJlc3BvbnNlEnQKFUJhdGNoR2V0RWdyZXNzU291cmNlcxIsLmt1bW8uZWdyZXNzLnYxLkJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QaLS5rdW1vLmVncmVzcy52MS5CYXRjaEdldEVncmVzc1NvdXJjZXNSZXNwb25zZRJcCg1HZXRFZ3Jlc3NQb29sEiQua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzUG9vbFJlcXVlc3QaJS5rdW1vLmVncmVzcy52MS5HZXRFZ3Jlc3NQb29sUmVzcG9uc2USbQoSV2F0Y2hJbnZhbGlkYXRpb25zEikua3Vtby5lZ3Jlc3MudjEuV2F0Y2hJbnZhbGlkYXRpb25zUmVxdWVzdBoqLmt1bW8uZWdyZXNzLnYxLldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlMAFCTlpMZ2l0aHViLmNvbS9lZ3Jlc3MtcmVzb2x2ZXIvZWdyZXNzLXJlc29sdmVyL2NsaWVudC9nby9rdW1vL2VncmVzcy92MTtlZ3Jlc3N2MWIGcHJvdG8z", [file_google_rpc_status, file_kumo_egress_v1_egress_pool, file_kumo_egress_v1_egress_source]);
 
 /**
  * Request for GetEgressSource.
@@ -144,6 +146,48 @@ export const EgressSourceResultSchema: GenMessage<EgressSourceResult> = /*@__PUR
   messageDesc(file_kumo_egress_v1_resolver_service, 4);
 
 /**
+ * Request for GetEgressPool.
+ *
+ * @generated from message kumo.egress.v1.GetEgressPoolRequest
+ */
+export type GetEgressPoolRequest = Message<"kumo.egress.v1.GetEgressPoolRequest"> & {
+  /**
+   * The pool name, checked as in GetEgressSourceRequest.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message kumo.egress.v1.GetEgressPoolRequest.
+ * Use `create(GetEgressPoolRequestSchema)` to create a new message.
+ */
+export const GetEgressPoolRequestSchema: GenMessage<GetEgressPoolRequest> = /*@__PURE__*/
+  messageDesc(file_kumo_egress_v1_resolver_service, 5);
+
+/**
+ * Response of GetEgressPool.
+ *
+ * @generated from message kumo.egress.v1.GetEgressPoolResponse
+ */
+export type GetEgressPoolResponse = Message<"kumo.egress.v1.GetEgressPoolResponse"> & {
+  /**
+   * The resolved definition.
+   *
+   * @generated from field: kumo.egress.v1.EgressPool pool = 1;
+   */
+  pool?: EgressPool | undefined;
+};
+
+/**
+ * Describes the message kumo.egress.v1.GetEgressPoolResponse.
+ * Use `create(GetEgressPoolResponseSchema)` to create a new message.
+ */
+export const GetEgressPoolResponseSchema: GenMessage<GetEgressPoolResponse> = /*@__PURE__*/
+  messageDesc(file_kumo_egress_v1_resolver_service, 6);
+
+/**
  * Request for WatchInvalidations.
  *
  * @generated from message kumo.egress.v1.WatchInvalidationsRequest
@@ -156,7 +200,7 @@ export type WatchInvalidationsRequest = Message<"kumo.egress.v1.WatchInvalidatio
  * Use `create(WatchInvalidationsRequestSchema)` to create a new message.
  */
 export const WatchInvalidationsRequestSchema: GenMessage<WatchInvalidationsRequest> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 5);
+  messageDesc(file_kumo_egress_v1_resolver_service, 7);
 
 /**
  * One invalidation event.
@@ -191,7 +235,7 @@ export type WatchInvalidationsResponse = Message<"kumo.egress.v1.WatchInvalidati
  * Use `create(WatchInvalidationsResponseSchema)` to create a new message.
  */
 export const WatchInvalidationsResponseSchema: GenMessage<WatchInvalidationsResponse> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 6);
+  messageDesc(file_kumo_egress_v1_resolver_service, 8);
 
 /**
  * Resolves egress definitions by running the operator's KumoMTA Lua policy.
@@ -224,6 +268,19 @@ export const EgressResolverService: GenService<{
     methodKind: "unary";
     input: typeof BatchGetEgressSourcesRequestSchema;
     output: typeof BatchGetEgressSourcesResponseSchema;
+  },
+  /**
+   * Returns the egress pool with the given name, from the cache or by calling
+   * the policy's `get_egress_pool` handler. Every source of the pool is
+   * resolved too (as GetEgressSource would); a pool with a source that does
+   * not resolve fails with FAILED_PRECONDITION.
+   *
+   * @generated from rpc kumo.egress.v1.EgressResolverService.GetEgressPool
+   */
+  getEgressPool: {
+    methodKind: "unary";
+    input: typeof GetEgressPoolRequestSchema;
+    output: typeof GetEgressPoolResponseSchema;
   },
   /**
    * Streams cache invalidations so that client-side caches stay correct.

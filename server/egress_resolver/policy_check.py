@@ -1,0 +1,81 @@
+"""`egress-resolver check`: load a policy offline, validate it, resolve names; a JSON report.
+
+Like `kumod --validate`, the check runs the policy's `validate_config`
+handlers and reports what they printed (KumoMTA's helpers print each problem
+they find) and whether they called `kumo.validation_failed()`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from egress_resolver.codec import encode_pool, encode_source
+from egress_resolver.errors import ResolveError
+from egress_resolver.json_view import message_json
+from egress_resolver.kumo_module import PolicyLoadError
+from egress_resolver.lua_host import POOL_EVENT, SOURCE_EVENT, PolicyHost
+from egress_resolver.pools import pool_source_failure
+from egress_resolver.settings import Settings
+from egress_resolver.validation import check_name
+
+
+def check_policy(
+    settings: Settings, sources: Sequence[str], pools: Sequence[str] = ()
+) -> dict[str, Any]:
+    """The report of `check`; its `ok` says whether the exit status is 0."""
+    assert settings.policy is not None
+    report: dict[str, Any] = {"policy": str(settings.policy)}
+    try:
+        host = PolicyHost(
+            settings.policy,
+            lua_paths=settings.lua_path,
+            handler_timeout=settings.handler_timeout,
+            memory_limit=settings.lua_memory_mib * 1024 * 1024,
+        )
+    except PolicyLoadError as err:
+        report.update(ok=False, error=str(err))
+        return report
+    validation = host.validate_config()
+    report["files"] = sorted(str(f) for f in host.files)
+    report["handlers"] = {
+        e: len(host.handlers(e)) for e in (SOURCE_EVENT, POOL_EVENT, "validate_config")
+    }
+    report["validation"] = {"ok": validation.ok, "output": validation.output}
+    if validation.error is not None:
+        report["validation"]["error"] = validation.error
+    report["results"] = [_source_result(host, name) for name in sources]
+    report["pools"] = [_pool_result(host, name) for name in pools]
+    report["ok"] = validation.ok and all(
+        "error" not in r for r in (*report["results"], *report["pools"])
+    )
+    return report
+
+
+def _source_result(host: PolicyHost, name: str) -> dict[str, Any]:
+    try:
+        check_name(name)
+        source = encode_source(host.resolve_source(name)).message
+    except ResolveError as err:
+        return {"name": name, "error": error_json(err)}
+    return {"name": name, "source": message_json(source)}
+
+
+def _pool_result(host: PolicyHost, name: str) -> dict[str, Any]:
+    try:
+        check_name(name)
+        definition = host.resolve_pool(name)
+        for entry in definition.entries:
+            try:
+                check_name(entry.name)
+                host.resolve_source(entry.name)
+            except ResolveError as err:
+                raise pool_source_failure(name, err) from None
+    except ResolveError as err:
+        return {"name": name, "error": error_json(err)}
+    return {"name": name, "pool": message_json(encode_pool(definition).message)}
+
+
+def error_json(err: ResolveError) -> dict[str, str]:
+    """An error as the CLI prints it."""
+    return {"code": err.code.name, "reason": err.reason.value, "message": err.message}
