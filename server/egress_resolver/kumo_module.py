@@ -147,6 +147,10 @@ class KumoModule:
         except ValidationError as err:
             raise deserialize_error("kumo.make_egress_pool", err, values) from None
 
+    def track_file(self, path: str) -> None:
+        """Record a file the policy loaded (a `require`d module), for reload watching."""
+        self.loaded_files.add(Path(path))
+
     def _resolve(self, path: object) -> Path:
         if not isinstance(path, str):
             raise ValueError(f"expected a file path string, got {path!r}")

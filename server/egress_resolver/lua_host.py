@@ -95,7 +95,9 @@ class PolicyHost:
         )
         dirs = [policy.parent, *lua_paths]
         search = "".join(f"{d}/?.lua;{d}/?/init.lua;" for d in dirs)
-        self._budget = self._runtime.execute(PRELUDE, self._kumo.install(), search, HOOK_EVERY)
+        self._budget = self._runtime.execute(
+            PRELUDE, self._kumo.install(), search, HOOK_EVERY, self._kumo.track_file
+        )
         self._load()
 
     @property

@@ -9,9 +9,15 @@ HOOK_EVERY = 1000
 """Instructions between deadline checks (~10 µs of Lua)."""
 
 PRELUDE = """
-local kumo, search_path, hook_every = ...
+local kumo, search_path, hook_every, track_file = ...
 package.path = search_path .. package.path
 package.loaded.kumo = kumo
+-- Note the file of every Lua module `require` loads, so that changing it
+-- reloads the policy; returning nothing lets the standard searcher load it.
+table.insert(package.searchers, 2, function(name)
+  local path = package.searchpath(name, package.path)
+  if path then track_file(path) end
+end)
 _G.kumo = kumo
 python = nil
 

@@ -25,6 +25,8 @@ class SettingsError(ValueError):
 
 
 def _seconds(text: str) -> float:
+    if text.strip() == "0":  # "0 disables" reads naturally without a unit
+        return 0.0
     return parse_duration(text) / NANOS_PER_SECOND
 
 

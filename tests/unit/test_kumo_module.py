@@ -43,7 +43,7 @@ def test_define_egress_source_alias(helpers: PolicyHost) -> None:
 
 def test_loaded_files_are_tracked(helpers: PolicyHost) -> None:
     names = {f.name for f in helpers.files}
-    assert {"helpers.lua", "data.toml", "data.json", "data.yaml"} <= names
+    assert {"helpers.lua", "data.toml", "data.json", "data.yaml", "sample.lua"} <= names
 
 
 def test_log_functions_write_log_lines(capsys: pytest.CaptureFixture[str]) -> None:

@@ -24,6 +24,11 @@ def test_flag_beats_variable_beats_default() -> None:
     assert settings.negative_ttl == 300.0
 
 
+def test_zero_durations_need_no_unit() -> None:
+    settings = Settings.from_sources({"negative_ttl": "0", "watch_interval": "0s"}, {})
+    assert (settings.negative_ttl, settings.watch_interval) == (0.0, 0.0)
+
+
 def test_list_variables_are_comma_separated() -> None:
     env = {"EGRESS_RESOLVER_LISTEN": "127.0.0.1:1, unix:/tmp/x.sock"}
     assert Settings.from_sources({}, env).listen == ["127.0.0.1:1", "unix:/tmp/x.sock"]

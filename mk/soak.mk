@@ -1,0 +1,5 @@
+# `make soak`: not part of `make test` (about 12 minutes). See RELIABILITY.md.
+.PHONY: soak
+
+soak: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) ## flood of 1M names, then ghz mixed load for 10 min (RELIABILITY.md)
+	$(PY) bench/soak.py
