@@ -141,3 +141,29 @@ def test_random_request_bodies_do_not_hurt_the_server() -> None:
         with Resolver(server.target) as resolver:
             assert resolver.get("ip-1").source_address == "10.0.0.1"
         assert health_status(server.target) == 1
+
+
+def test_sigterm_exits_after_the_grace_period_even_if_a_handler_is_stuck(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    args = ("--policy", str(fixture("counter.lua")), "--listen", "127.0.0.1:0")
+    flags = ("--handler-timeout", "1h", "--shutdown-grace", "500ms")
+    with ServerProcess(*args, *flags, env={"FIFO": str(fifo)}) as server:
+        server.wait_for_event("policy loaded")
+        resolver = Resolver(server.target, timeout=DEADLINE)
+        failed: list[ResolverError] = []
+
+        def stuck_call() -> None:
+            try:
+                resolver.get("wait-forever")
+            except ResolverError as err:
+                failed.append(err)
+
+        caller = threading.Thread(target=stuck_call)
+        caller.start()
+        with fifo.open("w"):  # returns once the handler is blocked reading the FIFO
+            server.signal(signal.SIGTERM)
+            assert server.wait() == 0
+        caller.join(DEADLINE)
+        assert len(failed) == 1  # the one stuck call is the only loss
+        resolver.close()
