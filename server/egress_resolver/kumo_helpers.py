@@ -86,6 +86,12 @@ function kumo.traceback(level)
   while true do
     local info = debug.getinfo(depth, 'nSlt')
     if not info then break end
+    if info.source == '<python>' or info.source == '=<python>' then
+      -- The sidecar's own Lua glue (the pcall wrapper, helper shims) stands
+      -- where kumod has native code: show it as a C frame, as kumod would, so
+      -- helpers that skip C frames blame the policy's line, not ours.
+      info.what, info.source, info.short_src, info.currentline = 'C', '=[C]', '[C]', -1
+    end
     frames[#frames + 1] = {
       name = info.name, name_what = info.namewhat, source = info.source,
       short_src = info.short_src, what = info.what, curr_line = info.currentline,

@@ -162,7 +162,9 @@ def _optional(
 
 def describe_type(value: object) -> str:
     """How serde names the type of a value in its messages ("integer", "string", ...)."""
-    kinds = {bool: "boolean", int: "integer", float: "floating point", str: "string"}
+    kinds = {
+        bool: "boolean", int: "integer", float: "floating point", str: "string", list: "sequence"
+    }  # fmt: skip
     return kinds.get(type(value), "table" if hasattr(value, "items") else type(value).__name__)
 
 
@@ -229,8 +231,16 @@ def _port(params: Mapping[object, object], key: str) -> int:
 
 def duration_field(params: Mapping[object, object], key: str) -> int:
     """`params[key]` as a duration in nanoseconds."""
+    value = params[key]
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        # serde's wording for a wrong type, which KumoMTA's typing.lua matches on
+        raise ValidationError(
+            f"invalid type for `{key}`: {describe_type(value)}"
+            f"{f' {value!r}'.lower() if isinstance(value, bool) else ''}, "
+            "expected a duration string or a number of seconds"
+        )
     try:
-        return parse_duration(params[key])
+        return parse_duration(value)
     except DurationError as err:
         raise ValidationError(f"invalid value for `{key}`: {err}") from None
 

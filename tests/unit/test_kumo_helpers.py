@@ -72,3 +72,14 @@ def test_print_outside_validation_is_logged(capsys: pytest.CaptureFixture[str]) 
     host._budget.call(lambda: 0.0, 1.0, host.handlers("validate_config")[1])
     captured = capsys.readouterr()
     assert "second handler ran" in captured.out + captured.err
+
+
+def test_traceback_shows_the_sidecars_glue_as_c_frames() -> None:
+    from egress_resolver.lua_host import PolicyHost
+    from support import fixture
+
+    frames = PolicyHost(fixture("traceback_under_pcall.lua")).resolve_source("x").ehlo_domain
+    assert frames is not None
+    assert "<python>" not in frames
+    assert frames.split()[-1].endswith("traceback_under_pcall.lua:3")
+    assert all(f == "C:[C]:-1" for f in frames.split()[:-1])

@@ -165,3 +165,11 @@ def test_check_name_accepts_or_raises_invalid_argument(name: str) -> None:
     else:
         assert name
         assert len(name.encode("utf-8", "surrogatepass")) <= 1024
+
+
+@pytest.mark.parametrize(
+    ("ttl", "shown"), [(True, "boolean true"), ([1], "sequence"), ({"a": 1}, "table")]
+)
+def test_wrongly_typed_ttl_is_an_invalid_type(ttl: object, shown: str) -> None:
+    with pytest.raises(ValidationError, match=f"invalid type for `ttl`: {shown}, expected a dur"):
+        build_source({"name": "a", "ttl": ttl})
