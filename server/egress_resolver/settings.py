@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,9 @@ def _setting(
 class Settings:
     """The server's configuration; field metadata drives the CLI and the env."""
 
+    config: Path | None = _setting(
+        None, Path, "TOML file with any of these settings (by field name)", metavar="FILE"
+    )
     policy: Path | None = _setting(None, Path, "the Lua policy file to serve", metavar="FILE")
     listen: list[str] = _setting(
         ["127.0.0.1:50051"],
@@ -153,8 +157,11 @@ class Settings:
     def from_sources(
         cls, flags: Mapping[str, object], environ: Mapping[str, str] | None = None
     ) -> Settings:
-        """Build settings from parsed flags (raw strings) over the environment."""
+        """Build settings from flags (raw strings), over the environment, over the file
+        named by --config / EGRESS_RESOLVER_CONFIG, over the defaults."""
         environ = os.environ if environ is None else environ
+        config = flags.get("config") or environ.get(cls.env_name("config"))
+        from_file = _read_config(Path(str(config))) if config else {}
         values: dict[str, Any] = {}
         for field in dataclasses.fields(cls):
             raw = flags.get(field.name)
@@ -164,6 +171,8 @@ class Settings:
                 origin = cls.env_name(field.name)
                 if raw is not None and field.metadata["repeated"]:
                     raw = [part.strip() for part in raw.split(",") if part.strip()]
+            if raw is None and field.name in from_file:
+                raw, origin = from_file[field.name], f"{config}: {field.name}"
             if raw is None:
                 continue
             values[field.name] = _parse_value(field, raw, origin)
@@ -196,6 +205,41 @@ def reference_table() -> str:
             f"| {field.metadata['help']} |"
         )
     return "\n".join(rows) + "\n"
+
+
+def _read_config(path: Path) -> dict[str, object]:
+    """The settings in a TOML file, as the strings (or lists of strings) flags give."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise SettingsError(f"--config {path}: cannot read: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise SettingsError(f"--config {path}: not valid TOML: {err}") from None
+    known = {f.name: f for f in dataclasses.fields(Settings) if f.name != "config"}
+    values: dict[str, object] = {}
+    for key, value in document.items():
+        field = known.get(key)
+        if field is None:
+            raise SettingsError(
+                f"{path}: unknown setting {key!r}; expected one of {', '.join(known)}"
+            )
+        if field.metadata["repeated"]:
+            if not isinstance(value, list):
+                raise SettingsError(f"{path}: {key}: expected a list, got {value!r}")
+            values[key] = [_toml_text(item) for item in value]
+        else:
+            values[key] = _toml_text(value)
+    return values
+
+
+def _toml_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str):
+        return value
+    raise SettingsError(f"unsupported value {value!r}: use a string, an integer or a boolean")
 
 
 def _parse_value(field: dataclasses.Field[Any], raw: object, origin: str) -> object:

@@ -1,6 +1,7 @@
 """Settings: flags over variables over defaults, messages that name the setting."""
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -58,3 +59,53 @@ def test_readme_settings_table_matches_the_settings_module() -> None:
     readme = (REPO / "README.md").read_text()
     table = readme.split("<!-- settings:begin -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
     assert table == reference_table()
+
+
+def test_config_file_is_below_variables_and_flags(tmp_path: Path) -> None:
+    config = tmp_path / "egress.toml"
+    config.write_text(
+        'policy = "/etc/p.lua"\nlisten = ["unix:/run/e.sock"]\ncache_size = 5\n'
+        'negative_ttl = "2 mins"\nreflection = false\nunix_socket_mode = "660"\n'
+    )
+    settings = Settings.from_sources(
+        {"config": str(config), "cache_size": "7"}, {"EGRESS_RESOLVER_NEGATIVE_TTL": "5s"}
+    )
+    assert settings.policy == Path("/etc/p.lua")
+    assert settings.listen == ["unix:/run/e.sock"]
+    assert settings.cache_size == 7  # flag over file
+    assert settings.negative_ttl == 5.0  # variable over file
+    assert settings.reflection is False
+    assert settings.unix_socket_mode == 0o660
+    from_env = Settings.from_sources({}, {"EGRESS_RESOLVER_CONFIG": str(config)})
+    assert from_env.cache_size == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("cache_sise = 5\n", "unknown setting 'cache_sise'; expected one of policy, listen"),
+        ('listen = "127.0.0.1:1"\n', "listen: expected a list"),
+        ("cache_size = 0\n", "egress.toml: cache_size: invalid value '0': must be at least 1"),
+        ('negative_ttl = "60"\n', "negative_ttl: invalid value '60': "),
+        ("cache_size = [\n", "not valid TOML"),
+        ("cache_size = 1.5\n", "unsupported value 1.5"),
+    ],
+)
+def test_config_file_errors_name_the_setting(tmp_path: Path, text: str, message: str) -> None:
+    config = tmp_path / "egress.toml"
+    config.write_text(text)
+    with pytest.raises(SettingsError, match=re.escape(message)):
+        Settings.from_sources({"config": str(config)}, {})
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="cannot read"):
+        Settings.from_sources({"config": str(tmp_path / "absent.toml")}, {})
+
+
+def test_example_config_file_is_valid() -> None:
+    settings = Settings.from_sources(
+        {"config": str(REPO / "examples" / "egress-resolver.toml")}, {}
+    )
+    assert settings.metrics == "127.0.0.1:9464"
+    assert settings.listen[1] == "unix:/tmp/egress-resolver.sock"
