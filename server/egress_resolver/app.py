@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 from egress_resolver.cache import DefinitionCache
 from egress_resolver.codec import EncodedPool, EncodedSource
 from egress_resolver.drain import DrainGate
+from egress_resolver.explain import Explainer
 from egress_resolver.handler_wrap import decode_in_handler
 from egress_resolver.invalidations import InvalidationHub
 from egress_resolver.listeners import bind, secure_unix_sockets
@@ -88,7 +89,11 @@ class App:
         server = grpc.aio.server(
             options=[("grpc.so_reuseport", 1 if self.settings.workers > 1 else 0)]
         )
-        handlers = self.gate.wrap(decode_in_handler(self.service.method_handlers()))
+        explainer = Explainer(
+            self.service, self.cache, lambda: self.runner.generation, str(self.runner.policy)
+        )
+        handlers = {**self.service.method_handlers(), **explainer.method_handlers()}
+        handlers = self.gate.wrap(decode_in_handler(handlers))
         if self.metrics is not None:
             handlers = self.metrics.instrument(SERVICE_NAME, handlers)
         server.add_generic_rpc_handlers(

@@ -43,12 +43,12 @@ class CacheStats:
     entries: int
 
 
-class _Store(cachetools.TLRUCache[str, tuple["V | ResolveError", float]]):
+class _Store(cachetools.TLRUCache[str, tuple["V | ResolveError", float, float]]):
     """TLRUCache that counts what it evicts for lack of room."""
 
     evictions = 0
 
-    def popitem(self) -> tuple[str, tuple[V | ResolveError, float]]:
+    def popitem(self) -> tuple[str, tuple[V | ResolveError, float, float]]:
         self.evictions += 1
         return super().popitem()
 
@@ -64,6 +64,8 @@ class DefinitionCache(Generic[V]):
         max_pending: int,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._clock = clock
+        # Entries are (value, ttl, stored_at).
         self._store: _Store[V] = _Store(
             maxsize=capacity, ttu=lambda _key, value, now: now + value[1], timer=clock
         )
@@ -134,7 +136,17 @@ class DefinitionCache(Generic[V]):
 
     def _put(self, name: str, value: V | ResolveError, ttl: float) -> None:
         if ttl > 0:
-            self._store[name] = (value, ttl)
+            self._store[name] = (value, ttl, self._clock())
+
+    def peek(self, name: str) -> tuple[V | ResolveError, float, float] | None:
+        """The entry for `name` with its age and remaining lifetime in seconds,
+        without counting a hit (for explain; it does count as a use for LRU)."""
+        now = self._clock()
+        entry = self._store.get(name)
+        if entry is None:
+            return None
+        value, ttl, stored_at = entry
+        return value, now - stored_at, stored_at + ttl - now
 
     def clear(self) -> None:
         """Forget every entry; loads already running will not store their outcome."""

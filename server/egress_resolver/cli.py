@@ -58,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
     resolve_cmd = commands.add_parser("resolve", help="ask a running sidecar (JSON lines out)")
     resolve_cmd.add_argument("--target", default=DEFAULT_TARGET, help="HOST:PORT or unix:PATH")
     resolve_cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per call")
+    resolve_cmd.add_argument(
+        "--explain",
+        action="store_true",
+        help="also say where each answer came from: cache hit, age, ttl left, policy generation",
+    )
     resolve_cmd.add_argument("names", nargs="+", metavar="NAME")
     return parser
 
@@ -66,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     args = _parser().parse_args(argv)
     if args.command == "resolve":
+        if args.explain:
+            return _explain(args.target, args.names, args.timeout)
         return _resolve(args.target, args.names, args.timeout)
     try:
         settings = Settings.from_sources(vars(args))
@@ -107,6 +114,29 @@ def _resolve(target: str, names: Sequence[str], timeout: float) -> int:
                 reason = f" [{err.reason}]" if err.reason else ""
                 prefix = f"{name}: " if len(names) > 1 else ""
                 print(f"{prefix}{err.code.name}: {err.message}{reason}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _explain(target: str, names: Sequence[str], timeout: float) -> int:
+    import grpc
+
+    from kumo.egress.v1 import resolver_service_pb2 as pb
+    from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
+
+    failed = False
+    with grpc.insecure_channel(target) as channel:
+        stub = pb_grpc.EgressResolverServiceStub(channel)
+        for name in names:
+            try:
+                response = stub.ExplainEgressSource(
+                    pb.ExplainEgressSourceRequest(name=name), timeout=timeout
+                )
+            except grpc.RpcError as err:
+                print(f"{name}: {err.code().name}: {err.details()}", file=sys.stderr)
+                failed = True
+                continue
+            failed = failed or response.HasField("error")
+            print(json.dumps(message_json(response)), flush=True)
     return 1 if failed else 0
 
 

@@ -10,6 +10,7 @@ import (
 	status "google.golang.org/genproto/googleapis/rpc/status"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -494,11 +495,196 @@ func (x *WatchInvalidationsResponse) GetNames() []string {
 	return nil
 }
 
+// Request for ExplainEgressSource.
+type ExplainEgressSourceRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source name, checked as in GetEgressSourceRequest.
+	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainEgressSourceRequest) Reset() {
+	*x = ExplainEgressSourceRequest{}
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainEgressSourceRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainEgressSourceRequest) ProtoMessage() {}
+
+func (x *ExplainEgressSourceRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainEgressSourceRequest.ProtoReflect.Descriptor instead.
+func (*ExplainEgressSourceRequest) Descriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ExplainEgressSourceRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// Response of ExplainEgressSource.
+type ExplainEgressSourceResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The name asked about.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Types that are valid to be assigned to Result:
+	//
+	//	*ExplainEgressSourceResponse_Source
+	//	*ExplainEgressSourceResponse_Error
+	Result isExplainEgressSourceResponse_Result `protobuf_oneof:"result"`
+	// True when the answer came from the cache; false when this call ran the policy.
+	CacheHit bool `protobuf:"varint,4,opt,name=cache_hit,json=cacheHit,proto3" json:"cache_hit,omitempty"`
+	// How long ago the policy produced the answer (zero when cache_hit is false).
+	Age *durationpb.Duration `protobuf:"bytes,5,opt,name=age,proto3" json:"age,omitempty"`
+	// How much longer the cache keeps the answer (zero when it is not cached).
+	TtlLeft *durationpb.Duration `protobuf:"bytes,6,opt,name=ttl_left,json=ttlLeft,proto3" json:"ttl_left,omitempty"`
+	// The policy generation serving; it grows by one at every reload.
+	PolicyGeneration uint64 `protobuf:"varint,7,opt,name=policy_generation,json=policyGeneration,proto3" json:"policy_generation,omitempty"`
+	// The policy file being served.
+	Policy        string `protobuf:"bytes,8,opt,name=policy,proto3" json:"policy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ExplainEgressSourceResponse) Reset() {
+	*x = ExplainEgressSourceResponse{}
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ExplainEgressSourceResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ExplainEgressSourceResponse) ProtoMessage() {}
+
+func (x *ExplainEgressSourceResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ExplainEgressSourceResponse.ProtoReflect.Descriptor instead.
+func (*ExplainEgressSourceResponse) Descriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *ExplainEgressSourceResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ExplainEgressSourceResponse) GetResult() isExplainEgressSourceResponse_Result {
+	if x != nil {
+		return x.Result
+	}
+	return nil
+}
+
+func (x *ExplainEgressSourceResponse) GetSource() *EgressSource {
+	if x != nil {
+		if x, ok := x.Result.(*ExplainEgressSourceResponse_Source); ok {
+			return x.Source
+		}
+	}
+	return nil
+}
+
+func (x *ExplainEgressSourceResponse) GetError() *status.Status {
+	if x != nil {
+		if x, ok := x.Result.(*ExplainEgressSourceResponse_Error); ok {
+			return x.Error
+		}
+	}
+	return nil
+}
+
+func (x *ExplainEgressSourceResponse) GetCacheHit() bool {
+	if x != nil {
+		return x.CacheHit
+	}
+	return false
+}
+
+func (x *ExplainEgressSourceResponse) GetAge() *durationpb.Duration {
+	if x != nil {
+		return x.Age
+	}
+	return nil
+}
+
+func (x *ExplainEgressSourceResponse) GetTtlLeft() *durationpb.Duration {
+	if x != nil {
+		return x.TtlLeft
+	}
+	return nil
+}
+
+func (x *ExplainEgressSourceResponse) GetPolicyGeneration() uint64 {
+	if x != nil {
+		return x.PolicyGeneration
+	}
+	return 0
+}
+
+func (x *ExplainEgressSourceResponse) GetPolicy() string {
+	if x != nil {
+		return x.Policy
+	}
+	return ""
+}
+
+type isExplainEgressSourceResponse_Result interface {
+	isExplainEgressSourceResponse_Result()
+}
+
+type ExplainEgressSourceResponse_Source struct {
+	// The definition GetEgressSource would return.
+	Source *EgressSource `protobuf:"bytes,2,opt,name=source,proto3,oneof"`
+}
+
+type ExplainEgressSourceResponse_Error struct {
+	// The error GetEgressSource would return (code, message, ErrorInfo).
+	Error *status.Status `protobuf:"bytes,3,opt,name=error,proto3,oneof"`
+}
+
+func (*ExplainEgressSourceResponse_Source) isExplainEgressSourceResponse_Result() {}
+
+func (*ExplainEgressSourceResponse_Error) isExplainEgressSourceResponse_Result() {}
+
 var File_kumo_egress_v1_resolver_service_proto protoreflect.FileDescriptor
 
 const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"\n" +
-	"%kumo/egress/v1/resolver_service.proto\x12\x0ekumo.egress.v1\x1a\x17google/rpc/status.proto\x1a kumo/egress/v1/egress_pool.proto\x1a\"kumo/egress/v1/egress_source.proto\",\n" +
+	"%kumo/egress/v1/resolver_service.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\x1a kumo/egress/v1/egress_pool.proto\x1a\"kumo/egress/v1/egress_source.proto\",\n" +
 	"\x16GetEgressSourceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"O\n" +
 	"\x17GetEgressSourceResponse\x124\n" +
@@ -522,11 +708,24 @@ const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x12\x10\n" +
 	"\x03all\x18\x02 \x01(\bR\x03all\x12\x14\n" +
-	"\x05names\x18\x03 \x03(\tR\x05names2\xbe\x03\n" +
+	"\x05names\x18\x03 \x03(\tR\x05names\"0\n" +
+	"\x1aExplainEgressSourceRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xe4\x02\n" +
+	"\x1bExplainEgressSourceResponse\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
+	"\x06source\x18\x02 \x01(\v2\x1c.kumo.egress.v1.EgressSourceH\x00R\x06source\x12*\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusH\x00R\x05error\x12\x1b\n" +
+	"\tcache_hit\x18\x04 \x01(\bR\bcacheHit\x12+\n" +
+	"\x03age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03age\x124\n" +
+	"\bttl_left\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\attlLeft\x12+\n" +
+	"\x11policy_generation\x18\a \x01(\x04R\x10policyGeneration\x12\x16\n" +
+	"\x06policy\x18\b \x01(\tR\x06policyB\b\n" +
+	"\x06result2\xae\x04\n" +
 	"\x15EgressResolverService\x12b\n" +
 	"\x0fGetEgressSource\x12&.kumo.egress.v1.GetEgressSourceRequest\x1a'.kumo.egress.v1.GetEgressSourceResponse\x12t\n" +
 	"\x15BatchGetEgressSources\x12,.kumo.egress.v1.BatchGetEgressSourcesRequest\x1a-.kumo.egress.v1.BatchGetEgressSourcesResponse\x12\\\n" +
-	"\rGetEgressPool\x12$.kumo.egress.v1.GetEgressPoolRequest\x1a%.kumo.egress.v1.GetEgressPoolResponse\x12m\n" +
+	"\rGetEgressPool\x12$.kumo.egress.v1.GetEgressPoolRequest\x1a%.kumo.egress.v1.GetEgressPoolResponse\x12n\n" +
+	"\x13ExplainEgressSource\x12*.kumo.egress.v1.ExplainEgressSourceRequest\x1a+.kumo.egress.v1.ExplainEgressSourceResponse\x12m\n" +
 	"\x12WatchInvalidations\x12).kumo.egress.v1.WatchInvalidationsRequest\x1a*.kumo.egress.v1.WatchInvalidationsResponse0\x01BNZLgithub.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1;egressv1b\x06proto3"
 
 var (
@@ -541,7 +740,7 @@ func file_kumo_egress_v1_resolver_service_proto_rawDescGZIP() []byte {
 	return file_kumo_egress_v1_resolver_service_proto_rawDescData
 }
 
-var file_kumo_egress_v1_resolver_service_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_kumo_egress_v1_resolver_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_kumo_egress_v1_resolver_service_proto_goTypes = []any{
 	(*GetEgressSourceRequest)(nil),        // 0: kumo.egress.v1.GetEgressSourceRequest
 	(*GetEgressSourceResponse)(nil),       // 1: kumo.egress.v1.GetEgressSourceResponse
@@ -552,29 +751,38 @@ var file_kumo_egress_v1_resolver_service_proto_goTypes = []any{
 	(*GetEgressPoolResponse)(nil),         // 6: kumo.egress.v1.GetEgressPoolResponse
 	(*WatchInvalidationsRequest)(nil),     // 7: kumo.egress.v1.WatchInvalidationsRequest
 	(*WatchInvalidationsResponse)(nil),    // 8: kumo.egress.v1.WatchInvalidationsResponse
-	(*EgressSource)(nil),                  // 9: kumo.egress.v1.EgressSource
-	(*status.Status)(nil),                 // 10: google.rpc.Status
-	(*EgressPool)(nil),                    // 11: kumo.egress.v1.EgressPool
+	(*ExplainEgressSourceRequest)(nil),    // 9: kumo.egress.v1.ExplainEgressSourceRequest
+	(*ExplainEgressSourceResponse)(nil),   // 10: kumo.egress.v1.ExplainEgressSourceResponse
+	(*EgressSource)(nil),                  // 11: kumo.egress.v1.EgressSource
+	(*status.Status)(nil),                 // 12: google.rpc.Status
+	(*EgressPool)(nil),                    // 13: kumo.egress.v1.EgressPool
+	(*durationpb.Duration)(nil),           // 14: google.protobuf.Duration
 }
 var file_kumo_egress_v1_resolver_service_proto_depIdxs = []int32{
-	9,  // 0: kumo.egress.v1.GetEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
+	11, // 0: kumo.egress.v1.GetEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
 	4,  // 1: kumo.egress.v1.BatchGetEgressSourcesResponse.results:type_name -> kumo.egress.v1.EgressSourceResult
-	9,  // 2: kumo.egress.v1.EgressSourceResult.source:type_name -> kumo.egress.v1.EgressSource
-	10, // 3: kumo.egress.v1.EgressSourceResult.error:type_name -> google.rpc.Status
-	11, // 4: kumo.egress.v1.GetEgressPoolResponse.pool:type_name -> kumo.egress.v1.EgressPool
-	0,  // 5: kumo.egress.v1.EgressResolverService.GetEgressSource:input_type -> kumo.egress.v1.GetEgressSourceRequest
-	2,  // 6: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:input_type -> kumo.egress.v1.BatchGetEgressSourcesRequest
-	5,  // 7: kumo.egress.v1.EgressResolverService.GetEgressPool:input_type -> kumo.egress.v1.GetEgressPoolRequest
-	7,  // 8: kumo.egress.v1.EgressResolverService.WatchInvalidations:input_type -> kumo.egress.v1.WatchInvalidationsRequest
-	1,  // 9: kumo.egress.v1.EgressResolverService.GetEgressSource:output_type -> kumo.egress.v1.GetEgressSourceResponse
-	3,  // 10: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:output_type -> kumo.egress.v1.BatchGetEgressSourcesResponse
-	6,  // 11: kumo.egress.v1.EgressResolverService.GetEgressPool:output_type -> kumo.egress.v1.GetEgressPoolResponse
-	8,  // 12: kumo.egress.v1.EgressResolverService.WatchInvalidations:output_type -> kumo.egress.v1.WatchInvalidationsResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	11, // 2: kumo.egress.v1.EgressSourceResult.source:type_name -> kumo.egress.v1.EgressSource
+	12, // 3: kumo.egress.v1.EgressSourceResult.error:type_name -> google.rpc.Status
+	13, // 4: kumo.egress.v1.GetEgressPoolResponse.pool:type_name -> kumo.egress.v1.EgressPool
+	11, // 5: kumo.egress.v1.ExplainEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
+	12, // 6: kumo.egress.v1.ExplainEgressSourceResponse.error:type_name -> google.rpc.Status
+	14, // 7: kumo.egress.v1.ExplainEgressSourceResponse.age:type_name -> google.protobuf.Duration
+	14, // 8: kumo.egress.v1.ExplainEgressSourceResponse.ttl_left:type_name -> google.protobuf.Duration
+	0,  // 9: kumo.egress.v1.EgressResolverService.GetEgressSource:input_type -> kumo.egress.v1.GetEgressSourceRequest
+	2,  // 10: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:input_type -> kumo.egress.v1.BatchGetEgressSourcesRequest
+	5,  // 11: kumo.egress.v1.EgressResolverService.GetEgressPool:input_type -> kumo.egress.v1.GetEgressPoolRequest
+	9,  // 12: kumo.egress.v1.EgressResolverService.ExplainEgressSource:input_type -> kumo.egress.v1.ExplainEgressSourceRequest
+	7,  // 13: kumo.egress.v1.EgressResolverService.WatchInvalidations:input_type -> kumo.egress.v1.WatchInvalidationsRequest
+	1,  // 14: kumo.egress.v1.EgressResolverService.GetEgressSource:output_type -> kumo.egress.v1.GetEgressSourceResponse
+	3,  // 15: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:output_type -> kumo.egress.v1.BatchGetEgressSourcesResponse
+	6,  // 16: kumo.egress.v1.EgressResolverService.GetEgressPool:output_type -> kumo.egress.v1.GetEgressPoolResponse
+	10, // 17: kumo.egress.v1.EgressResolverService.ExplainEgressSource:output_type -> kumo.egress.v1.ExplainEgressSourceResponse
+	8,  // 18: kumo.egress.v1.EgressResolverService.WatchInvalidations:output_type -> kumo.egress.v1.WatchInvalidationsResponse
+	14, // [14:19] is the sub-list for method output_type
+	9,  // [9:14] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_kumo_egress_v1_resolver_service_proto_init() }
@@ -588,13 +796,17 @@ func file_kumo_egress_v1_resolver_service_proto_init() {
 		(*EgressSourceResult_Source)(nil),
 		(*EgressSourceResult_Error)(nil),
 	}
+	file_kumo_egress_v1_resolver_service_proto_msgTypes[10].OneofWrappers = []any{
+		(*ExplainEgressSourceResponse_Source)(nil),
+		(*ExplainEgressSourceResponse_Error)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kumo_egress_v1_resolver_service_proto_rawDesc), len(file_kumo_egress_v1_resolver_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -22,6 +22,7 @@ const (
 	EgressResolverService_GetEgressSource_FullMethodName       = "/kumo.egress.v1.EgressResolverService/GetEgressSource"
 	EgressResolverService_BatchGetEgressSources_FullMethodName = "/kumo.egress.v1.EgressResolverService/BatchGetEgressSources"
 	EgressResolverService_GetEgressPool_FullMethodName         = "/kumo.egress.v1.EgressResolverService/GetEgressPool"
+	EgressResolverService_ExplainEgressSource_FullMethodName   = "/kumo.egress.v1.EgressResolverService/ExplainEgressSource"
 	EgressResolverService_WatchInvalidations_FullMethodName    = "/kumo.egress.v1.EgressResolverService/WatchInvalidations"
 )
 
@@ -55,6 +56,11 @@ type EgressResolverServiceClient interface {
 	// reconnects and sees a different generation than it last saw must drop
 	// its whole cache: it may have missed events while disconnected. The
 	// stream ends when the server shuts down.
+	// Resolves a name as GetEgressSource does and says where the answer came
+	// from (the cache or the policy just now), how old it is, how long it will
+	// stay cached and which policy generation served it: what an operator needs
+	// when mail leaves from the wrong IP. Not for the hot path.
+	ExplainEgressSource(ctx context.Context, in *ExplainEgressSourceRequest, opts ...grpc.CallOption) (*ExplainEgressSourceResponse, error)
 	WatchInvalidations(ctx context.Context, in *WatchInvalidationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchInvalidationsResponse], error)
 }
 
@@ -90,6 +96,16 @@ func (c *egressResolverServiceClient) GetEgressPool(ctx context.Context, in *Get
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(GetEgressPoolResponse)
 	err := c.cc.Invoke(ctx, EgressResolverService_GetEgressPool_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *egressResolverServiceClient) ExplainEgressSource(ctx context.Context, in *ExplainEgressSourceRequest, opts ...grpc.CallOption) (*ExplainEgressSourceResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ExplainEgressSourceResponse)
+	err := c.cc.Invoke(ctx, EgressResolverService_ExplainEgressSource_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +161,11 @@ type EgressResolverServiceServer interface {
 	// reconnects and sees a different generation than it last saw must drop
 	// its whole cache: it may have missed events while disconnected. The
 	// stream ends when the server shuts down.
+	// Resolves a name as GetEgressSource does and says where the answer came
+	// from (the cache or the policy just now), how old it is, how long it will
+	// stay cached and which policy generation served it: what an operator needs
+	// when mail leaves from the wrong IP. Not for the hot path.
+	ExplainEgressSource(context.Context, *ExplainEgressSourceRequest) (*ExplainEgressSourceResponse, error)
 	WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error
 	mustEmbedUnimplementedEgressResolverServiceServer()
 }
@@ -164,6 +185,9 @@ func (UnimplementedEgressResolverServiceServer) BatchGetEgressSources(context.Co
 }
 func (UnimplementedEgressResolverServiceServer) GetEgressPool(context.Context, *GetEgressPoolRequest) (*GetEgressPoolResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetEgressPool not implemented")
+}
+func (UnimplementedEgressResolverServiceServer) ExplainEgressSource(context.Context, *ExplainEgressSourceRequest) (*ExplainEgressSourceResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ExplainEgressSource not implemented")
 }
 func (UnimplementedEgressResolverServiceServer) WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchInvalidations not implemented")
@@ -243,6 +267,24 @@ func _EgressResolverService_GetEgressPool_Handler(srv interface{}, ctx context.C
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EgressResolverService_ExplainEgressSource_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ExplainEgressSourceRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EgressResolverServiceServer).ExplainEgressSource(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EgressResolverService_ExplainEgressSource_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EgressResolverServiceServer).ExplainEgressSource(ctx, req.(*ExplainEgressSourceRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _EgressResolverService_WatchInvalidations_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchInvalidationsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -272,6 +314,10 @@ var EgressResolverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetEgressPool",
 			Handler:    _EgressResolverService_GetEgressPool_Handler,
+		},
+		{
+			MethodName: "ExplainEgressSource",
+			Handler:    _EgressResolverService_ExplainEgressSource_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf.internal import containers as _containers
 from google.rpc import status_pb2 as _status_pb2
@@ -247,3 +248,85 @@ class WatchInvalidationsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___WatchInvalidationsResponse: _TypeAlias = WatchInvalidationsResponse  # noqa: Y015
+
+@_typing.final
+class ExplainEgressSourceRequest(_message.Message):
+    """Request for ExplainEgressSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The source name, checked as in GetEgressSourceRequest."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExplainEgressSourceRequest: _TypeAlias = ExplainEgressSourceRequest  # noqa: Y015
+
+@_typing.final
+class ExplainEgressSourceResponse(_message.Message):
+    """Response of ExplainEgressSource."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    CACHE_HIT_FIELD_NUMBER: _builtins.int
+    AGE_FIELD_NUMBER: _builtins.int
+    TTL_LEFT_FIELD_NUMBER: _builtins.int
+    POLICY_GENERATION_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The name asked about."""
+    cache_hit: _builtins.bool
+    """True when the answer came from the cache; false when this call ran the policy."""
+    policy_generation: _builtins.int
+    """The policy generation serving; it grows by one at every reload."""
+    policy: _builtins.str
+    """The policy file being served."""
+    @_builtins.property
+    def source(self) -> _egress_source_pb2.EgressSource:
+        """The definition GetEgressSource would return."""
+
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """The error GetEgressSource would return (code, message, ErrorInfo)."""
+
+    @_builtins.property
+    def age(self) -> _duration_pb2.Duration:
+        """How long ago the policy produced the answer (zero when cache_hit is false)."""
+
+    @_builtins.property
+    def ttl_left(self) -> _duration_pb2.Duration:
+        """How much longer the cache keeps the answer (zero when it is not cached)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        source: _egress_source_pb2.EgressSource | None = ...,
+        error: _status_pb2.Status | None = ...,
+        cache_hit: _builtins.bool = ...,
+        age: _duration_pb2.Duration | None = ...,
+        ttl_left: _duration_pb2.Duration | None = ...,
+        policy_generation: _builtins.int = ...,
+        policy: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "error", b"error", "result", b"result", "source", b"source", "ttl_left", b"ttl_left"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "cache_hit", b"cache_hit", "error", b"error", "name", b"name", "policy", b"policy", "policy_generation", b"policy_generation", "result", b"result", "source", b"source", "ttl_left", b"ttl_left"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["source", "error"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___ExplainEgressSourceResponse: _TypeAlias = ExplainEgressSourceResponse  # noqa: Y015

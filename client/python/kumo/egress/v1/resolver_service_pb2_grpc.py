@@ -54,6 +54,11 @@ class EgressResolverServiceStub:
                 request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolRequest.SerializeToString,
                 response_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolResponse.FromString,
                 _registered_method=True)
+        self.ExplainEgressSource = channel.unary_unary(
+                '/kumo.egress.v1.EgressResolverService/ExplainEgressSource',
+                request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceRequest.SerializeToString,
+                response_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceResponse.FromString,
+                _registered_method=True)
         self.WatchInvalidations = channel.unary_stream(
                 '/kumo.egress.v1.EgressResolverService/WatchInvalidations',
                 request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.WatchInvalidationsRequest.SerializeToString,
@@ -95,7 +100,7 @@ class EgressResolverServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
-    def WatchInvalidations(self, request, context):
+    def ExplainEgressSource(self, request, context):
         """Streams cache invalidations so that client-side caches stay correct.
 
         The first message is sent at once and carries the current policy
@@ -105,7 +110,17 @@ class EgressResolverServiceServicer:
         reconnects and sees a different generation than it last saw must drop
         its whole cache: it may have missed events while disconnected. The
         stream ends when the server shuts down.
+        Resolves a name as GetEgressSource does and says where the answer came
+        from (the cache or the policy just now), how old it is, how long it will
+        stay cached and which policy generation served it: what an operator needs
+        when mail leaves from the wrong IP. Not for the hot path.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WatchInvalidations(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -127,6 +142,11 @@ def add_EgressResolverServiceServicer_to_server(servicer, server):
                     servicer.GetEgressPool,
                     request_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolRequest.FromString,
                     response_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolResponse.SerializeToString,
+            ),
+            'ExplainEgressSource': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExplainEgressSource,
+                    request_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceRequest.FromString,
+                    response_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceResponse.SerializeToString,
             ),
             'WatchInvalidations': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchInvalidations,
@@ -220,6 +240,33 @@ class EgressResolverService:
             '/kumo.egress.v1.EgressResolverService/GetEgressPool',
             kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolRequest.SerializeToString,
             kumo_dot_egress_dot_v1_dot_resolver__service__pb2.GetEgressPoolResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExplainEgressSource(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kumo.egress.v1.EgressResolverService/ExplainEgressSource',
+            kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceRequest.SerializeToString,
+            kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,7 +52,7 @@ class EgressResolverServiceStub:
     resolved too (as GetEgressSource would); a pool with a source that does
     not resolve fails with FAILED_PRECONDITION.
     """
-    WatchInvalidations: _grpc.UnaryStreamMultiCallable[_resolver_service_pb2.WatchInvalidationsRequest, _resolver_service_pb2.WatchInvalidationsResponse]
+    ExplainEgressSource: _grpc.UnaryUnaryMultiCallable[_resolver_service_pb2.ExplainEgressSourceRequest, _resolver_service_pb2.ExplainEgressSourceResponse]
     """Streams cache invalidations so that client-side caches stay correct.
 
     The first message is sent at once and carries the current policy
@@ -62,7 +62,12 @@ class EgressResolverServiceStub:
     reconnects and sees a different generation than it last saw must drop
     its whole cache: it may have missed events while disconnected. The
     stream ends when the server shuts down.
+    Resolves a name as GetEgressSource does and says where the answer came
+    from (the cache or the policy just now), how old it is, how long it will
+    stay cached and which policy generation served it: what an operator needs
+    when mail leaves from the wrong IP. Not for the hot path.
     """
+    WatchInvalidations: _grpc.UnaryStreamMultiCallable[_resolver_service_pb2.WatchInvalidationsRequest, _resolver_service_pb2.WatchInvalidationsResponse]
 
 @_typing.type_check_only
 class EgressResolverServiceAsyncStub(EgressResolverServiceStub):
@@ -88,7 +93,7 @@ class EgressResolverServiceAsyncStub(EgressResolverServiceStub):
     resolved too (as GetEgressSource would); a pool with a source that does
     not resolve fails with FAILED_PRECONDITION.
     """
-    WatchInvalidations: _aio.UnaryStreamMultiCallable[_resolver_service_pb2.WatchInvalidationsRequest, _resolver_service_pb2.WatchInvalidationsResponse]  # type: ignore[assignment]
+    ExplainEgressSource: _aio.UnaryUnaryMultiCallable[_resolver_service_pb2.ExplainEgressSourceRequest, _resolver_service_pb2.ExplainEgressSourceResponse]  # type: ignore[assignment]
     """Streams cache invalidations so that client-side caches stay correct.
 
     The first message is sent at once and carries the current policy
@@ -98,7 +103,12 @@ class EgressResolverServiceAsyncStub(EgressResolverServiceStub):
     reconnects and sees a different generation than it last saw must drop
     its whole cache: it may have missed events while disconnected. The
     stream ends when the server shuts down.
+    Resolves a name as GetEgressSource does and says where the answer came
+    from (the cache or the policy just now), how old it is, how long it will
+    stay cached and which policy generation served it: what an operator needs
+    when mail leaves from the wrong IP. Not for the hot path.
     """
+    WatchInvalidations: _aio.UnaryStreamMultiCallable[_resolver_service_pb2.WatchInvalidationsRequest, _resolver_service_pb2.WatchInvalidationsResponse]  # type: ignore[assignment]
 
 class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
     """Resolves egress definitions by running the operator's KumoMTA Lua policy.
@@ -141,11 +151,11 @@ class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
         """
 
     @_abc_1.abstractmethod
-    def WatchInvalidations(
+    def ExplainEgressSource(
         self,
-        request: _resolver_service_pb2.WatchInvalidationsRequest,
+        request: _resolver_service_pb2.ExplainEgressSourceRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_resolver_service_pb2.WatchInvalidationsResponse], _abc.AsyncIterator[_resolver_service_pb2.WatchInvalidationsResponse]]:
+    ) -> _typing.Union[_resolver_service_pb2.ExplainEgressSourceResponse, _abc.Awaitable[_resolver_service_pb2.ExplainEgressSourceResponse]]:
         """Streams cache invalidations so that client-side caches stay correct.
 
         The first message is sent at once and carries the current policy
@@ -155,6 +165,17 @@ class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
         reconnects and sees a different generation than it last saw must drop
         its whole cache: it may have missed events while disconnected. The
         stream ends when the server shuts down.
+        Resolves a name as GetEgressSource does and says where the answer came
+        from (the cache or the policy just now), how old it is, how long it will
+        stay cached and which policy generation served it: what an operator needs
+        when mail leaves from the wrong IP. Not for the hot path.
         """
+
+    @_abc_1.abstractmethod
+    def WatchInvalidations(
+        self,
+        request: _resolver_service_pb2.WatchInvalidationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_resolver_service_pb2.WatchInvalidationsResponse], _abc.AsyncIterator[_resolver_service_pb2.WatchInvalidationsResponse]]: ...
 
 def add_EgressResolverServiceServicer_to_server(servicer: EgressResolverServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -4,6 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { Duration } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
 import type { Status } from "../../../google/rpc/status_pb.js";
 import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
 import type { EgressPool } from "./egress_pool_pb.js";
@@ -16,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kumo/egress/v1/resolver_service.proto.
  */
 export const file_kumo_egress_v1_resolver_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVrdW1vL2VncmVzcy92MS9yZXNvbHZlcl9zZXJ2aWNlLnByb3RvEg5rdW1vLmVncmVzcy52MSImChZHZXRFZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiRwoXR2V0RWdyZXNzU291cmNlUmVzcG9uc2USLAoGc291cmNlGAEgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlIi0KHEJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QSDQoFbmFtZXMYASADKAkiVAodQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzUmVzcG9uc2USMwoHcmVzdWx0cxgBIAMoCzIiLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZVJlc3VsdCKBAQoSRWdyZXNzU291cmNlUmVzdWx0EgwKBG5hbWUYASABKAkSLgoGc291cmNlGAIgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlSAASIwoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQggKBnJlc3VsdCIkChRHZXRFZ3Jlc3NQb29sUmVxdWVzdBIMCgRuYW1lGAEgASgJIkEKFUdldEVncmVzc1Bvb2xSZXNwb25zZRIoCgRwb29sGAEgASgLMhoua3Vtby5lZ3Jlc3MudjEuRWdyZXNzUG9vbCIbChlXYXRjaEludmFsaWRhdGlvbnNSZXF1ZXN0IkwKGldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlEhIKCmdlbmVyYXRpb24YASABKAQSCwoDYWxsGAIgASgIEg0KBW5hbWVzGAMgAygJMr4DChVFZ3Jlc3NSZXNvbHZlclNlcnZpY2USYgoPR2V0RWdyZXNzU291cmNlEiYua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzU291cmNlUmVxdWVzdBonLmt1bW8uZWdyZXNzLnYxLkdldEVncmVzc1NvdXJjZVJlc3BvbnNlEnQKFUJhdGNoR2V0RWdyZXNzU291cmNlcxIsLmt1bW8uZWdyZXNzLnYxLkJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QaLS5rdW1vLmVncmVzcy52MS5CYXRjaEdldEVncmVzc1NvdXJjZXNSZXNwb25zZRJcCg1HZXRFZ3Jlc3NQb29sEiQua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzUG9vbFJlcXVlc3QaJS5rdW1vLmVncmVzcy52MS5HZXRFZ3Jlc3NQb29sUmVzcG9uc2USbQoSV2F0Y2hJbnZhbGlkYXRpb25zEikua3Vtby5lZ3Jlc3MudjEuV2F0Y2hJbnZhbGlkYXRpb25zUmVxdWVzdBoqLmt1bW8uZWdyZXNzLnYxLldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlMAFCTlpMZ2l0aHViLmNvbS9lZ3Jlc3MtcmVzb2x2ZXIvZWdyZXNzLXJlc29sdmVyL2NsaWVudC9nby9rdW1vL2VncmVzcy92MTtlZ3Jlc3N2MWIGcHJvdG8z", [file_google_rpc_status, file_kumo_egress_v1_egress_pool, file_kumo_egress_v1_egress_source]);
+  fileDesc("CiVrdW1vL2VncmVzcy92MS9yZXNvbHZlcl9zZXJ2aWNlLnByb3RvEg5rdW1vLmVncmVzcy52MSImChZHZXRFZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiRwoXR2V0RWdyZXNzU291cmNlUmVzcG9uc2USLAoGc291cmNlGAEgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlIi0KHEJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QSDQoFbmFtZXMYASADKAkiVAodQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzUmVzcG9uc2USMwoHcmVzdWx0cxgBIAMoCzIiLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZVJlc3VsdCKBAQoSRWdyZXNzU291cmNlUmVzdWx0EgwKBG5hbWUYASABKAkSLgoGc291cmNlGAIgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlSAASIwoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQggKBnJlc3VsdCIkChRHZXRFZ3Jlc3NQb29sUmVxdWVzdBIMCgRuYW1lGAEgASgJIkEKFUdldEVncmVzc1Bvb2xSZXNwb25zZRIoCgRwb29sGAEgASgLMhoua3Vtby5lZ3Jlc3MudjEuRWdyZXNzUG9vbCIbChlXYXRjaEludmFsaWRhdGlvbnNSZXF1ZXN0IkwKGldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlEhIKCmdlbmVyYXRpb24YASABKAQSCwoDYWxsGAIgASgIEg0KBW5hbWVzGAMgAygJIioKGkV4cGxhaW5FZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkinQIKG0V4cGxhaW5FZ3Jlc3NTb3VyY2VSZXNwb25zZRIMCgRuYW1lGAEgASgJEi4KBnNvdXJjZRgCIAEoCzIcLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZUgAEiMKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIABIRCgljYWNoZV9oaXQYBCABKAgSJgoDYWdlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCHR0bF9sZWZ0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEXBvbGljeV9nZW5lcmF0aW9uGAcgASgEEg4KBnBvbGljeRgIIAEoCUIICgZyZXN1bHQyrgQKFUVncmVzc1Jlc29sdmVyU2VydmljZRJiCg9HZXRFZ3Jlc3NTb3VyY2USJi5rdW1vLmVncmVzcy52MS5HZXRFZ3Jlc3NTb3VyY2VSZXF1ZXN0Gicua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzU291cmNlUmVzcG9uc2USdAoVQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzEiwua3Vtby5lZ3Jlc3MudjEuQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzUmVxdWVzdBotLmt1bW8uZWdyZXNzLnYxLkJhdGNoR2V0RWdyZXNzU291cmNlc1Jlc3BvbnNlElwKDUdldEVncmVzc1Bvb2wSJC5rdW1vLmVncmVzcy52MS5HZXRFZ3Jlc3NQb29sUmVxdWVzdBolLmt1bW8uZWdyZXNzLnYxLkdldEVncmVzc1Bvb2xSZXNwb25zZRJuChNFeHBsYWluRWdyZXNzU291cmNlEioua3Vtby5lZ3Jlc3MudjEuRXhwbGFpbkVncmVzc1NvdXJjZVJlcXVlc3QaKy5rdW1vLmVncmVzcy52MS5FeHBsYWluRWdyZXNzU291cmNlUmVzcG9uc2USbQoSV2F0Y2hJbnZhbGlkYXRpb25zEikua3Vtby5lZ3Jlc3MudjEuV2F0Y2hJbnZhbGlkYXRpb25zUmVxdWVzdBoqLmt1bW8uZWdyZXNzLnYxLldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlMAFCTlpMZ2l0aHViLmNvbS9lZ3Jlc3MtcmVzb2x2ZXIvZWdyZXNzLXJlc29sdmVyL2NsaWVudC9nby9rdW1vL2VncmVzcy92MTtlZ3Jlc3N2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_rpc_status, file_kumo_egress_v1_egress_pool, file_kumo_egress_v1_egress_source]);
 
 /**
  * Request for GetEgressSource.
@@ -238,6 +240,104 @@ export const WatchInvalidationsResponseSchema: GenMessage<WatchInvalidationsResp
   messageDesc(file_kumo_egress_v1_resolver_service, 8);
 
 /**
+ * Request for ExplainEgressSource.
+ *
+ * @generated from message kumo.egress.v1.ExplainEgressSourceRequest
+ */
+export type ExplainEgressSourceRequest = Message<"kumo.egress.v1.ExplainEgressSourceRequest"> & {
+  /**
+   * The source name, checked as in GetEgressSourceRequest.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+};
+
+/**
+ * Describes the message kumo.egress.v1.ExplainEgressSourceRequest.
+ * Use `create(ExplainEgressSourceRequestSchema)` to create a new message.
+ */
+export const ExplainEgressSourceRequestSchema: GenMessage<ExplainEgressSourceRequest> = /*@__PURE__*/
+  messageDesc(file_kumo_egress_v1_resolver_service, 9);
+
+/**
+ * Response of ExplainEgressSource.
+ *
+ * @generated from message kumo.egress.v1.ExplainEgressSourceResponse
+ */
+export type ExplainEgressSourceResponse = Message<"kumo.egress.v1.ExplainEgressSourceResponse"> & {
+  /**
+   * The name asked about.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * @generated from oneof kumo.egress.v1.ExplainEgressSourceResponse.result
+   */
+  result: {
+    /**
+     * The definition GetEgressSource would return.
+     *
+     * @generated from field: kumo.egress.v1.EgressSource source = 2;
+     */
+    value: EgressSource;
+    case: "source";
+  } | {
+    /**
+     * The error GetEgressSource would return (code, message, ErrorInfo).
+     *
+     * @generated from field: google.rpc.Status error = 3;
+     */
+    value: Status;
+    case: "error";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * True when the answer came from the cache; false when this call ran the policy.
+   *
+   * @generated from field: bool cache_hit = 4;
+   */
+  cacheHit: boolean;
+
+  /**
+   * How long ago the policy produced the answer (zero when cache_hit is false).
+   *
+   * @generated from field: google.protobuf.Duration age = 5;
+   */
+  age?: Duration | undefined;
+
+  /**
+   * How much longer the cache keeps the answer (zero when it is not cached).
+   *
+   * @generated from field: google.protobuf.Duration ttl_left = 6;
+   */
+  ttlLeft?: Duration | undefined;
+
+  /**
+   * The policy generation serving; it grows by one at every reload.
+   *
+   * @generated from field: uint64 policy_generation = 7;
+   */
+  policyGeneration: bigint;
+
+  /**
+   * The policy file being served.
+   *
+   * @generated from field: string policy = 8;
+   */
+  policy: string;
+};
+
+/**
+ * Describes the message kumo.egress.v1.ExplainEgressSourceResponse.
+ * Use `create(ExplainEgressSourceResponseSchema)` to create a new message.
+ */
+export const ExplainEgressSourceResponseSchema: GenMessage<ExplainEgressSourceResponse> = /*@__PURE__*/
+  messageDesc(file_kumo_egress_v1_resolver_service, 10);
+
+/**
  * Resolves egress definitions by running the operator's KumoMTA Lua policy.
  *
  * Errors carry a `google.rpc.ErrorInfo` detail whose `reason` is a stable
@@ -292,7 +392,19 @@ export const EgressResolverService: GenService<{
    * reconnects and sees a different generation than it last saw must drop
    * its whole cache: it may have missed events while disconnected. The
    * stream ends when the server shuts down.
+   * Resolves a name as GetEgressSource does and says where the answer came
+   * from (the cache or the policy just now), how old it is, how long it will
+   * stay cached and which policy generation served it: what an operator needs
+   * when mail leaves from the wrong IP. Not for the hot path.
    *
+   * @generated from rpc kumo.egress.v1.EgressResolverService.ExplainEgressSource
+   */
+  explainEgressSource: {
+    methodKind: "unary";
+    input: typeof ExplainEgressSourceRequestSchema;
+    output: typeof ExplainEgressSourceResponseSchema;
+  },
+  /**
    * @generated from rpc kumo.egress.v1.EgressResolverService.WatchInvalidations
    */
   watchInvalidations: {

@@ -1,0 +1,76 @@
+"""ExplainEgressSource: where an answer comes from, for operators.
+
+It answers what GetEgressSource would (resolving on a miss), plus whether the
+answer was cached, its age, how long it stays, and the policy generation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf.duration_pb2 import Duration
+
+from egress_resolver.cache import DefinitionCache
+from egress_resolver.codec import EncodedSource
+from egress_resolver.errors import ResolveError
+from egress_resolver.service import ResolverService
+from kumo.egress.v1 import resolver_service_pb2 as pb
+
+
+def _duration(seconds: float) -> Duration:
+    duration = Duration()
+    duration.FromNanoseconds(max(0, round(seconds * 1e9)))
+    return duration
+
+
+class Explainer:
+    """Serves ExplainEgressSource next to the resolver service."""
+
+    def __init__(
+        self,
+        service: ResolverService,
+        cache: DefinitionCache[EncodedSource],
+        generation: Callable[[], int],
+        policy: str,
+    ) -> None:
+        self._service = service
+        self._cache = cache
+        self._generation = generation
+        self._policy = policy
+
+    async def explain(
+        self, request: pb.ExplainEgressSourceRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> bytes:
+        """The answer for `request.name` and where it came from."""
+        response = pb.ExplainEgressSourceResponse(
+            name=request.name, policy=self._policy, policy_generation=self._generation()
+        )
+        entry = self._cache.peek(request.name)
+        if entry is not None:
+            value, age, ttl_left = entry
+            response.cache_hit = True
+            response.age.CopyFrom(_duration(age))
+            response.ttl_left.CopyFrom(_duration(ttl_left))
+        else:
+            try:
+                value = await self._service.resolve(request.name, context.time_remaining())
+            except ResolveError as err:
+                value = err
+            stored = self._cache.peek(request.name)
+            if stored is not None:
+                response.ttl_left.CopyFrom(_duration(stored[2]))
+        if isinstance(value, ResolveError):
+            response.error.CopyFrom(value.to_status())
+        else:
+            response.source.CopyFrom(value.message)
+        return response.SerializeToString()
+
+    def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:
+        """The ExplainEgressSource handler (response pre-serialized)."""
+        return {
+            "ExplainEgressSource": grpc.unary_unary_rpc_method_handler(
+                self.explain, request_deserializer=pb.ExplainEgressSourceRequest.FromString
+            )
+        }
