@@ -81,6 +81,8 @@ class App:
         self.metrics_address: str | None = None
         self.watcher: PolicyWatcher | None = None
         self.gate = DrainGate()
+        self._health_server: grpc.aio.Server | None = None
+        self.health_address: str | None = None
         self._server: grpc.aio.Server | None = None
         self._log = structlog.get_logger("egress_resolver")
 
@@ -119,6 +121,8 @@ class App:
         secure_unix_sockets(self.addresses, self.settings.unix_socket_mode)
         self._server = server
         self._log.info("listening", addresses=self.addresses)
+        if self.settings.health_listen is not None:
+            await self._start_health_listener(self.settings.health_listen)
         if self.metrics is not None and self.settings.metrics is not None:
             self.metrics_address = self.metrics.serve(self.settings.metrics)
             self._log.info("metrics", address=self.metrics_address)
@@ -128,6 +132,20 @@ class App:
                 lambda: self.runner.files, self.reload, self.settings.watch_interval
             )
             self.watcher.start()
+
+    async def _start_health_listener(self, address: str) -> None:
+        """A second server with grpc.health.v1 only, for kubelet gRPC probes,
+        which connect to the pod IP: it can face the network without exposing
+        the resolver (so it needs no --allow-remote)."""
+        health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, health_server)
+        port = health_server.add_insecure_port(address)
+        if port == 0:
+            raise OSError(f"--health-listen {address!r}: cannot bind")
+        await health_server.start()
+        self._health_server = health_server
+        self.health_address = f"{address.rpartition(':')[0]}:{port}"
+        self._log.info("health listening", address=self.health_address)
 
     async def reload(self) -> bool:
         """Load the policy again; on success swap it in and empty the caches."""
@@ -153,8 +171,9 @@ class App:
         self.invalidations.close()
         drained = await self.gate.drain(grace)
         self._log.info("drained" if drained else "grace period over", in_flight=self.gate.in_flight)
-        if self._server is not None:
-            await self._server.stop(0)
+        for grpc_server in (self._server, self._health_server):
+            if grpc_server is not None:
+                await grpc_server.stop(0)
         self.runner.close()
         if self.metrics is not None:
             self.metrics.close()

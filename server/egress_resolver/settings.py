@@ -95,6 +95,12 @@ class Settings:
         metavar="ADDR",
         repeated=True,
     )
+    health_listen: str | None = _setting(
+        None,
+        str,
+        "extra HOST:PORT serving only grpc.health.v1 (for Kubernetes gRPC probes)",
+        metavar="ADDR",
+    )
     cache_size: int = _setting(
         10_000, _positive_int, "most definitions kept in the cache (LRU beyond)", metavar="N"
     )

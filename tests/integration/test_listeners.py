@@ -11,7 +11,7 @@ from egress_client import Resolver, ResolverError
 from egress_resolver.app import App
 from egress_resolver.listeners import is_loopback
 from egress_resolver.settings import Settings, SettingsError
-from support import DEADLINE, InProcessServer, fixture
+from support import DEADLINE, InProcessServer, fixture, health_status
 
 POLICY = fixture("seed_source_address.lua")
 
@@ -110,3 +110,16 @@ def test_mutual_tls(pki: Pki) -> None:
         ):
             resolver.get("ip-1")
         assert err.value.code is grpc.StatusCode.UNAVAILABLE
+
+
+def test_health_listener_serves_health_only() -> None:
+    config = Settings(policy=POLICY, listen=["127.0.0.1:0"], health_listen="127.0.0.1:0")
+    with InProcessServer(config) as srv:
+        assert srv.app.health_address is not None
+        assert health_status(srv.app.health_address) == 1  # SERVING
+        with (
+            Resolver(srv.app.health_address, timeout=5) as resolver,
+            pytest.raises(ResolverError) as err,
+        ):
+            resolver.get("ip-1")
+        assert err.value.code is grpc.StatusCode.UNIMPLEMENTED
