@@ -3,3 +3,7 @@
 
 soak: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) ## flood of 1M names, then ghz mixed load for 10 min (RELIABILITY.md)
 	$(PY) bench/soak.py
+
+.PHONY: bench-metrics
+bench-metrics: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) ## hit-path cost of --metrics (CPU per call, calls/s), into BENCHMARKS.md
+	$(PY) bench/metrics_cost.py
