@@ -14,10 +14,10 @@ import argparse
 import json
 import re
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
+
+from sidecar import start_sidecar, stop_sidecar
 
 from egress_client import Resolver
 
@@ -25,33 +25,6 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "client.json"
 TABLE = re.compile(r"(<!-- bench:client:begin -->\n).*?(<!-- bench:client:end -->)", re.S)
 ROUNDS = 7
-
-
-def start_server() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "egress_resolver",
-            "serve",
-            "--policy",
-            "bench/policy.lua",
-            "--listen",
-            "127.0.0.1:0",
-        ],
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stderr is not None
-    target = ""
-    for line in proc.stderr:
-        record = json.loads(line)
-        if record.get("event") == "listening":
-            target = record["addresses"][0]
-        if record.get("event") == "policy loaded":
-            return proc, target
-    raise SystemExit("server exited before loading its policy")
 
 
 def per_call_ns(call: object, count: int) -> float:
@@ -92,7 +65,7 @@ def main() -> None:
         help="output of `go test -bench BenchmarkGetUncached -benchmem` (client/go)",
     )
     args = parser.parse_args()
-    proc, target = start_server()
+    proc, target = start_sidecar("bench/policy.lua")
     try:
         with Resolver(target, cache=True) as cached, Resolver(target) as uncached:
             cached.get("ip-1")
@@ -102,8 +75,7 @@ def main() -> None:
                 "python_uncached_get_ns": per_call_ns(uncached.get, 2_000),
             }
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_sidecar(proc)
     if args.go_bench is not None:
         figures |= go_figures(args.go_bench)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")

@@ -15,9 +15,10 @@ import os
 import re
 import statistics
 import subprocess
-import sys
-import threading
 from pathlib import Path
+from typing import Any
+
+from sidecar import start_sidecar, stop_sidecar
 
 ROOT = Path(__file__).resolve().parent.parent
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
@@ -35,20 +36,8 @@ def cpu_seconds(pid: int) -> float:
 
 
 def run(extra: list[str]) -> tuple[float, float]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "egress_resolver", "serve", "--policy", "bench/policy.lua",
-         "--listen", "127.0.0.1:0", "--watch-interval", "0", *extra],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    proc, target = start_sidecar("bench/policy.lua", *extra)
     try:
-        assert proc.stderr is not None
-        target = ""
-        for line in proc.stderr:
-            event = json.loads(line)
-            target = event["addresses"][0] if event.get("event") == "listening" else target
-            if event.get("event") == "policy loaded":
-                break
-        threading.Thread(target=proc.stderr.read, daemon=True).start()
         ghz = [str(ROOT / "bin" / "ghz"), "--insecure", "--proto",
                "proto/kumo/egress/v1/resolver_service.proto", "--import-paths",
                "proto,build/proto-deps", "--call",
@@ -62,8 +51,7 @@ def run(extra: list[str]) -> tuple[float, float]:
         report = json.loads(out.stdout)
         return used / report["count"] * 1e6, report["rps"]
     finally:
-        proc.terminate()
-        proc.wait(30)
+        stop_sidecar(proc)
 
 
 def main() -> None:
@@ -71,7 +59,7 @@ def main() -> None:
     for _ in range(ROUNDS):
         for name, extra in VARIANTS.items():
             samples[name].append(run(extra))
-    result = {
+    result: dict[str, dict[str, Any]] = {
         name: {
             "cpu_us_per_call": statistics.median(s[0] for s in runs),
             "calls_per_second": statistics.median(s[1] for s in runs),

@@ -14,9 +14,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import threading
 from pathlib import Path
+from typing import Any
+
+from sidecar import start_sidecar, stop_sidecar
 
 from egress_client import Resolver
 
@@ -37,24 +39,6 @@ def rss_kib(pid: int) -> int:
     raise RuntimeError("no VmRSS")
 
 
-def start() -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "egress_resolver", "serve", "--policy", "bench/soak.lua",
-         "--listen", "127.0.0.1:0", "--cache-size", str(CACHE_SIZE), "--watch-interval", "0"],
-        cwd=ROOT, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert proc.stderr is not None
-    target = ""
-    for line in proc.stderr:
-        event = json.loads(line)
-        if event.get("event") == "listening":
-            target = event["addresses"][0]
-        if event.get("event") == "policy loaded":
-            threading.Thread(target=proc.stderr.read, daemon=True).start()  # keep draining
-            return proc, target
-    raise SystemExit("server exited before loading the policy")
-
-
 def flood(proc: subprocess.Popen[str], target: str) -> list[tuple[int, int]]:
     samples = [(0, rss_kib(proc.pid))]
     with Resolver(target, timeout=120) as resolver:
@@ -68,7 +52,7 @@ def flood(proc: subprocess.Popen[str], target: str) -> list[tuple[int, int]]:
     return samples
 
 
-def soak(proc: subprocess.Popen[str], target: str) -> tuple[dict[str, object], list[int]]:
+def soak(proc: subprocess.Popen[str], target: str) -> tuple[dict[str, Any], list[int]]:
     rss: list[int] = []
     done = threading.Event()
 
@@ -91,18 +75,17 @@ def soak(proc: subprocess.Popen[str], target: str) -> tuple[dict[str, object], l
     finally:
         done.set()
         sampler.join()
-    report = json.loads(out.stdout)
+    report: dict[str, Any] = json.loads(out.stdout)
     return report, rss
 
 
 def main() -> None:
-    proc, target = start()
+    proc, target = start_sidecar("bench/soak.lua", "--cache-size", str(CACHE_SIZE))
     try:
         flood_rss = flood(proc, target)
         report, soak_rss = soak(proc, target)
     finally:
-        proc.terminate()
-        proc.wait(60)
+        stop_sidecar(proc)
     codes = report.get("statusCodeDistribution", {})
     unexpected = {code: n for code, n in codes.items() if code not in EXPECTED}
     summary = {
