@@ -107,7 +107,13 @@ class PolicyRunner:
         if name == UNSPECIFIED:  # no Lua involved: never queue behind a busy handler
             return encode_source(default_source(name))
         loop = asyncio.get_running_loop()
-        definition = await loop.run_in_executor(self._thread, host.resolve_source, name)
+        try:
+            definition = await loop.run_in_executor(self._thread, host.resolve_source, name)
+        except ResolveError as err:
+            # Per-call lines are debug only; the definition (and its secrets) never is logged.
+            self._log.debug("miss failed", name=name, reason=err.reason.value)
+            raise
+        self._log.debug("miss resolved", name=name, generation=self.generation)
         return encode_source(definition)
 
     async def resolve_pool(self, name: str) -> PoolDefinition:

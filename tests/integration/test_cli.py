@@ -116,3 +116,19 @@ def test_invalid_flag_values_name_the_setting() -> None:
     assert out.returncode == 2
     assert "--negative-ttl: invalid value '60'" in out.stderr
     assert "time unit needed" in out.stderr
+
+
+def test_per_call_lines_only_at_debug() -> None:
+    policy = str(fixture("clients.lua"))
+    for level, expected in (("info", False), ("debug", True)):
+        args = ("--policy", policy, "--listen", "127.0.0.1:0", "--log-level", level)
+        with ServerProcess(*args) as server:
+            server.wait_for_event("policy loaded")
+            assert cli("resolve", "--target", server.target, "full").returncode == 0
+            server.signal(signal.SIGTERM)
+            assert server.wait() == 0
+            assert server.proc is not None
+            assert server.proc.stderr is not None
+            rest = server.proc.stderr.read()
+        assert ('"miss resolved"' in rest) is expected
+        assert "hunter2" not in rest  # the inline secret is never logged
