@@ -76,8 +76,10 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-test-python: $(STAMP)
-	$(BIN)/pytest -q
+# ghz (pinned in mk/bench.mk) runs the README's reflection-only load test in
+# tests/integration/test_reflection.py.
+test-python: $(STAMP) $(GHZ_STAMP)
+	GHZ=$(CURDIR)/$(GHZ) $(BIN)/pytest -q
 
 test: lint typecheck gen-check test-python $(CLIENT_TEST_TARGETS) ## everything CI runs
 

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from egress_resolver.cache import DefinitionCache
 from egress_resolver.codec import EncodedPool, EncodedSource
@@ -27,10 +26,10 @@ from egress_resolver.invalidations import InvalidationHub
 from egress_resolver.listeners import bind, secure_unix_sockets
 from egress_resolver.metrics import Metrics
 from egress_resolver.policy_runner import PolicyRunner
+from egress_resolver.reflection import add_reflection
 from egress_resolver.reload import PolicyWatcher
 from egress_resolver.service import SERVICE_NAME, ResolverService
 from egress_resolver.settings import Settings
-from kumo.egress.v1 import resolver_service_pb2
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -104,12 +103,7 @@ class App:
         server.add_registered_method_handlers(SERVICE_NAME, handlers)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
         if self.settings.reflection:
-            names = (
-                resolver_service_pb2.DESCRIPTOR.services_by_name["EgressResolverService"].full_name,
-                health.SERVICE_NAME,
-                reflection.SERVICE_NAME,
-            )
-            reflection.enable_server_reflection(names, server)
+            add_reflection(server, (SERVICE_NAME, health.SERVICE_NAME))
         for name in _HEALTH_NAMES:
             await self.health.set(name, _NOT_SERVING)
         old_umask = os.umask(0o177)  # unix sockets are born 0600, never wider

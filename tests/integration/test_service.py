@@ -4,15 +4,10 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
-from google.protobuf import descriptor_pool, message_factory
 from google.protobuf.duration_pb2 import Duration
-from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
-    ProtoReflectionDescriptorDatabase,
-)
 
 from egress_client import Resolver, ResolverError
 from egress_resolver.settings import Settings
@@ -228,28 +223,6 @@ def test_ipv6_loopback() -> None:
     with InProcessServer(config) as srv, Resolver(srv.target) as resolver:
         assert srv.target.startswith("[::1]:")
         assert resolver.get("ip-1").source_address == "10.0.0.1"
-
-
-def test_reflection_call_like_grpcurl() -> None:
-    """Discover the service by reflection and call it with dynamic messages."""
-    with InProcessServer(settings("seed_source_address.lua")) as srv:
-        channel = grpc.insecure_channel(srv.target)
-        database = ProtoReflectionDescriptorDatabase(channel)
-        assert "kumo.egress.v1.EgressResolverService" in database.get_services()
-        pool = descriptor_pool.DescriptorPool(database)
-        service = pool.FindServiceByName("kumo.egress.v1.EgressResolverService")
-        method = service.methods_by_name["GetEgressSource"]
-        request_cls = message_factory.GetMessageClass(method.input_type)
-        response_cls = message_factory.GetMessageClass(method.output_type)
-        call: grpc.UnaryUnaryMultiCallable[Any, Any] = channel.unary_unary(
-            f"/{service.full_name}/{method.name}",
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=response_cls.FromString,
-        )
-        response = call(request_cls(name="ip-1"), timeout=DEADLINE)
-        assert response.source.source_address == "10.0.0.1"
-        assert response.source.ttl.seconds == 60
-        channel.close()
 
 
 def test_watch_invalidations_announces_reloads() -> None:
