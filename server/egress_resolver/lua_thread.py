@@ -1,63 +1,117 @@
-"""LuaThread: a one-thread executor whose thread does not hold up process exit.
+"""LuaThread: the one thread that runs Lua, handing results back to the event loop.
 
-ThreadPoolExecutor's threads are joined when the interpreter exits, so a
-handler blocked inside C (a read on a pipe, a slow socket) would keep a
-stopping sidecar alive forever after SIGTERM. This executor's thread is a
-daemon: once the server has drained, the process exits whatever Lua is doing.
+Every call into a Lua runtime runs here, one at a time and in order, so the
+event loop keeps answering cache hits while a handler runs (or blocks).
+
+Two choices make a miss cheap under load, when many are queued at once:
+
+- `run()` returns an asyncio future directly: no concurrent.futures.Future
+  (a lock and a condition each) and no `wrap_future` chaining per call;
+- finished calls are handed back with coalesced wake-ups: the first result
+  the loop has not yet collected schedules one `call_soon_threadsafe`, and
+  every result finished before the loop gets to it rides along. An idle loop
+  is woken at once for each result; a busy one is woken once for many.
+  Nothing waits for a batch to fill, so a slow handler never holds back the
+  answers finished before it.
+
+The thread is a daemon: a handler blocked inside C (a read on a pipe, a slow
+socket) does not keep a stopping sidecar alive after it has drained.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
+import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
-_Work = tuple[concurrent.futures.Future[Any], Callable[..., Any], tuple[Any, ...]] | None
+_Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 
 
-class LuaThread(concurrent.futures.Executor):
+class _Mailbox:
+    """Outcomes finished for one event loop and not yet collected by it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._outcomes: list[_Outcome] = []
+
+    def post(self, outcome: _Outcome) -> None:
+        """Called on the Lua thread: wake the loop unless a wake-up is pending."""
+        with self._lock:
+            self._outcomes.append(outcome)
+            if len(self._outcomes) > 1:
+                return  # the wake-up scheduled for the first one collects this one too
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            self._loop.call_soon_threadsafe(self._deliver)
+
+    def _deliver(self) -> None:
+        with self._lock:
+            outcomes, self._outcomes = self._outcomes, []
+        for future, result, error in outcomes:
+            if future.done():  # cancelled while it ran
+                continue
+            if error is None:
+                future.set_result(result)
+            else:
+                future.set_exception(error)
+
+
+_Job = tuple[_Mailbox, "asyncio.Future[Any]", Callable[..., Any], tuple[Any, ...]]
+
+
+class LuaThread:
     """Runs submitted calls one at a time, in order, on one daemon thread."""
 
     def __init__(self, name: str = "lua") -> None:
-        self._queue: queue.SimpleQueue[_Work] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._mailboxes: dict[asyncio.AbstractEventLoop, _Mailbox] = {}
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
-    def submit(
-        self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
-    ) -> concurrent.futures.Future[T]:
-        """Queue `fn(*args)`; its future completes on the Lua thread."""
+    def run(self, fn: Callable[..., T], /, *args: Any) -> asyncio.Future[T]:
+        """Queue `fn(*args)`; the future (of the running loop) gets its outcome."""
         if self._closed:
             raise RuntimeError("the Lua thread is shut down")
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._queue.put((future, lambda: fn(*args, **kwargs), ()))
+        loop = asyncio.get_running_loop()
+        mailbox = self._mailboxes.get(loop)
+        if mailbox is None:
+            mailbox = self._mailboxes[loop] = _Mailbox(loop)
+        future: asyncio.Future[T] = loop.create_future()
+        self._queue.put((mailbox, future, fn, args))
         return future
 
     def _run(self) -> None:
-        while (work := self._queue.get()) is not None:
-            future, fn, args = work
-            if not future.set_running_or_notify_cancel():
+        while (job := self._queue.get()) is not None:
+            mailbox, future, fn, args = job
+            if future.cancelled():  # its caller is gone; a read of a final state
                 continue
             try:
-                future.set_result(fn(*args))
-            except BaseException as err:
-                future.set_exception(err)
+                outcome: _Outcome = (future, fn(*args), None)
+            except BaseException as err:  # the caller's to handle, whatever it is
+                outcome = (future, None, err)
+            mailbox.post(outcome)
 
-    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
-        """Refuse new work; drop queued work if asked; optionally wait for the thread."""
+    def shutdown(self, *, cancel_queued: bool = True) -> None:
+        """Refuse new work and let the thread end after the running call;
+        queued calls are cancelled unless told otherwise."""
         self._closed = True
-        if cancel_futures:
-            while True:
-                try:
-                    work = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if work is not None:
-                    work[0].cancel()
+        while cancel_queued:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is not None:
+                future = job[1]
+                with contextlib.suppress(RuntimeError):  # its loop is closed already
+                    future.get_loop().call_soon_threadsafe(future.cancel)
         self._queue.put(None)
-        if wait:
-            self._thread.join()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end; True if it did."""
+        self._thread.join(timeout)
+        return not self._thread.is_alive()

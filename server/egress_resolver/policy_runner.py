@@ -8,7 +8,6 @@ releases the GIL while Lua runs, so hits are not slowed by a busy handler.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -65,9 +64,8 @@ class PolicyRunner:
         On failure the previous policy (if any) keeps serving; the error is
         logged and kept in `last_error`. Returns whether the swap happened.
         """
-        loop = asyncio.get_running_loop()
         try:
-            host = await loop.run_in_executor(self._thread, self._build)
+            host = await self._thread.run(self._build)
         except PolicyLoadError as err:
             self.last_error = f"{self.policy}: {err}"
             self._log.error("policy load failed", policy=str(self.policy), error=str(err))
@@ -106,9 +104,8 @@ class PolicyRunner:
         host = self._current_host()
         if name == UNSPECIFIED:  # no Lua involved: never queue behind a busy handler
             return encode_source(default_source(name))
-        loop = asyncio.get_running_loop()
         try:
-            definition = await loop.run_in_executor(self._thread, host.resolve_source, name)
+            definition = await self._thread.run(host.resolve_source, name)
         except ResolveError as err:
             # Per-call lines are debug only; the definition (and its secrets) never is logged.
             self._log.debug("miss failed", name=name, reason=err.reason.value)
@@ -121,8 +118,7 @@ class PolicyRunner:
         host = self._current_host()
         if name == UNSPECIFIED:
             return default_pool(name)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, host.resolve_pool, name)
+        return await self._thread.run(host.resolve_pool, name)
 
     def _current_host(self) -> PolicyHost:
         if self._host is None:
@@ -133,4 +129,4 @@ class PolicyRunner:
 
     def close(self) -> None:
         """Stop the Lua thread once the running call (if any) returns."""
-        self._thread.shutdown(wait=False, cancel_futures=True)
+        self._thread.shutdown()
