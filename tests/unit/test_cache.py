@@ -84,6 +84,53 @@ async def test_lru_eviction_at_capacity() -> None:
     assert loader.calls == ["a", "b", "c", "b"]
 
 
+async def test_expired_entries_leave_without_being_asked_for() -> None:
+    clock, loader = FakeClock(), Loader(ttl=10)
+    cache = make(clock)
+    await get(cache, loader, "a")
+    loader.ttl = 100
+    await get(cache, loader, "b")
+    clock.advance(10)
+    assert cache.stats().entries == 1  # a expired; nothing looked it up
+    assert cache.peek("a") is None
+
+
+async def test_an_expired_entry_is_dropped_before_a_live_one_is_evicted() -> None:
+    clock, loader = FakeClock(), Loader(ttl=1)
+    cache = make(clock, capacity=2)
+    await get(cache, loader, "short")
+    loader.ttl = 100
+    await get(cache, loader, "long")
+    clock.advance(2)
+    await get(cache, loader, "new")  # room made by dropping "short", not by evicting "long"
+    await get(cache, loader, "long")
+    assert cache.stats().evictions == 0
+    assert loader.calls == ["short", "long", "new"]
+
+
+async def test_a_replaced_entry_keeps_its_new_lifetime() -> None:
+    clock, loader = FakeClock(), Loader(ttl=10)
+    cache = make(clock)
+    await get(cache, loader, "a")
+    cache.clear()  # a reload: the next load stores "a" again, with a longer ttl
+    loader.ttl = 100
+    await get(cache, loader, "a")
+    clock.advance(50)  # past the first lifetime: its heap item must not drop the new entry
+    assert cache.stats().entries == 1
+    await get(cache, loader, "a")
+    assert loader.calls == ["a", "a"]
+
+
+async def test_expiry_bookkeeping_stays_within_twice_the_capacity() -> None:
+    clock, loader = FakeClock(), Loader(ttl=3600)
+    cache = make(clock, capacity=10)
+    for i in range(10_000):  # 25 names through 10 places: every get stores, every store evicts
+        await get(cache, loader, f"n-{i % 25}")
+    assert cache.stats().entries == 10
+    assert cache.stats().evictions == 10_000 - 10
+    assert len(cache._store._expiries) <= 2 * 10 + 64
+
+
 async def test_negative_caching_for_negative_ttl() -> None:
     clock, loader = FakeClock(), Loader()
     loader.error = ResolveError(Reason.SOURCE_NOT_FOUND, "nope")
