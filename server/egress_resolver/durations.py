@@ -10,6 +10,7 @@ pinned by tests; numbers given as Lua numbers are seconds, as in KumoMTA.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 
@@ -99,6 +100,7 @@ def _from_seconds(value: float) -> int:
     return _bounded(nanos, repr(value))
 
 
+@functools.lru_cache(maxsize=1024)  # a policy repeats a few ttl strings for every name
 def _from_text(text: str) -> int:
     if not text.strip():
         raise DurationError("invalid duration '': value was empty")
