@@ -9,7 +9,7 @@ Each process prints {"event": "listening", "addresses": [...]} to stderr when
 it accepts calls; SIGTERM stops them all.
 
     .venv/bin/python bench/reference/grpcio_server.py --response FILE \
-        --listen 127.0.0.1:PORT [--listen unix:/abs/path] [--workers N]
+        --listen 127.0.0.1:PORT [--listen unix:/abs/path] [--workers N] [--hand-off]
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ import argparse
 import asyncio
 import json
 import os
+import queue
 import signal
 import sys
+import threading
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import grpc
@@ -28,19 +31,46 @@ SERVICE = "kumo.egress.v1.EgressResolverService"
 METHOD = "GetEgressSource"
 
 
-def _handlers(response: bytes) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
+def _handlers(response: bytes, hand_off: bool) -> dict[str, grpc.RpcMethodHandler[bytes, bytes]]:
     async def get_egress_source(
         _request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> bytes:
         return response
 
+    if hand_off:
+        get_egress_source = _handed_off(response)
     return {METHOD: grpc.unary_unary_rpc_method_handler(get_egress_source)}
 
 
-async def serve(addresses: list[str], response: bytes, reuse_port: bool) -> None:
+def _handed_off(response: bytes) -> Callable[..., Awaitable[bytes]]:
+    """A handler that waits for another thread before answering: the bare cost of
+    sending work off the event loop (the sidecar's misses go to its Lua thread)."""
+    jobs: queue.SimpleQueue[asyncio.Future[None]] = queue.SimpleQueue()
+
+    def worker() -> None:
+        while True:
+            future = jobs.get()
+            future.get_loop().call_soon_threadsafe(future.set_result, None)
+
+    threading.Thread(target=worker, daemon=True).start()
+
+    async def get_egress_source(
+        _request: bytes, _context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        future = asyncio.get_running_loop().create_future()
+        jobs.put(future)
+        await future
+        return response
+
+    return get_egress_source
+
+
+async def serve(
+    addresses: list[str], response: bytes, reuse_port: bool, hand_off: bool = False
+) -> None:
     """Serve until SIGTERM or SIGINT."""
     server = grpc.aio.server(options=[("grpc.so_reuseport", 1 if reuse_port else 0)])
-    server.add_registered_method_handlers(SERVICE, _handlers(response))
+    server.add_registered_method_handlers(SERVICE, _handlers(response, hand_off))
     bound = []
     for address in addresses:
         port = server.add_insecure_port(address)
@@ -57,7 +87,7 @@ async def serve(addresses: list[str], response: bytes, reuse_port: bool) -> None
     await server.stop(1)
 
 
-def run_workers(addresses: list[str], response: bytes, workers: int) -> int:
+def run_workers(addresses: list[str], response: bytes, workers: int, hand_off: bool) -> int:
     """Fork `workers` servers on the shared ports and wait for them all."""
     children = []
     for _ in range(workers):
@@ -65,7 +95,7 @@ def run_workers(addresses: list[str], response: bytes, workers: int) -> int:
         if pid == 0:
             code = 1
             try:
-                asyncio.run(serve(addresses, response, reuse_port=True))
+                asyncio.run(serve(addresses, response, reuse_port=True, hand_off=hand_off))
                 code = 0
             finally:
                 os._exit(code)
@@ -90,11 +120,16 @@ def main() -> int:
     parser.add_argument("--listen", action="append", required=True, metavar="ADDR")
     parser.add_argument("--response", required=True, type=Path, metavar="FILE")
     parser.add_argument("--workers", type=int, default=1, metavar="N")
+    parser.add_argument(
+        "--hand-off",
+        action="store_true",
+        help="answer only after a round trip through another thread (not used by make bench)",
+    )
     args = parser.parse_args()
     response = args.response.read_bytes()
     if args.workers > 1:
-        return run_workers(args.listen, response, args.workers)
-    asyncio.run(serve(args.listen, response, reuse_port=False))
+        return run_workers(args.listen, response, args.workers, args.hand_off)
+    asyncio.run(serve(args.listen, response, reuse_port=False, hand_off=args.hand_off))
     return 0
 
 
