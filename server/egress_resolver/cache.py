@@ -53,7 +53,6 @@ class CacheStats:
 
 class _Entry(NamedTuple, Generic[V]):
     value: V | ResolveError
-    ttl: float
     stored_at: float
     expires_at: float
 
@@ -204,7 +203,7 @@ class DefinitionCache(Generic[V]):
     def _put(self, name: str, value: V | ResolveError, ttl: float) -> None:
         if ttl > 0:
             now = self._clock()
-            self._store.put(name, _Entry(value, ttl, now, now + ttl), now)
+            self._store.put(name, _Entry(value, now, now + ttl), now)
 
     def peek(self, name: str) -> tuple[V | ResolveError, float, float] | None:
         """The entry for `name` with its age and remaining lifetime in seconds,
