@@ -96,11 +96,11 @@ class LuaThread:
                 outcome = (future, None, err)
             mailbox.post(outcome)
 
-    def shutdown(self, *, cancel_queued: bool = True) -> None:
-        """Refuse new work and let the thread end after the running call;
-        queued calls are cancelled unless told otherwise."""
+    def shutdown(self) -> None:
+        """Refuse new work, cancel queued calls, and let the thread end after
+        the running one."""
         self._closed = True
-        while cancel_queued:
+        while True:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
