@@ -2,22 +2,27 @@
 
 Per call: `grpc_server_started_total`, `grpc_server_handled_total{grpc_code}`
 (codes spelled as Go spells them: "OK", "NotFound", ...) and
-`grpc_server_handling_seconds`, with label children bound once so a call costs
-a few dictionary-free increments. Cache figures are read from the cache when
-Prometheus scrapes, so hits pay nothing for them. No label ever holds a
-requested name.
+`grpc_server_handling_seconds`. A call only bumps plain integers of its
+method's `CallCounts` (no prometheus-client child, no lock: everything runs on
+the event loop thread); the families are built from them when Prometheus
+scrapes. With prometheus-client's own Counter and Histogram a hit cost ~2 µs
+more in process and ~8 % of hit throughput under ghz. Cache figures are read
+from the cache at scrape time too, so hits pay nothing for them. No label ever
+holds a requested name.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from egress_resolver.cache import CacheStats
 from egress_resolver.errors import Reason, ResolveError
@@ -27,6 +32,10 @@ _BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
     0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
+_LE: tuple[str, ...] = tuple(
+    floatToGoString(bound)  # type: ignore[no-untyped-call]  # as prometheus-client writes `le`
+    for bound in (*_BUCKETS, float("inf"))
+)
 T = TypeVar("T")
 _METHOD_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 
@@ -55,6 +64,57 @@ class _CacheCollector(Collector):
         )
 
 
+class CallCounts:
+    """One method's calls: started, handled by code, and a latency histogram.
+
+    Written only on the event loop thread; the scrape thread reads whole ints
+    and copies the bucket list. `handled` has every code from the start, so it
+    never changes size while a scrape iterates it."""
+
+    def __init__(self, kind: str, service: str, method: str) -> None:
+        self.labels = (kind, service, method)
+        self.started = 0
+        self.handled = dict.fromkeys(grpc.StatusCode, 0)
+        self.buckets = [0] * (len(_BUCKETS) + 1)  # per bucket, not cumulative; last is +Inf
+        self.seconds = 0.0
+
+    def finish(self, code: grpc.StatusCode, seconds: float) -> None:
+        """Count a finished call."""
+        self.handled[code] += 1
+        self.buckets[bisect.bisect_left(_BUCKETS, seconds)] += 1
+        self.seconds += seconds
+
+
+class _CallCollector(Collector):
+    def __init__(self) -> None:
+        self.methods: list[CallCounts] = []
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        started = CounterMetricFamily(
+            "grpc_server_started_total", "RPCs started on the server.", labels=_METHOD_LABELS
+        )
+        handled = CounterMetricFamily(
+            "grpc_server_handled_total",
+            "RPCs completed on the server, regardless of success or failure.",
+            labels=(*_METHOD_LABELS, "grpc_code"),
+        )
+        handling = HistogramMetricFamily(
+            "grpc_server_handling_seconds",
+            "Response latency of RPCs handled by the server.",
+            labels=_METHOD_LABELS,
+        )
+        for counts in self.methods:
+            started.add_metric(counts.labels, counts.started)
+            for code, value in list(counts.handled.items()):
+                handled.add_metric((*counts.labels, go_code_name(code)), value)
+            total, cumulative = 0, []
+            for le, value in zip(_LE, list(counts.buckets), strict=True):
+                total += value
+                cumulative.append((le, total))
+            handling.add_metric(counts.labels, cumulative, counts.seconds)
+        yield from (started, handled, handling)
+
+
 class Metrics:
     """Every metric of one server process, in its own registry."""
 
@@ -62,22 +122,8 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._http: Any = None
         r = self.registry
-        self.started = Counter(
-            "grpc_server_started_total", "RPCs started on the server.", _METHOD_LABELS, registry=r
-        )
-        self.handled = Counter(
-            "grpc_server_handled_total",
-            "RPCs completed on the server, regardless of success or failure.",
-            (*_METHOD_LABELS, "grpc_code"),
-            registry=r,
-        )
-        self.handling = Histogram(
-            "grpc_server_handling_seconds",
-            "Response latency of RPCs handled by the server.",
-            _METHOD_LABELS,
-            buckets=_BUCKETS,
-            registry=r,
-        )
+        self._calls = _CallCollector()
+        r.register(self._calls)
         self.handler_seconds = Histogram(
             "egress_resolver_handler_seconds",
             "Time to resolve a cache miss through the policy.",
@@ -141,41 +187,37 @@ class Metrics:
             lambda method, call: self._stream(service, method, call),
         )
 
-    def _children(self, kind: str, service: str, method: str) -> tuple[Any, Any, Any]:
-        labels = (kind, service, method)
-        handled = {
-            code: self.handled.labels(*labels, go_code_name(code)) for code in grpc.StatusCode
-        }
-        return self.started.labels(*labels), handled, self.handling.labels(*labels)
+    def _counts(self, kind: str, service: str, method: str) -> CallCounts:
+        counts = CallCounts(kind, service, method)
+        self._calls.methods.append(counts)
+        return counts
 
     def _unary(self, service: str, method: str, call: Any) -> Any:
-        started, handled, handling = self._children("unary", service, method)
+        counts = self._counts("unary", service, method)
 
         async def unary(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-            started.inc()
+            counts.started += 1
             begun = time.perf_counter()
             try:
                 return await call(request, context)
             finally:
-                handling.observe(time.perf_counter() - begun)
-                handled[_code(context)].inc()
+                counts.finish(_code(context), time.perf_counter() - begun)
 
         return unary
 
     def _stream(self, service: str, method: str, call: Any) -> Any:
-        started, handled, handling = self._children("server_stream", service, method)
+        counts = self._counts("server_stream", service, method)
 
         async def stream(
             request: Any, context: grpc.aio.ServicerContext[Any, Any]
         ) -> AsyncIterator[Any]:
-            started.inc()
+            counts.started += 1
             begun = time.perf_counter()
             try:
                 async for message in call(request, context):
                     yield message
             finally:
-                handling.observe(time.perf_counter() - begun)
-                handled[_code(context)].inc()
+                counts.finish(_code(context), time.perf_counter() - begun)
 
         return stream
 
