@@ -1,7 +1,8 @@
 # Benchmarks (issue 4): `make bench` and `make bench-profile`. Not part of
 # `make test`, which only borrows the pinned ghz for a reflection test. See
 # BENCHMARKS.md. Tools go to bin/ (ghz, pinned) and build/bench-venv
-# (matplotlib, py-spy, pinned in bench/requirements.txt); the project's .venv is only used to run the sidecar and the grpcio reference.
+# (matplotlib, py-spy, pinned in bench/requirements.txt); the project's .venv
+# is only used to run the sidecar and the grpcio reference.
 GHZ_VERSION := v0.121.0
 GHZ := bin/ghz
 GHZ_STAMP := bin/.ghz-$(GHZ_VERSION)
