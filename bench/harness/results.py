@@ -160,8 +160,9 @@ def goals(table: dict[tuple[str, str], Measurement]) -> list[Goal]:
         f"than a hit ({misses.server_cpu_us:.0f} vs {hits.server_cpu_us:.0f} µs). Without "
         "gRPC the whole miss path (single-flight, Lua thread and back, handler, validation, "
         "encoding, store) is `miss_path_50_concurrent_cpu_us` in bench/results/hot-path.json; "
-        "between grpcio's calls the same Python and Lua code runs 2-3x slower (cold CPU "
-        f"caches, GIL hand-offs between the Lua thread and the event loop) ({PROFILE_MISSES})"
+        "the rest is leaving the event loop (see `--hand-off` in the analysis) and the same "
+        "Python and Lua code running between grpcio's calls (cold CPU caches, GIL hand-offs "
+        f"between the Lua thread and the event loop) ({PROFILE_MISSES})"
         if hits and misses
         else ""
     )

@@ -37,9 +37,8 @@ def _handlers(response: bytes, hand_off: bool) -> dict[str, grpc.RpcMethodHandle
     ) -> bytes:
         return response
 
-    if hand_off:
-        get_egress_source = _handed_off(response)
-    return {METHOD: grpc.unary_unary_rpc_method_handler(get_egress_source)}
+    handler = _handed_off(response) if hand_off else get_egress_source
+    return {METHOD: grpc.unary_unary_rpc_method_handler(handler)}
 
 
 def _handed_off(response: bytes) -> Callable[..., Awaitable[bytes]]:
