@@ -288,4 +288,3 @@ class DefinitionCache(Generic[V]):
             evictions=self._store.evictions,
             entries=len(self._store.entries),
         )
-

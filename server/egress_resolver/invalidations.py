@@ -155,9 +155,7 @@ class InvalidationHub:
         names: frozenset[str] = frozenset(),
         pools: frozenset[str] = frozenset(),
     ) -> Invalidation:
-        return Invalidation(
-            self.sequence, self.revision, self.generation, everything, names, pools
-        )
+        return Invalidation(self.sequence, self.revision, self.generation, everything, names, pools)
 
     async def subscribe(self, client: ClientState) -> AsyncIterator[Invalidation]:
         """Wait for the first policy, yield the hello, then every event until close()."""
