@@ -15,7 +15,11 @@
  * fails at once with UNAVAILABLE, and the loop opens the next one after the
  * backoff (50 ms doubling to 500 ms, ±20 % jitter, back to 50 ms after a
  * stream that delivered its hello), which is what wait-for-ready with gRPC
- * core's reconnect backoff does. Hand-written: the loop is a few lines and a
+ * core's reconnect backoff does. So an attempt that delivered no message (it
+ * could not connect, or broke off before its hello) leaves
+ * `previousStreamEnded` as the last stream that did deliver one left it: it
+ * speaks of the stream from `instance`, and nothing of any other was applied.
+ * Hand-written: the loop is a few lines and a
  * retry library would not know the resume rules.
  */
 import { create } from "@bufbuild/protobuf";
@@ -114,9 +118,13 @@ export class Watcher {
             }
           }
         }
-        this.state.previousStreamEnded = !first; // ended with OK after its hello
+        if (!first) {
+          this.state.previousStreamEnded = true; // ended with OK after its hello
+        }
       } catch {
-        this.state.previousStreamEnded = false;
+        if (!first) {
+          this.state.previousStreamEnded = false;
+        }
       }
       this.state.setWatching(false);
       if (signal.aborted) {
