@@ -9,6 +9,7 @@ stdin, one per line, and writes one JSON line per command, flushed, in order
     {"pool": NAME}             -> {"pool": {"name", "entries": [{"name", "weight"}], "ttl"}}
     {"select": POOL, "n": N}   -> {"sources": [N names in selection order]}
     {"bench": NAME, "n": N}    -> {"ns_per_call": X}   (N gets, timed in process)
+    {"bench_select": POOL, "n": N} -> {"ns_per_call": X}   (N selects, timed in process)
     {"stats": {}}              -> {"rpcs": R, "entries": E, "watching": B}
 
 Errors are {"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND", "message": "..."}}.
@@ -80,7 +81,10 @@ def answer(resolver: Resolver, line: str) -> dict[str, Any]:
         "select": lambda c: {
             "sources": [resolver.select(_text(c, "select")) for _ in range(_count(c))]
         },
-        "bench": lambda c: {"ns_per_call": _bench(resolver, _text(c, "bench"), _count(c))},
+        "bench_select": lambda c: {
+            "ns_per_call": _timed(resolver.select, _text(c, "bench_select"), _count(c))
+        },
+        "bench": lambda c: {"ns_per_call": _timed(resolver.get, _text(c, "bench"), _count(c))},
         "stats": lambda _c: resolver.stats(),
     }
     for key, handler in handlers.items():
@@ -108,11 +112,11 @@ def _count(command: dict[str, Any]) -> int:
     return value
 
 
-def _bench(resolver: Resolver, name: str, n: int) -> float:
-    resolver.get(name)  # a first get may be a miss; the figure is for what follows
+def _timed(call: Callable[[str], object], name: str, n: int) -> float:
+    call(name)  # a first call may be a miss; the figure is for what follows
     start = time.perf_counter_ns()
     for _ in range(n):
-        resolver.get(name)
+        call(name)
     return (time.perf_counter_ns() - start) / max(n, 1)
 
 
