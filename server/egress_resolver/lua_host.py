@@ -15,6 +15,7 @@ from pathlib import Path
 import lupa.lua54 as lua
 
 from egress_resolver.errors import Reason, ResolveError, handler_failure
+from egress_resolver.fields import ValidationError
 from egress_resolver.kumo_module import KumoModule, PolicyLoadError
 from egress_resolver.lua_prelude import HOOK_EVERY, PRELUDE
 from egress_resolver.lua_values import to_lua
@@ -22,7 +23,6 @@ from egress_resolver.memoize import MemoStore
 from egress_resolver.pools import PoolDefinition, default_pool, pool_params, pool_source_failure
 from egress_resolver.validation import (
     SourceDefinition,
-    ValidationError,
     default_source,
     source_params,
 )
