@@ -133,10 +133,17 @@ class DefinitionCache(Generic[V]):
         negative_ttl: float,
         max_pending: int,
         clock: Callable[[], float] = time.monotonic,
+        transient_ttl: float | None = None,
     ) -> None:
         self._clock = clock
         self._store: _Store[V] = _Store(capacity)
         self._negative_ttl = negative_ttl
+        # Data-source failures (Reason.transient) are kept for a short while
+        # only, never longer than other errors: a Redis outage must not pin a
+        # name's failure for the whole negative ttl after Redis is back.
+        self._transient_ttl = min(
+            negative_ttl, negative_ttl if transient_ttl is None else transient_ttl
+        )
         self._max_pending = max_pending
         self._pending: dict[str, asyncio.Future[V]] = {}
         self._generation = 0
@@ -194,7 +201,8 @@ class DefinitionCache(Generic[V]):
             value = await loader(name)
         except ResolveError as err:
             if err.reason.cacheable and generation == self._generation:
-                self._put(name, err, self._negative_ttl)
+                ttl = self._transient_ttl if err.reason.transient else self._negative_ttl
+                self._put(name, err, ttl)
             raise
         if generation == self._generation:
             self._put(name, value, value.ttl_seconds)
