@@ -1,4 +1,4 @@
-"""`kumo.http`: kumod's HTTP client (crates/mod-http), on httpx's async client.
+"""`kumo.http`: kumod's HTTP client (crates/mod-http), on aiohttp's client.
 
 `kumo.http.build_client { user_agent, timeout, pool_idle_timeout,
 connection_verbose, accept_invalid_certs }` returns a client with `get`,
@@ -13,7 +13,9 @@ The body is read by `send`, so `text()` and `bytes()` never wait; the
 request's timeout (default: the client's, default 60 s) covers the whole
 exchange. Clients with the same options share one connection pool, across
 reloads too (kumod builds a pool per client; a policy that builds a client
-per call would otherwise open a connection per call). A refused connection
+per call would otherwise open a connection per call). aiohttp rather than
+httpx: 50 requests at once to an endpoint that takes 50 ms took 0.09-0.26 s
+with aiohttp and 0.44-1.7 s with httpx on the 2-core machine. A refused connection
 or a broken exchange is DATA_SOURCE_ERROR, a timeout DATA_SOURCE_TIMEOUT; a
 5xx answer is returned to the policy, and if the handler then fails its
 error is counted as the data source's (DATA_SOURCE_ERROR).
@@ -24,7 +26,7 @@ from __future__ import annotations
 import http
 from typing import Any
 
-import httpx
+import aiohttp
 
 from egress_resolver.durations import NANOS_PER_SECOND, DurationError, parse_duration
 from egress_resolver.errors import Reason
@@ -91,24 +93,55 @@ def _duration(value: object, what: str) -> float:
 
 
 def _classify(err: BaseException) -> Reason | None:
-    if isinstance(err, httpx.TimeoutException):
+    if isinstance(err, aiohttp.ServerTimeoutError | TimeoutError):
         return Reason.DATA_SOURCE_TIMEOUT
-    if isinstance(err, httpx.TransportError | OSError):
+    if isinstance(err, aiohttp.InvalidURL):
+        return None
+    if isinstance(err, aiohttp.ClientError | OSError):
         return Reason.DATA_SOURCE_ERROR
     return None
 
 
+class _Pool:
+    """One aiohttp session, made on the I/O loop at first use (it must be)."""
+
+    def __init__(self, user_agent: object, idle: float, verify: bool) -> None:
+        self._options = (user_agent, idle, verify)
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            agent, idle, verify = self._options
+            self._session = aiohttp.ClientSession(
+                headers={"User-Agent": str(agent)} if agent is not None else None,
+                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=idle, ssl=verify),
+                trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=None),  # each request's own, around it
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+
+class _Response:
+    """A response read to its end by `send`."""
+
+    def __init__(self, status: int, headers: dict[str, str], body: bytes, charset: str) -> None:
+        self.status, self.headers, self.body, self.charset = status, headers, body, charset
+
+
 class _Client:
-    def __init__(self, shared: httpx.AsyncClient, timeout: float) -> None:
-        self.shared: httpx.AsyncClient | None = shared
+    def __init__(self, shared: _Pool, timeout: float) -> None:
+        self.shared: _Pool | None = shared
         self.timeout = timeout
 
 
 class _Request:
-    def __init__(self, client: httpx.AsyncClient, method: str, url: str, timeout: float) -> None:
+    def __init__(self, client: _Pool, method: str, url: str, timeout: float) -> None:
         self.client, self.method, self.url, self.timeout = client, method, url, timeout
         self.headers: list[tuple[str, str]] = []
-        self.auth: tuple[str, str] | None = None
         self.content: str | bytes | None = None
         self.form: dict[str, str] | None = None
 
@@ -149,20 +182,11 @@ class HttpModule:
         verify = not options.get("accept_invalid_certs", False)
         key = ("http", agent, idle, verify)
 
-        def make() -> httpx.AsyncClient:
-            headers = {"User-Agent": str(agent)} if agent is not None else None
-            return httpx.AsyncClient(
-                headers=headers,
-                verify=verify,
-                timeout=None,  # each request's own timeout is applied around it
-                limits=httpx.Limits(max_connections=None, keepalive_expiry=idle),
-                trust_env=False,
-            )
+        async def close(pool: _Pool) -> None:
+            await pool.close()
 
-        async def close(client: httpx.AsyncClient) -> None:
-            await client.aclose()
-
-        return _Client(self._ctx.io.shared(key, make, close), timeout)
+        pool = self._ctx.io.shared(key, lambda: _Pool(agent, idle, verify), close)
+        return _Client(pool, timeout)
 
     def request(self, client: object, method: str, url: object) -> _Request:
         """`client:get(url)`, `:post`, `:put`."""
@@ -191,7 +215,8 @@ class HttpModule:
             password = args[1] if len(args) > 1 and args[1] is not None else ""
             if not isinstance(user, str) or not isinstance(password, str | bytes):
                 raise ValueError("request:basic_auth(username [, password]): strings expected")
-            request.auth = (user, password if isinstance(password, str) else password.decode())
+            secret = password if isinstance(password, str) else password.decode()
+            request.headers.append(("Authorization", aiohttp.encode_basic_auth(user, secret)))
         elif what == "bearer_auth":
             if not args or not isinstance(args[0], str | bytes):
                 raise ValueError("request:bearer_auth(token): a string expected")
@@ -214,30 +239,29 @@ class HttpModule:
         if not isinstance(request, _Request):
             raise ValueError("kumo.http: send must be called as request:send()")
 
-        async def run() -> httpx.Response:
-            return await request.client.request(
+        async def run() -> _Response:
+            async with request.client.session().request(
                 request.method,
                 request.url,
                 headers=request.headers,
-                auth=request.auth,
-                content=request.content,
-                data=request.form,
-            )
+                data=request.form if request.form is not None else request.content,
+            ) as response:
+                body = await response.read()
+                headers: dict[str, str] = {}
+                for name, value in response.headers.items():
+                    key = name.lower()
+                    headers[key] = f"{headers[key]}, {value}" if key in headers else value
+                return _Response(response.status, headers, body, response.charset or "utf-8")
 
-        return IoRequest(
-            NAME,
-            run,
-            request.timeout,
-            classify=_classify,
-            judge=lambda response: (
-                Reason.DATA_SOURCE_ERROR if response.status_code >= 500 else None
-            ),
-        )
+        def judge(response: _Response) -> Reason | None:
+            return Reason.DATA_SOURCE_ERROR if response.status >= 500 else None
+
+        return IoRequest(NAME, run, request.timeout, classify=_classify, judge=judge)
 
     def response(self, response: object, what: str) -> Any:
         """The response's accessors."""
-        assert isinstance(response, httpx.Response)
-        status = response.status_code
+        assert isinstance(response, _Response)
+        status = response.status
         if what == "status_code":
             return status
         if what == "status_reason":
@@ -250,13 +274,16 @@ class HttpModule:
             first.update(client_error=4, server_error=5)
             return status // 100 == first[what.removeprefix("status_is_")]
         if what == "headers":
-            return self._ctx.runtime.table_from(dict(response.headers.items()))
+            return self._ctx.runtime.table_from(response.headers)
         if what == "content_length":
             length = response.headers.get("content-length")
             return int(length) if length is not None and length.isdigit() else None
         if what == "bytes":
-            return response.content
-        return response.text
+            return response.body
+        try:
+            return response.body.decode(response.charset, errors="replace")
+        except LookupError:  # an unknown charset: UTF-8, as kumod defaults to
+            return response.body.decode("utf-8", errors="replace")
 
     def close(self, client: object) -> None:
         """`client:close()`: this handle only; the shared pool stays for others."""

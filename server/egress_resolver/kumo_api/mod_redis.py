@@ -10,7 +10,8 @@ reloads, as kumod keeps its pools.
 Arguments are flattened as kumod flattens them: a list adds its items, a
 table its key/value pairs, numbers and booleans become their text. Replies
 map as in kumod: nil, integers, bulk strings (Lua strings), arrays (lists),
-RESP3 maps (tables), doubles; an error reply raises it. One difference: a
+RESP3 maps (tables), doubles; an error reply raises it; a nil inside an
+array is skipped, as kumod's list building skips it. One difference: a
 status reply such as `+OK` is the string "OK" (kumod gives `true`), since
 redis-py's parser does not tell status replies from bulk strings.
 
@@ -23,7 +24,7 @@ the first query after Redis comes back succeeds.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 import redis.exceptions
@@ -109,10 +110,23 @@ def _flatten(value: Any, out: list[Any]) -> None:
         raise ValueError(f"redis: cannot send a {type(value).__name__} as a command argument")
 
 
+def _protocol(url: str) -> tuple[str, int]:
+    """The URL without its `protocol` option, and the RESP version it asks for:
+    RESP2 unless `?protocol=resp3`, as kumod's client (redis-py 8 would pick 3)."""
+    parts = urlsplit(url)
+    query = parse_qsl(parts.query)
+    asked = [v for k, v in query if k == "protocol"]
+    rest = urlencode([(k, v) for k, v in query if k != "protocol"])
+    version = 3 if asked and asked[-1].lower() in ("3", "resp3") else 2
+    return urlunsplit(parts._replace(query=rest)), version
+
+
 def _make_client(key: tuple[tuple[str, Any], ...]) -> Client:
     params = dict(key)
     nodes: tuple[str, ...] = params["node"]
+    url, protocol = _protocol(nodes[0])
     common: dict[str, Any] = {
+        "protocol": protocol,
         "socket_connect_timeout": params["connect_timeout"] or DEFAULT_TIMEOUT,
         "socket_timeout": params["response_timeout"],
         "retry": Retry(NoBackoff(), 1),
@@ -139,7 +153,7 @@ def _make_client(key: tuple[tuple[str, Any], ...]) -> Client:
             del callbacks[command]
         return client
     pool = aioredis.BlockingConnectionPool.from_url(
-        nodes[0],
+        url,
         max_connections=params["pool_size"],
         timeout=params["wait_timeout"] or DEFAULT_TIMEOUT,
         **{k: v for k, v in common.items() if v is not None or k == "socket_timeout"},
@@ -221,7 +235,9 @@ class RedisModule:
 
 def _to_lua(runtime: Any, reply: Any) -> object:
     if isinstance(reply, list | tuple | set):
-        return runtime.table_from([_to_lua(runtime, item) for item in reply])
+        # kumod appends each item to the Lua list, so a nil item is skipped
+        # and the items after it move up (MGET a, missing, b -> {a, b}).
+        return runtime.table_from([_to_lua(runtime, i) for i in reply if i is not None])
     if isinstance(reply, dict):
         return runtime.table_from(
             {_to_lua(runtime, k): _to_lua(runtime, v) for k, v in reply.items()}
