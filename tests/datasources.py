@@ -102,6 +102,10 @@ class SourceHttpServer:
         self._server = _Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
+    def gather(self, count: int) -> None:
+        """From now on, hold `gather-*` requests until `count` are in at once."""
+        self._gather = threading.Barrier(count)
+
     def _enter(self, headers: dict[str, str]) -> None:
         with self._lock:
             self.requests += 1
