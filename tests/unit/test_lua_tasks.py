@@ -6,8 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from datasources import SourceHttpServer
+
 from egress_resolver.errors import Reason, ResolveError
 from egress_resolver.lua_host import SOURCE_EVENT, PolicyHost
 from egress_resolver.lua_tasks import Pending
