@@ -27,7 +27,8 @@ kumo.on('get_egress_source', function(name)
     return kumo.make_egress_source { name = name, ehlo_domain = 'c' .. co() .. '.example' }
   elseif name == 'pcall' then
     local ok, err = pcall(function() return client:get('http://127.0.0.1:1/'):send() end)
-    return kumo.make_egress_source { name = name, ehlo_domain = (ok and 'ok' or 'caught') .. '.example' }
+    local ehlo = (ok and 'ok' or 'caught') .. '.example'
+    return kumo.make_egress_source { name = name, ehlo_domain = ehlo }
   elseif name == 'nested' then
     local inner = kumo.invoke_get_egress_source 'own-coroutine'
     return kumo.make_egress_source { name = name, ehlo_domain = inner.ehlo_domain }
