@@ -11,7 +11,7 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 import structlog
@@ -22,7 +22,7 @@ from egress_resolver.codec import EncodedPool, EncodedSource
 from egress_resolver.drain import DrainGate
 from egress_resolver.explain import Explainer
 from egress_resolver.handler_wrap import decode_in_handler
-from egress_resolver.invalidations import InvalidationHub
+from egress_resolver.invalidations import Invalidation, InvalidationHub
 from egress_resolver.listeners import bind, secure_unix_sockets
 from egress_resolver.metrics import Metrics
 from egress_resolver.policy_runner import PolicyRunner
@@ -30,6 +30,7 @@ from egress_resolver.reflection import add_reflection
 from egress_resolver.reload import PolicyWatcher
 from egress_resolver.service import SERVICE_NAME, ResolverService
 from egress_resolver.settings import Settings
+from egress_resolver.warm import Warmer
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
@@ -40,7 +41,13 @@ UNIX_SOCKET_MODE = 0o600
 class App:
     """One server process: policy, cache, service, health, reflection, listeners."""
 
-    def __init__(self, settings: Settings, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> None:
         if settings.policy is None:
             raise ValueError("a policy file is required (--policy)")
         self.settings = settings
@@ -50,6 +57,7 @@ class App:
             handler_timeout=settings.handler_timeout,
             memory_limit=settings.lua_memory_mib * 1024 * 1024,
             clock=clock,
+            wall_clock=wall_clock,
         )
         self.cache: DefinitionCache[EncodedSource] = DefinitionCache(
             settings.cache_size,
@@ -65,7 +73,8 @@ class App:
             clock=clock,
             transient_ttl=settings.transient_error_ttl,
         )
-        self.invalidations = InvalidationHub()
+        self.invalidations = InvalidationHub(log_size=settings.invalidation_log_size)
+        self.warmer = Warmer(self.runner, self.cache, self.pool_cache, clock)
         self.metrics = Metrics(self.cache.stats) if settings.metrics else None
         load_source: Callable[[str], Awaitable[EncodedSource]] = self.runner.resolve_source
         if self.metrics is not None:
@@ -76,6 +85,8 @@ class App:
             self.invalidations,
             pool_cache=self.pool_cache,
             load_pool=self.runner.resolve_pool,
+            invalidate=self.invalidate,
+            allow_invalidate=settings.allow_invalidate,
         )
         self.health = health.aio.HealthServicer()
         self.addresses: list[str] = []
@@ -85,16 +96,18 @@ class App:
         self._health_server: grpc.aio.Server | None = None
         self.health_address: str | None = None
         self._server: grpc.aio.Server | None = None
+        self._reloading = asyncio.Lock()
         self._log = structlog.get_logger("egress_resolver")
 
     async def start(self) -> None:
         """Listen (health NOT_SERVING), then load the policy and report SERVING."""
         server = grpc.aio.server(
-            options=[("grpc.so_reuseport", 1 if self.settings.workers > 1 else 0)]
+            options=[
+                ("grpc.so_reuseport", 1 if self.settings.workers > 1 else 0),
+                *keepalive_options(self.settings.keepalive_interval),
+            ]
         )
-        explainer = Explainer(
-            self.service, self.cache, lambda: self.runner.generation, str(self.runner.policy)
-        )
+        explainer = Explainer(self.service, self.cache, self.runner, str(self.runner.policy))
         handlers = {**self.service.method_handlers(), **explainer.method_handlers()}
         handlers = self.gate.wrap(decode_in_handler(handlers))
         if self.metrics is not None:
@@ -144,19 +157,56 @@ class App:
         self._log.info("health listening", address=self.health_address)
 
     async def reload(self) -> bool:
-        """Load the policy again; on success swap it in and empty the caches."""
-        loaded = await self.runner.load()
+        """Load the policy again; on success re-resolve the most used names with
+        it, then swap policy and caches at once and announce what changed
+        (see warm.py). On failure the last good policy keeps serving."""
+        async with self._reloading:  # one at a time: each warms against the one before
+            policy = await self.runner.prepare()
+            if policy is not None:
+                if self.runner.current is None:
+                    self.runner.commit(policy)
+                    self.invalidations.start(policy.revision, self.runner.generation)
+                else:
+                    warmed = await self.warmer.warm(policy, self.settings.reload_warm_names)
+                    swap = self.warmer.plan(warmed)  # from here to publish: no await
+                    self.runner.commit(policy)
+                    self.cache.swap(swap.sources)
+                    self.pool_cache.swap(swap.pools)
+                    self.invalidations.publish(
+                        names=swap.stale_sources,
+                        pools=swap.stale_pools,
+                        everything=swap.everything,
+                        revision=policy.revision,
+                        generation=self.runner.generation,
+                    )
+        loaded = policy is not None
         if self.metrics is not None:
             self.metrics.reloads.labels("success" if loaded else "failure").inc()
             self.metrics.generation.set(self.runner.generation)
         if not loaded:
             return False
-        self.cache.clear()
-        self.pool_cache.clear()
-        self.invalidations.publish_all(self.runner.generation)
         for name in _HEALTH_NAMES:
             await self.health.set(name, _SERVING)
         return True
+
+    def invalidate(
+        self, names: Sequence[str], pools: Sequence[str], everything: bool
+    ) -> tuple[Invalidation, int]:
+        """Drop these cached sources and pools (or all) and announce exactly them."""
+        if everything:
+            dropped = self.cache.clear() + self.pool_cache.clear()
+        else:
+            dropped = self.cache.drop(names) + self.pool_cache.drop(pools)
+        event = self.invalidations.publish(names=names, pools=pools, everything=everything)
+        self._log.info(
+            "invalidated",
+            names=len(event.names),
+            pools=len(event.pools),
+            all=event.all,
+            dropped=dropped,
+            sequence=event.sequence,
+        )
+        return event, dropped
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first, then refuse new calls and drain in-flight ones."""
@@ -164,6 +214,9 @@ class App:
         await self.health.enter_graceful_shutdown()
         if self.watcher is not None:
             await self.watcher.stop()
+        # New calls (Invalidate among them) are refused before the streams end
+        # with OK, so a client whose stream ended so has missed nothing.
+        self.gate.refuse_new_calls()
         self.invalidations.close()
         drained = await self.gate.drain(grace)
         self._log.info("drained" if drained else "grace period over", in_flight=self.gate.in_flight)
@@ -175,6 +228,21 @@ class App:
         if self.metrics is not None:
             self.metrics.close()
         self._log.info("stopped")
+
+
+def keepalive_options(interval: float) -> list[tuple[str, int]]:
+    """Server keepalive: ping idle connections every `interval` (so a dead
+    client's WatchInvalidations stream is noticed), and accept client pings
+    at any rate, so an idle stream is never cut with GOAWAY too_many_pings."""
+    return [
+        ("grpc.keepalive_time_ms", max(1, round(interval * 1000))),
+        ("grpc.keepalive_timeout_ms", max(1000, round(interval * 1000))),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", max(1, round(interval * 1000))),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]
 
 
 async def serve(settings: Settings) -> None:

@@ -6,12 +6,21 @@ its own lifetime; a lifetime of 0 is not stored. Errors whose reason is
 cacheable are kept for the negative TTL. Concurrent misses for one name share
 one load. Every method runs on the event loop thread; nothing here locks.
 
-The store is cachetools' LRUCache (capacity, LRU order, eviction) holding each
-entry with its expiry time, checked on every lookup, plus a heap of expiry
-times that drops expired entries on each store and each `stats()`. A hit is
-one LRU lookup and one clock read (~0.3 µs); cachetools' TLRUCache, which does
-the same bookkeeping on every read, cost ~0.9 µs hot and ~3 µs inside a
-loaded server, enough to take ~10 % off hit throughput (BENCHMARKS.md).
+The store is an OrderedDict in LRU order holding each entry with the time
+the policy produced it and its expiry time, checked on every lookup, plus a
+heap of expiry times that drops expired entries on each store and each
+`stats()`. A hit is one dict lookup, one `move_to_end` and one clock read.
+Hand-written rather than cachetools' LRUCache because a warm reload needs the
+names in recency order, which LRUCache keeps private (and TLRUCache, which
+does the expiry bookkeeping on every read, cost ~0.9 µs hot and ~3 µs inside
+a loaded server, enough to take ~10 % off hit throughput; BENCHMARKS.md).
+
+Every entry expires at the time the policy produced it plus its ttl: a value
+installed later (by a warm reload) is not kept longer for it. Loads carry a
+token: `drop` and `clear` take it away from the running loads of the names
+they drop, so those loads do not store what they produce (it may come from
+data that changed), and later callers start a new load instead of sharing
+theirs.
 """
 
 from __future__ import annotations
@@ -19,21 +28,26 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import heapq
+import itertools
 import time
-from collections.abc import Awaitable, Callable
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, NamedTuple, Protocol, TypeVar
-
-import cachetools
 
 from egress_resolver.errors import Reason, ResolveError
 
 
 class HasTtl(Protocol):
-    """A cacheable value: it says how long it may be kept."""
+    """A cacheable value: it says how long it may be kept, and from when."""
 
     @property
     def ttl_seconds(self) -> float:
         """Seconds the value may be served from the cache."""
+        ...
+
+    @property
+    def produced_monotonic(self) -> float | None:
+        """When it was produced, on the cache's clock (None: when it is stored)."""
         ...
 
 
@@ -57,70 +71,63 @@ class _Entry(NamedTuple, Generic[V]):
     expires_at: float
 
 
-class _Evicting(cachetools.LRUCache[str, _Entry[V]]):
-    """LRUCache that counts what it evicts for lack of room."""
-
-    evictions = 0
-
-    def popitem(self) -> tuple[str, _Entry[V]]:
-        self.evictions += 1
-        return super().popitem()
-
-
 class _Store(Generic[V]):
     """LRU entries that expire: a lookup never returns an expired entry, and
     `drop_expired` removes them all in time proportional to their number.
 
-    Expiry times sit in a heap beside the LRUCache; a heap item whose entry
-    was replaced, evicted or cleared is skipped when it comes up, and the heap
+    Expiry times sit in a heap beside the entries; a heap item whose entry
+    was replaced, evicted or dropped is skipped when it comes up, and the heap
     is rebuilt when such items make up half of it, so it stays within twice
     the capacity."""
 
     def __init__(self, capacity: int) -> None:
-        self.lru: _Evicting[V] = _Evicting(maxsize=capacity)
+        self.capacity = capacity
+        self.entries: OrderedDict[str, _Entry[V]] = OrderedDict()
+        self.evictions = 0
         self._expiries: list[tuple[float, str]] = []
 
     def get(self, name: str, now: float) -> _Entry[V] | None:
         """The live entry for `name` (now the most recently used), or None."""
-        entry = self.lru.get(name)
-        if entry is None or now < entry.expires_at:
+        entry = self.entries.get(name)
+        if entry is None:
+            return None
+        if now < entry.expires_at:
+            self.entries.move_to_end(name)
             return entry
-        del self.lru[name]
+        del self.entries[name]
         return None
 
     def put(self, name: str, entry: _Entry[V], now: float) -> None:
         """Store `entry`, evicting the least recently used one if full."""
         self.drop_expired(now)  # first, so that only live entries are evicted for room
-        self.lru[name] = entry
+        entries = self.entries
+        entries[name] = entry
+        entries.move_to_end(name)
+        if len(entries) > self.capacity:
+            entries.popitem(last=False)
+            self.evictions += 1
         heapq.heappush(self._expiries, (entry.expires_at, name))
-        if len(self._expiries) > 2 * len(self.lru) + 64:
-            self._expiries = [(e.expires_at, n) for n, e in self._entries()]
+        if len(self._expiries) > 2 * len(entries) + 64:
+            self._expiries = [(e.expires_at, n) for n, e in entries.items()]
             heapq.heapify(self._expiries)
+
+    def pop(self, name: str) -> bool:
+        """Remove `name`; True if it was there."""
+        return self.entries.pop(name, None) is not None
 
     def drop_expired(self, now: float) -> None:
         """Remove every entry whose time has passed."""
-        expiries = self._expiries
+        expiries, entries = self._expiries, self.entries
         while expiries and expiries[0][0] <= now:
             expires_at, name = heapq.heappop(expiries)
-            entry = self._raw(name)
+            entry = entries.get(name)
             if entry is not None and entry.expires_at == expires_at:
-                del self.lru[name]
+                del entries[name]
 
     def clear(self) -> None:
         """Remove every entry."""
-        self.lru.clear()
+        self.entries.clear()
         self._expiries.clear()
-
-    def _raw(self, name: str) -> _Entry[V] | None:
-        # Read without counting as a use: LRU order is for lookups only.
-        try:
-            entry: _Entry[V] = cachetools.Cache.__getitem__(self.lru, name)
-        except KeyError:
-            return None
-        return entry
-
-    def _entries(self) -> list[tuple[str, _Entry[V]]]:
-        return [(name, entry) for name in list(self.lru) if (entry := self._raw(name)) is not None]
 
 
 class DefinitionCache(Generic[V]):
@@ -146,7 +153,8 @@ class DefinitionCache(Generic[V]):
         )
         self._max_pending = max_pending
         self._pending: dict[str, asyncio.Future[V]] = {}
-        self._generation = 0
+        self._tokens: dict[str, object] = {}  # name -> token of the load that may store
+        self.evictions_at_swap = 0
         self.hits = 0
         self.misses = 0
         self.loads = 0
@@ -178,7 +186,8 @@ class DefinitionCache(Generic[V]):
                     f"too many names are being resolved at once (limit {self._max_pending}); "
                     "retry shortly",
                 )
-            future = asyncio.ensure_future(self._run(name, loader, self._generation))
+            token = self._tokens[name] = object()
+            future = asyncio.ensure_future(self._run(name, loader, token))
             self._pending[name] = future
             future.add_done_callback(lambda done: self._settled(name, done))
         try:
@@ -195,23 +204,33 @@ class DefinitionCache(Generic[V]):
         if not future.cancelled():
             future.exception()  # retrieved here so that abandoned loads are not reported
 
-    async def _run(self, name: str, loader: Callable[[str], Awaitable[V]], generation: int) -> V:
+    async def _run(self, name: str, loader: Callable[[str], Awaitable[V]], token: object) -> V:
         self.loads += 1
         try:
-            value = await loader(name)
+            value: V | ResolveError = await loader(name)
         except ResolveError as err:
-            if err.reason.cacheable and generation == self._generation:
-                ttl = self._transient_ttl if err.reason.transient else self._negative_ttl
-                self._put(name, err, ttl)
-            raise
-        if generation == self._generation:
-            self._put(name, value, value.ttl_seconds)
+            value = err
+        if self._tokens.get(name) is token:
+            del self._tokens[name]
+            produced = None if isinstance(value, ResolveError) else value.produced_monotonic
+            self.store(name, value, self._clock() if produced is None else produced)
+        if isinstance(value, ResolveError):
+            raise value
         return value
 
-    def _put(self, name: str, value: V | ResolveError, ttl: float) -> None:
-        if ttl > 0:
-            now = self._clock()
-            self._store.put(name, _Entry(value, now, now + ttl), now)
+    def store(self, name: str, value: V | ResolveError, produced_at: float) -> None:
+        """Keep `value` (produced at `produced_at` on this cache's clock) for its
+        ttl from then; errors only when cacheable, for the negative ttl."""
+        if isinstance(value, ResolveError):
+            if not value.reason.cacheable:
+                return
+            ttl = self._transient_ttl if value.reason.transient else self._negative_ttl
+        else:
+            ttl = value.ttl_seconds
+        now = self._clock()
+        expires_at = produced_at + ttl
+        if ttl > 0 and expires_at > now:
+            self._store.put(name, _Entry(value, produced_at, expires_at), now)
 
     def peek(self, name: str) -> tuple[V | ResolveError, float, float] | None:
         """The entry for `name` with its age and remaining lifetime in seconds,
@@ -222,10 +241,49 @@ class DefinitionCache(Generic[V]):
             return None
         return entry.value, now - entry.stored_at, entry.expires_at - now
 
-    def clear(self) -> None:
-        """Forget every entry; loads already running will not store their outcome."""
-        self._generation += 1
+    def drop(self, names: Iterable[str]) -> int:
+        """Forget these names; their running loads will not store. Returns how
+        many entries were dropped."""
+        dropped = 0
+        for name in names:
+            dropped += self._store.pop(name)
+            self._tokens.pop(name, None)
+            self._pending.pop(name, None)
+        return dropped
+
+    def clear(self) -> int:
+        """Forget every entry; loads already running will not store their outcome.
+        Returns how many entries were dropped."""
+        dropped = len(self._store.entries)
         self._store.clear()
+        self._tokens.clear()
+        self._pending.clear()
+        return dropped
+
+    def recent(self, limit: int) -> list[tuple[str, V | ResolveError]]:
+        """Up to `limit` live entries, the most recently used first."""
+        self._store.drop_expired(self._clock())
+        entries = self._store.entries
+        return [(name, entries[name].value) for name in itertools.islice(reversed(entries), limit)]
+
+    def names(self) -> set[str]:
+        """Every name with a live entry, or with a load running."""
+        self._store.drop_expired(self._clock())
+        return {*self._store.entries, *self._pending}
+
+    @property
+    def evicted_since_swap(self) -> bool:
+        """True if an entry was evicted for lack of room since the last `swap`
+        (so the names clients may hold are no longer all known here)."""
+        return self._store.evictions != self.evictions_at_swap
+
+    def swap(self, entries: Iterable[tuple[str, V | ResolveError, float]]) -> None:
+        """Replace every entry at once with `entries` (name, value, produced at);
+        running loads will not store their outcome."""
+        self.clear()
+        for name, value, produced_at in entries:
+            self.store(name, value, produced_at)
+        self.evictions_at_swap = self._store.evictions
 
     def stats(self) -> CacheStats:
         """Counters since start and the current entry count."""
@@ -234,6 +292,6 @@ class DefinitionCache(Generic[V]):
             hits=self.hits,
             misses=self.misses,
             loads=self.loads,
-            evictions=self._store.lru.evictions,
-            entries=len(self._store.lru),
+            evictions=self._store.evictions,
+            entries=len(self._store.entries),
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from google.protobuf import duration_pb2
+from google.protobuf import duration_pb2, timestamp_pb2
 
 from egress_resolver.durations import NANOS_PER_SECOND
 from egress_resolver.pools import PoolDefinition
@@ -24,11 +24,15 @@ _OPTIONAL_STRINGS = (
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class EncodedSource:
-    """A definition with its message and its serialized GetEgressSourceResponse."""
+    """A definition with its message and its serialized GetEgressSourceResponse
+    (which carries the revision and the time the policy produced it)."""
 
     definition: SourceDefinition
     message: egress_source_pb2.EgressSource
     response: bytes
+    revision: str = ""
+    produced_at: timestamp_pb2.Timestamp | None = None
+    produced_monotonic: float | None = None
 
     @property
     def ttl_seconds(self) -> float:
@@ -43,6 +47,9 @@ class EncodedPool:
     definition: PoolDefinition
     message: egress_pool_pb2.EgressPool
     response: bytes
+    revision: str = ""
+    produced_at: timestamp_pb2.Timestamp | None = None
+    produced_monotonic: float | None = None
 
     @property
     def ttl_seconds(self) -> float:
@@ -54,8 +61,23 @@ def _duration(nanos: int) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=nanos // NANOS_PER_SECOND, nanos=nanos % NANOS_PER_SECOND)
 
 
-def encode_pool(definition: PoolDefinition) -> EncodedPool:
-    """Build the EgressPool message and the response bytes a hit will send."""
+def timestamp(wall_seconds: float) -> timestamp_pb2.Timestamp:
+    """A Timestamp for a time.time() value."""
+    stamp = timestamp_pb2.Timestamp()
+    stamp.FromNanoseconds(round(wall_seconds * NANOS_PER_SECOND))
+    return stamp
+
+
+def encode_pool(
+    definition: PoolDefinition,
+    *,
+    revision: str = "",
+    produced_at: float | None = None,
+    produced_monotonic: float | None = None,
+) -> EncodedPool:
+    """Build the EgressPool message and the response bytes a hit will send;
+    `produced_at` is when the policy produced it (time.time()), if known, and
+    `produced_monotonic` the same moment on the cache's clock."""
     message = egress_pool_pb2.EgressPool(
         name=definition.name,
         entries=[
@@ -64,12 +86,25 @@ def encode_pool(definition: PoolDefinition) -> EncodedPool:
         ],
         ttl=_duration(definition.ttl_nanos),
     )
-    response = resolver_service_pb2.GetEgressPoolResponse(pool=message)
-    return EncodedPool(definition, message, response.SerializeToString())
+    stamp = None if produced_at is None else timestamp(produced_at)
+    response = resolver_service_pb2.GetEgressPoolResponse(
+        pool=message, revision=revision, produced_at=stamp
+    )
+    return EncodedPool(
+        definition, message, response.SerializeToString(), revision, stamp, produced_monotonic
+    )
 
 
-def encode_source(definition: SourceDefinition) -> EncodedSource:
-    """Build the EgressSource message and the response bytes a hit will send."""
+def encode_source(
+    definition: SourceDefinition,
+    *,
+    revision: str = "",
+    produced_at: float | None = None,
+    produced_monotonic: float | None = None,
+) -> EncodedSource:
+    """Build the EgressSource message and the response bytes a hit will send;
+    `produced_at` is when the policy produced it (time.time()), if known, and
+    `produced_monotonic` the same moment on the cache's clock."""
     message = egress_source_pb2.EgressSource(
         name=definition.name, ttl=_duration(definition.ttl_nanos)
     )
@@ -81,8 +116,13 @@ def encode_source(definition: SourceDefinition) -> EncodedSource:
         message.remote_port = definition.remote_port
     if definition.socks5_proxy_password is not None:
         message.socks5_proxy_password.CopyFrom(_key_source(definition.socks5_proxy_password))
-    response = resolver_service_pb2.GetEgressSourceResponse(source=message)
-    return EncodedSource(definition, message, response.SerializeToString())
+    stamp = None if produced_at is None else timestamp(produced_at)
+    response = resolver_service_pb2.GetEgressSourceResponse(
+        source=message, revision=revision, produced_at=stamp
+    )
+    return EncodedSource(
+        definition, message, response.SerializeToString(), revision, stamp, produced_monotonic
+    )
 
 
 def _key_source(source: KeySource) -> egress_source_pb2.KeySource:

@@ -36,9 +36,13 @@ class DrainGate:
             handlers, lambda _m, call: self._unary(call), lambda _m, call: self._stream(call)
         )
 
+    def refuse_new_calls(self) -> None:
+        """From now on, answer new calls UNAVAILABLE (SHUTTING_DOWN)."""
+        self.draining = True
+
     async def drain(self, grace: float) -> bool:
         """Refuse new calls and wait up to `grace` seconds for running ones; True if all ended."""
-        self.draining = True
+        self.refuse_new_calls()
         try:
             await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:

@@ -42,6 +42,7 @@ class Reason(enum.StrEnum):
     LUA_MEMORY_LIMIT = "LUA_MEMORY_LIMIT"
     POLICY_NOT_LOADED = "POLICY_NOT_LOADED"
     SHUTTING_DOWN = "SHUTTING_DOWN"
+    INVALIDATE_DISABLED = "INVALIDATE_DISABLED"
 
     @property
     def code(self) -> grpc.StatusCode:
@@ -86,6 +87,7 @@ _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.LUA_MEMORY_LIMIT: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.POLICY_NOT_LOADED: grpc.StatusCode.UNAVAILABLE,
     Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
+    Reason.INVALIDATE_DISABLED: grpc.StatusCode.PERMISSION_DENIED,
 }
 
 _CACHEABLE = frozenset(

@@ -1,12 +1,12 @@
 """ExplainEgressSource: where an answer comes from, for operators.
 
 It answers what GetEgressSource would (resolving on a miss), plus whether the
-answer was cached, its age, how long it stays, and the policy generation.
+answer was cached, its age, how long it stays, the policy generation, and
+the revision and time the policy produced it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -15,6 +15,7 @@ from google.protobuf.duration_pb2 import Duration
 from egress_resolver.cache import DefinitionCache
 from egress_resolver.codec import EncodedSource
 from egress_resolver.errors import ResolveError
+from egress_resolver.policy_runner import PolicyRunner
 from egress_resolver.service import ResolverService
 from kumo.egress.v1 import resolver_service_pb2 as pb
 
@@ -32,12 +33,12 @@ class Explainer:
         self,
         service: ResolverService,
         cache: DefinitionCache[EncodedSource],
-        generation: Callable[[], int],
+        runner: PolicyRunner,
         policy: str,
     ) -> None:
         self._service = service
         self._cache = cache
-        self._generation = generation
+        self._runner = runner
         self._policy = policy
 
     async def explain(
@@ -45,7 +46,10 @@ class Explainer:
     ) -> bytes:
         """The answer for `request.name` and where it came from."""
         response = pb.ExplainEgressSourceResponse(
-            name=request.name, policy=self._policy, policy_generation=self._generation()
+            name=request.name,
+            policy=self._policy,
+            policy_generation=self._runner.generation,
+            revision=self._runner.revision,
         )
         entry = self._cache.peek(request.name)
         if entry is not None:
@@ -65,6 +69,9 @@ class Explainer:
             response.error.CopyFrom(value.to_status())
         else:
             response.source.CopyFrom(value.message)
+            response.revision = value.revision
+            if value.produced_at is not None:
+                response.produced_at.CopyFrom(value.produced_at)
         return response.SerializeToString()
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:

@@ -1,26 +1,58 @@
-"""InvalidationHub: fans cache invalidations out to WatchInvalidations streams.
+"""InvalidationHub: numbered invalidation events, a bounded log, and the streams.
 
-Each subscriber has a small bounded queue. A subscriber too slow to keep up
-does not hold anyone back: its pending events collapse into one "all names
-are stale" event, which is always a correct (if coarse) thing to tell a cache.
+Every event (a reload, an `Invalidate` call) gets the next sequence number of
+this instance (a random id per sidecar process) and goes into a bounded log,
+then to every WatchInvalidations stream. A stream starts with a hello that
+tells the client what of its cache to drop, from what the client says it
+holds (its revision, and the instance and sequence of the last event it
+applied):
+
+- the same instance, and the log still reaches back to that sequence: the
+  events it missed, replayed as one set of names;
+- another instance (the sidecar restarted), when the client's previous stream
+  ended in order and it holds this instance's first revision: the events of
+  this instance so far, replayed from sequence 0;
+- anything else (an unknown revision, the log no longer reaches back, a
+  stream that broke off, a client holding entries of no stream): `all`.
+
+So a client never keeps an entry that was invalidated while it was away, and
+keeps everything after a restart with the same policy. Each subscriber has a
+small bounded queue; one too slow to keep up gets its pending events
+collapsed into `all`, always a correct (if coarse) thing to tell a cache.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
+import secrets
 from collections.abc import AsyncIterator, Iterable
 
 _QUEUE_SIZE = 64
+DEFAULT_LOG_SIZE = 1024
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Invalidation:
-    """Names that became stale (or all of them) as of a policy generation."""
+    """One message of the stream: what became stale, and the state after it."""
 
+    sequence: int
+    revision: str
     generation: int
     all: bool = False
-    names: tuple[str, ...] = ()
+    names: frozenset[str] = frozenset()
+    pools: frozenset[str] = frozenset()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ClientState:
+    """What a subscribing client says its cache holds (WatchInvalidationsRequest)."""
+
+    revision: str = ""
+    instance: str = ""
+    sequence: int = 0
+    previous_stream_ended: bool = False
 
 
 _CLOSED = object()
@@ -29,40 +61,111 @@ _CLOSED = object()
 class InvalidationHub:
     """Publish invalidations; each subscriber receives them in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, log_size: int = DEFAULT_LOG_SIZE, instance: str | None = None) -> None:
+        self.instance = instance or secrets.token_hex(8)
+        self.sequence = 0
+        self.revision = ""
         self.generation = 0
+        self._first_revision = ""
+        self._log: collections.deque[Invalidation] = collections.deque(maxlen=log_size)
         self._queues: set[asyncio.Queue[object]] = set()
+        self._ready = asyncio.Event()
+        self.closed = False
 
     @property
     def subscribers(self) -> int:
         """How many streams are watching."""
         return len(self._queues)
 
-    def publish_all(self, generation: int) -> None:
-        """Everything cached is stale, e.g. after a reload to `generation`."""
+    def start(self, revision: str, generation: int) -> None:
+        """The first policy loaded: streams may begin (no event: nothing was served before)."""
+        self.revision = self._first_revision = revision
         self.generation = generation
-        self._publish(Invalidation(generation, all=True))
+        self._ready.set()
 
-    def publish_names(self, names: Iterable[str]) -> None:
-        """These names are stale."""
-        self._publish(Invalidation(self.generation, names=tuple(names)))
-
-    def _publish(self, event: Invalidation) -> None:
+    def publish(
+        self,
+        *,
+        names: Iterable[str] = (),
+        pools: Iterable[str] = (),
+        everything: bool = False,
+        revision: str | None = None,
+        generation: int | None = None,
+    ) -> Invalidation:
+        """Record and send one event; `revision`/`generation` change after a reload."""
+        self.sequence += 1
+        if revision is not None:
+            self.revision = revision
+        if generation is not None:
+            self.generation = generation
+        event = Invalidation(
+            self.sequence,
+            self.revision,
+            self.generation,
+            everything,
+            frozenset() if everything else frozenset(names),
+            frozenset() if everything else frozenset(pools),
+        )
+        self._log.append(event)
         for queue in self._queues:
             if queue.full():
                 while not queue.empty():
                     queue.get_nowait()
-                event_for_slow = Invalidation(event.generation, all=True)
-                queue.put_nowait(event_for_slow)
+                queue.put_nowait(dataclasses.replace(event, all=True, names=frozenset()))
             else:
                 queue.put_nowait(event)
+        return event
 
-    async def subscribe(self) -> AsyncIterator[Invalidation]:
-        """Yield a hello (the current generation), then every event until close()."""
+    def hello(self, client: ClientState) -> Invalidation:
+        """The first message for a client in `client`'s state."""
+        if not client.revision:
+            return self._state()  # it holds nothing: nothing to drop
+        if client.instance == self.instance:
+            since, revision_then = client.sequence, self._revision_at(client.sequence)
+        elif client.previous_stream_ended:
+            since, revision_then = 0, self._revision_at(0)
+        else:
+            return self._state(everything=True)
+        if revision_then is None or revision_then != client.revision or since > self.sequence:
+            return self._state(everything=True)
+        missed = [event for event in self._log if event.sequence > since]
+        if any(event.all for event in missed):
+            return self._state(everything=True)
+        return self._state(
+            names=frozenset().union(*(e.names for e in missed)),
+            pools=frozenset().union(*(e.pools for e in missed)),
+        )
+
+    def _revision_at(self, sequence: int) -> str | None:
+        """The revision right after event `sequence`, if the log still reaches back to it."""
+        if sequence == self.sequence:
+            return self.revision
+        oldest = self._log[0].sequence if self._log else self.sequence + 1
+        if sequence == 0 and oldest == 1:
+            return self._first_revision
+        for event in self._log:
+            if event.sequence == sequence:
+                return event.revision
+        return None
+
+    def _state(
+        self,
+        *,
+        everything: bool = False,
+        names: frozenset[str] = frozenset(),
+        pools: frozenset[str] = frozenset(),
+    ) -> Invalidation:
+        return Invalidation(self.sequence, self.revision, self.generation, everything, names, pools)
+
+    async def subscribe(self, client: ClientState) -> AsyncIterator[Invalidation]:
+        """Wait for the first policy, yield the hello, then every event until close()."""
+        await self._ready.wait()
+        if self.closed:
+            return
         queue: asyncio.Queue[object] = asyncio.Queue(_QUEUE_SIZE)
-        self._queues.add(queue)
+        self._queues.add(queue)  # with the hello, in one step: no event falls between
         try:
-            yield Invalidation(self.generation)
+            yield self.hello(client)
             while (event := await queue.get()) is not _CLOSED:
                 assert isinstance(event, Invalidation)
                 yield event
@@ -70,7 +173,9 @@ class InvalidationHub:
             self._queues.discard(queue)
 
     def close(self) -> None:
-        """End every stream (at shutdown, so draining does not wait on them)."""
+        """End every stream in order (at shutdown, once no Invalidate call can come in)."""
+        self.closed = True
+        self._ready.set()
         for queue in self._queues:
             while not queue.empty():
                 queue.get_nowait()

@@ -13,13 +13,14 @@ Lua thread when it completes, so other misses run meanwhile (lua_tasks.py).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import structlog
 
-from egress_resolver.codec import EncodedSource, encode_source
+from egress_resolver.codec import EncodedPool, EncodedSource, encode_pool, encode_source
 from egress_resolver.errors import Reason, ResolveError
 from egress_resolver.kumo_api import IoContext, perform
 from egress_resolver.kumo_module import PolicyLoadError
@@ -28,7 +29,16 @@ from egress_resolver.lua_tasks import Pending
 from egress_resolver.lua_thread import LuaThread
 from egress_resolver.memoize import MemoStore
 from egress_resolver.pools import PoolDefinition, default_pool
+from egress_resolver.revision import policy_revision
 from egress_resolver.validation import SourceDefinition, default_source
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Policy:
+    """A loaded policy: its runtime and its revision."""
+
+    host: PolicyHost
+    revision: str
 
 
 class PolicyRunner:
@@ -42,13 +52,16 @@ class PolicyRunner:
         handler_timeout: float = 1.0,
         memory_limit: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.policy = policy
+        self._clock = clock
+        self._wall_clock = wall_clock
         self._lua_paths = tuple(lua_paths)
         self._handler_timeout = handler_timeout
         self._memory_limit = memory_limit
         self._thread = LuaThread()
-        self._host: PolicyHost | None = None
+        self.current: Policy | None = None
         self.memo = MemoStore(clock)
         """kumo.memoize's caches: they outlive reloads, as in kumod."""
         self.io = IoContext()
@@ -60,12 +73,17 @@ class PolicyRunner:
     @property
     def loaded(self) -> bool:
         """True once a policy has loaded successfully."""
-        return self._host is not None
+        return self.current is not None
+
+    @property
+    def revision(self) -> str:
+        """The revision of the policy serving ("" before one has loaded)."""
+        return self.current.revision if self.current is not None else ""
 
     @property
     def files(self) -> frozenset[Path]:
         """Files the current policy was built from (the policy and its data files)."""
-        return self._host.files if self._host is not None else frozenset({self.policy})
+        return self.current.host.files if self.current is not None else frozenset({self.policy})
 
     async def load(self) -> bool:
         """Build a new runtime from the policy file and swap it in if it loads.
@@ -73,25 +91,38 @@ class PolicyRunner:
         On failure the previous policy (if any) keeps serving; the error is
         logged and kept in `last_error`. Returns whether the swap happened.
         """
+        prepared = await self.prepare()
+        if prepared is not None:
+            self.commit(prepared)
+        return prepared is not None
+
+    async def prepare(self) -> Policy | None:
+        """Build a new runtime from the policy file, without serving it yet.
+
+        On failure the error is logged and kept in `last_error`, and None returned.
+        """
         self.io.attach(asyncio.get_running_loop())
         try:
-            host = await self._thread.run(self._build)
+            return await self._thread.run(self._build)
         except PolicyLoadError as err:
             self.last_error = f"{self.policy}: {err}"
             self._log.error("policy load failed", policy=str(self.policy), error=str(err))
-            return False
-        self._host = host
+            return None
+
+    def commit(self, policy: Policy) -> None:
+        """Serve `policy` from now on."""
+        self.current = policy
         self.generation += 1
         self.last_error = None
         self._log.info(
             "policy loaded",
             policy=str(self.policy),
             generation=self.generation,
-            files=sorted(str(f) for f in host.files),
+            revision=policy.revision,
+            files=sorted(str(f) for f in policy.host.files),
         )
-        return True
 
-    def _build(self) -> PolicyHost:
+    def _build(self) -> Policy:
         # A load is a new configuration epoch: memoized data read from files
         # must be read again, or validate_config would check stale data.
         self.memo.new_epoch()
@@ -108,31 +139,47 @@ class PolicyRunner:
             self._log.info("policy print", message=line)
         if not validation.ok:
             raise PolicyLoadError("\n".join([str(validation.error), *validation.output]))
-        return host
+        return Policy(host, policy_revision(host.files, self.policy.parent))
 
-    async def resolve_source(self, name: str) -> EncodedSource:
-        """Run the current policy's `get_egress_source` for `name` and encode it."""
-        host = self._current_host()
+    async def resolve_source(self, name: str, policy: Policy | None = None) -> EncodedSource:
+        """Run `get_egress_source` of `policy` (default: the current one) for
+        `name` and encode it with its revision and the time it was produced."""
+        policy = policy or self._current()
         if name == UNSPECIFIED:  # no Lua involved: never queue behind a busy handler
-            return encode_source(default_source(name))
-        try:
-            definition = await self._drive(host, SOURCE_EVENT, name)
-        except ResolveError as err:
-            # Per-call lines are debug only; the definition (and its secrets) never is logged.
-            self._log.debug("miss failed", name=name, reason=err.reason.value)
-            raise
-        self._log.debug("miss resolved", name=name, generation=self.generation)
-        assert isinstance(definition, SourceDefinition)
-        return encode_source(definition)
+            definition = default_source(name)
+        else:
+            try:
+                found = await self._drive(policy.host, SOURCE_EVENT, name)
+                assert isinstance(found, SourceDefinition)
+                definition = found
+            except ResolveError as err:
+                # Per-call lines are debug only; the definition (and its secrets) never is.
+                self._log.debug("miss failed", name=name, reason=err.reason.value)
+                raise
+            self._log.debug("miss resolved", name=name, revision=policy.revision)
+        return encode_source(
+            definition,
+            revision=policy.revision,
+            produced_at=self._wall_clock(),
+            produced_monotonic=self._clock(),
+        )
 
-    async def resolve_pool(self, name: str) -> PoolDefinition:
-        """Run the current policy's `get_egress_pool` for `name` (sources not resolved)."""
-        host = self._current_host()
+    async def resolve_pool(self, name: str, policy: Policy | None = None) -> EncodedPool:
+        """Run `get_egress_pool` of `policy` (default: the current one) for `name`
+        and encode it (its sources are not resolved here)."""
+        policy = policy or self._current()
         if name == UNSPECIFIED:
-            return default_pool(name)
-        definition = await self._drive(host, POOL_EVENT, name)
-        assert isinstance(definition, PoolDefinition)
-        return definition
+            definition = default_pool(name)
+        else:
+            found = await self._drive(policy.host, POOL_EVENT, name)
+            assert isinstance(found, PoolDefinition)
+            definition = found
+        return encode_pool(
+            definition,
+            revision=policy.revision,
+            produced_at=self._wall_clock(),
+            produced_monotonic=self._clock(),
+        )
 
     async def _drive(self, host: PolicyHost, event: str, name: str) -> object:
         """Run a handler on the Lua thread; while it waits on I/O, perform the
@@ -143,12 +190,12 @@ class PolicyRunner:
             step = await self._thread.run(host.resume, step, outcome)
         return step
 
-    def _current_host(self) -> PolicyHost:
-        if self._host is None:
+    def _current(self) -> Policy:
+        if self.current is None:
             raise ResolveError(
                 Reason.POLICY_NOT_LOADED, f"no valid policy is loaded: {self.last_error}"
             )
-        return self._host
+        return self.current
 
     def close(self) -> None:
         """Stop the Lua thread once the running call (if any) returns."""

@@ -8,20 +8,35 @@ ResolveError, sent as its gRPC code with a google.rpc.ErrorInfo detail.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import grpc
 
 from egress_resolver.cache import DefinitionCache
-from egress_resolver.codec import EncodedPool, EncodedSource, encode_pool
+from egress_resolver.codec import EncodedPool, EncodedSource
 from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.invalidations import InvalidationHub
-from egress_resolver.pools import PoolDefinition, pool_source_failure
+from egress_resolver.invalidations import ClientState, Invalidation, InvalidationHub
+from egress_resolver.pools import pool_source_failure
 from egress_resolver.validation import check_name
 from kumo.egress.v1 import resolver_service_pb2 as pb
 
 SERVICE_NAME = "kumo.egress.v1.EgressResolverService"
 MAX_BATCH_NAMES = 1000
+Invalidator = Callable[[Sequence[str], Sequence[str], bool], tuple[Invalidation, int]]
+"""Drops (source names, pool names, or all): the event announced and how many entries went."""
+
+
+async def check_pool_sources(
+    pool: EncodedPool, resolve: Callable[[str], Awaitable[object]]
+) -> EncodedPool:
+    """`pool`, once every one of its sources resolves (as kumod requires), or
+    the pool's INVALID_POOL_SOURCE error naming the first that does not."""
+    for entry in pool.definition.entries:
+        try:
+            await resolve(entry.name)
+        except ResolveError as err:
+            raise pool_source_failure(pool.definition.name, err) from None
+    return pool
 
 
 class ResolverService:
@@ -34,13 +49,17 @@ class ResolverService:
         invalidations: InvalidationHub,
         *,
         pool_cache: DefinitionCache[EncodedPool],
-        load_pool: Callable[[str], Awaitable[PoolDefinition]],
+        load_pool: Callable[[str], Awaitable[EncodedPool]],
+        invalidate: Invalidator,
+        allow_invalidate: bool = True,
     ) -> None:
         self._cache = cache
         self._load_source = load_source
         self._invalidations = invalidations
         self._pool_cache = pool_cache
         self._load_pool_definition = load_pool
+        self._invalidate = invalidate
+        self._allow_invalidate = allow_invalidate
 
     async def resolve(self, name: str, timeout: float | None) -> EncodedSource:
         """The definition for `name`: a cache hit, or a (shared) load on a miss."""
@@ -64,13 +83,8 @@ class ResolverService:
     async def _load_pool(self, name: str) -> EncodedPool:
         # As kumod: a pool is only good if every one of its sources resolves,
         # through the same path (and cache) as GetEgressSource.
-        definition = await self._load_pool_definition(name)
-        for entry in definition.entries:
-            try:
-                await self.resolve(entry.name, None)
-            except ResolveError as err:
-                raise pool_source_failure(name, err) from None
-        return encode_pool(definition)
+        pool = await self._load_pool_definition(name)
+        return await check_pool_sources(pool, lambda source: self.resolve(source, None))
 
     async def get_egress_pool(
         self, request: pb.GetEgressPoolRequest, context: grpc.aio.ServicerContext[bytes, bytes]
@@ -118,22 +132,69 @@ class ResolverService:
         response = pb.BatchGetEgressSourcesResponse()
         for name, outcome in zip(names, outcomes, strict=True):
             if isinstance(outcome, EncodedSource):
-                response.results.add(name=name, source=outcome.message)
+                response.results.add(
+                    name=name,
+                    source=outcome.message,
+                    revision=outcome.revision,
+                    produced_at=outcome.produced_at,
+                )
             elif isinstance(outcome, ResolveError):
-                response.results.add(name=name, error=outcome.to_status())
+                response.results.add(
+                    name=name, error=outcome.to_status(), revision=self._invalidations.revision
+                )
             else:
                 raise outcome
         return response.SerializeToString()
+
+    async def invalidate(
+        self, request: pb.InvalidateRequest, context: grpc.aio.ServicerContext[bytes, bytes]
+    ) -> bytes:
+        """Invalidate: drop the names (or all) and announce them."""
+        try:
+            if not self._allow_invalidate:
+                raise ResolveError(
+                    Reason.INVALIDATE_DISABLED,
+                    "Invalidate is turned off on this sidecar (--allow-invalidate false)",
+                )
+            names, pools = list(request.names), list(request.pool_names)
+            if request.all == bool(names or pools):
+                raise ResolveError(
+                    Reason.INVALID_REQUEST,
+                    "give source or pool names, or all, and not both"
+                    if request.all
+                    else "nothing to invalidate: give source or pool names, or all",
+                )
+            if len(names) + len(pools) > MAX_BATCH_NAMES:
+                raise ResolveError(
+                    Reason.TOO_MANY_NAMES,
+                    f"{len(names) + len(pools)} names given; the limit is {MAX_BATCH_NAMES}",
+                )
+            for name in (*names, *pools):
+                check_name(name)
+        except ResolveError as err:
+            await _abort(context, err)
+        event, dropped = self._invalidate(names, pools, request.all)
+        return pb.InvalidateResponse(sequence=event.sequence, dropped=dropped).SerializeToString()
 
     async def watch_invalidations(
         self,
         request: pb.WatchInvalidationsRequest,
         context: grpc.aio.ServicerContext[bytes, bytes],
     ) -> AsyncIterator[bytes]:
-        """WatchInvalidations: a hello with the generation, then every invalidation."""
-        async for event in self._invalidations.subscribe():
+        """WatchInvalidations: a hello for the client's state, then every invalidation."""
+        client = ClientState(
+            request.revision, request.instance, request.sequence, request.previous_stream_ended
+        )
+        instance = self._invalidations.instance
+        async for event in self._invalidations.subscribe(client):
             yield pb.WatchInvalidationsResponse(
-                generation=event.generation, all=event.all, names=event.names
+                generation=event.generation,
+                all=event.all,
+                names=sorted(event.names),
+                pool_names=sorted(event.pools),
+                revision=event.revision,
+                instance=instance,
+                sequence=event.sequence,
             ).SerializeToString()
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[object, bytes]]:
@@ -150,6 +211,9 @@ class ResolverService:
             "GetEgressPool": grpc.unary_unary_rpc_method_handler(
                 self.get_egress_pool,
                 request_deserializer=pb.GetEgressPoolRequest.FromString,
+            ),
+            "Invalidate": grpc.unary_unary_rpc_method_handler(
+                self.invalidate, request_deserializer=pb.InvalidateRequest.FromString
             ),
             "WatchInvalidations": grpc.unary_stream_rpc_method_handler(
                 self.watch_invalidations,

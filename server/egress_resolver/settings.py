@@ -38,6 +38,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
 def _log_format(text: str) -> str:
     if text not in ("json", "console"):
         raise ValueError("must be 'json' or 'console'")
@@ -132,6 +139,31 @@ class Settings:
         [], Path, "extra directory searched by require (repeatable)", metavar="DIR", repeated=True
     )
     reflection: bool = _setting(True, _bool, "serve gRPC server reflection", metavar="BOOL")
+    allow_invalidate: bool = _setting(
+        True,
+        _bool,
+        "serve the Invalidate RPC (anyone who can reach the sidecar may drop cached names)",
+        metavar="BOOL",
+    )
+    reload_warm_names: int = _setting(
+        10_000,
+        _non_negative_int,
+        "most recently used cached names re-resolved by a reload before it swaps "
+        "(the others are announced stale)",
+        metavar="N",
+    )
+    invalidation_log_size: int = _setting(
+        1024,
+        _positive_int,
+        "invalidation events kept for clients that reconnect (older: they drop all)",
+        metavar="N",
+    )
+    keepalive_interval: float = _setting(
+        30.0,
+        _seconds,
+        "how often idle connections are pinged (keeps WatchInvalidations streams alive)",
+        metavar="DURATION",
+    )
     shutdown_grace: float = _setting(
         10.0, _seconds, "how long SIGTERM waits for in-flight calls", metavar="DURATION"
     )
@@ -198,6 +230,8 @@ class Settings:
             raise SettingsError("--tls-cert and --tls-key must be given together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise SettingsError("--tls-client-ca needs --tls-cert and --tls-key")
+        if self.keepalive_interval <= 0:
+            raise SettingsError("--keepalive-interval must be more than 0")
 
 
 def reference_table() -> str:

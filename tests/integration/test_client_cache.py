@@ -34,9 +34,16 @@ def wait_for(predicate: Callable[[], bool]) -> None:
     raise AssertionError("condition not reached")
 
 
+def entries(resolver: Resolver | AsyncResolver) -> int:
+    count = resolver.stats()["entries"]
+    assert isinstance(count, int)
+    return count
+
+
 def test_second_get_within_ttl_does_not_reach_the_server(server: InProcessServer) -> None:
     clock = FakeClock()
     with Resolver(server.target, cache=True, clock=clock) as resolver:
+        assert resolver.wait_until_watching(DEADLINE)
         assert resolver.get("short-a").ehlo_domain == "call-1"
         before = lookups(server)
         assert resolver.get("short-a").ehlo_domain == "call-1"
@@ -48,23 +55,44 @@ def test_second_get_within_ttl_does_not_reach_the_server(server: InProcessServer
 
 def test_ttl_zero_is_never_cached_by_the_client(server: InProcessServer) -> None:
     with Resolver(server.target, cache=True) as resolver:
+        assert resolver.wait_until_watching(DEADLINE)
         resolver.get("zero-a")
         before = lookups(server)
         resolver.get("zero-a")
         assert lookups(server) == before + 1
 
 
-def test_invalidation_makes_the_next_get_reach_the_server(server: InProcessServer) -> None:
+def test_a_reload_that_changes_nothing_keeps_the_clients_cache(server: InProcessServer) -> None:
     with Resolver(server.target, cache=True) as resolver:
         assert resolver.wait_until_watching(DEADLINE)
+        # A new Lua state counts from 0 again, so the reload re-resolves "a" to
+        # the same definition: nothing is announced and the client keeps it.
         assert resolver.get("a").ehlo_domain == "call-1"
-        assert resolver.cache is not None
-        assert len(resolver.cache) == 1
-        assert server.call(server.app.reload())  # announced on WatchInvalidations
-        wait_for(lambda: resolver.cache is not None and len(resolver.cache) == 0)
-        before = lookups(server)
-        resolver.get("a")
-        assert lookups(server) == before + 1
+        assert server.call(server.app.reload())
+        sequence = server.app.invalidations.sequence
+        assert sequence == 1
+        wait_for(lambda: resolver._core.state is not None and resolver._core.state.sequence == 1)
+        rpcs = resolver.stats()["rpcs"]
+        assert resolver.get("a").ehlo_domain == "call-1"
+        assert resolver.stats()["rpcs"] == rpcs
+        assert entries(resolver) == 1
+
+
+def test_a_reload_that_changes_a_name_makes_its_next_get_reach_the_server(
+    tmp_path: Path,
+) -> None:
+    policy = tmp_path / "policy.lua"
+    policy.write_text(fixture("versioned.lua").read_text())
+    settings = Settings(policy=policy, listen=["127.0.0.1:0"], watch_interval=0)
+    with InProcessServer(settings) as srv, Resolver(srv.target, cache=True) as resolver:
+        assert resolver.wait_until_watching(DEADLINE)
+        assert resolver.get("a").ehlo_domain == "v1"
+        policy.write_text(policy.read_text().replace("'v1'", "'v2'"))
+        assert srv.call(srv.app.reload())
+        wait_for(lambda: entries(resolver) == 0)
+        before = lookups(srv)
+        assert resolver.get("a").ehlo_domain == "v2"  # the warm reload's answer, a hit there
+        assert lookups(srv) == before + 1
 
 
 def test_named_invalidation_drops_only_those_names(server: InProcessServer) -> None:
@@ -72,10 +100,14 @@ def test_named_invalidation_drops_only_those_names(server: InProcessServer) -> N
         assert resolver.wait_until_watching(DEADLINE)
         resolver.get("a")
         resolver.get("b")
-        server.loop.call_soon_threadsafe(server.app.invalidations.publish_names, ["a"])
-        assert resolver.cache is not None
-        wait_for(lambda: resolver.cache is not None and resolver.cache.get("a") is None)
-        assert resolver.cache.get("b") is not None
+        server.loop.call_soon_threadsafe(server.app.invalidate, ["a"], [], False)
+        wait_for(lambda: entries(resolver) == 1)
+        rpcs = resolver.stats()["rpcs"]
+        assert isinstance(rpcs, int)
+        resolver.get("b")
+        assert resolver.stats()["rpcs"] == rpcs  # b is still cached
+        resolver.get("a")
+        assert resolver.stats()["rpcs"] == rpcs + 1
 
 
 def test_concurrent_misses_are_coalesced(
@@ -87,6 +119,7 @@ def test_concurrent_misses_are_coalesced(
     monkeypatch.setenv("FIFO", str(fifo))
     # the policy reads FIFO at call time, in the server thread of this process
     with Resolver(server.target, cache=True, timeout=DEADLINE) as resolver:
+        assert resolver.wait_until_watching(DEADLINE)
         results: list[str] = []
         threads = [
             threading.Thread(target=lambda: results.append(resolver.get("wait-x").ehlo_domain))
@@ -102,40 +135,48 @@ def test_concurrent_misses_are_coalesced(
         assert server.app.cache.stats().misses == 1  # one request reached the server
 
 
-def test_stream_loss_drops_the_cache() -> None:
+def test_cached_entries_are_served_while_the_sidecar_is_gone() -> None:
     config = Settings(policy=fixture("counter.lua"), listen=["127.0.0.1:0"])
     srv = InProcessServer(config).__enter__()
     try:
         resolver = Resolver(srv.target, cache=True)
         assert resolver.wait_until_watching(DEADLINE)
         resolver.get("a")
-        assert resolver.cache is not None
-        assert len(resolver.cache) == 1
+        assert entries(resolver) == 1
     finally:
         srv.__exit__(None, None, None)
-    wait_for(lambda: resolver.cache is not None and len(resolver.cache) == 0)
-    resolver.close()
+    try:
+        wait_for(lambda: resolver.stats()["watching"] is False)
+        assert resolver.get("a").ehlo_domain == "call-1"  # within its ttl: still served
+        assert entries(resolver) == 1
+    finally:
+        resolver.close()
 
 
 async def test_async_resolver_cache(server: InProcessServer) -> None:
     async with AsyncResolver(server.target, cache=True) as resolver:
+        assert await resolver.wait_until_watching(DEADLINE)
         first = await resolver.get("async-a")
         before = lookups(server)
         same = await asyncio.gather(*(resolver.get("async-a") for _ in range(5)))
         assert lookups(server) == before
         assert all(s.ehlo_domain == first.ehlo_domain for s in same)
         assert await resolver.wait_until_watching(DEADLINE)
-        assert server.call(server.app.reload())
+        assert server.call(server.app.reload())  # re-resolves async-a to the same answer
+        state = resolver._core.state
+        assert state is not None
         for _ in range(int(DEADLINE / 0.01)):
-            if resolver.cache is not None and len(resolver.cache) == 0:
+            if state.sequence == 1:
                 break
             await asyncio.sleep(0.01)
-        await resolver.get("async-a")
-        assert lookups(server) == before + 1
+        assert state.sequence == 1
+        assert (await resolver.get("async-a")).ehlo_domain == first.ehlo_domain
+        assert lookups(server) == before  # kept across the reload
 
 
 async def test_async_concurrent_misses_share_one_call(server: InProcessServer) -> None:
     async with AsyncResolver(server.target, cache=True) as resolver:
+        assert await resolver.wait_until_watching(DEADLINE)
         before = lookups(server)
         results = await asyncio.gather(*(resolver.get("async-b") for _ in range(10)))
         assert lookups(server) == before + 1

@@ -122,7 +122,7 @@ def test_a_pool_with_a_bad_source_fails_clearly() -> None:
         assert ok.pool.entries[0].weight == 0
 
 
-def test_pools_are_cached_for_their_ttl_and_cleared_by_reload(tmp_path: Path) -> None:
+def test_pools_are_cached_for_their_ttl_and_rewarmed_by_reload(tmp_path: Path) -> None:
     policy = tmp_path / "policy.lua"
     policy.write_text(fixture("pools.lua").read_text())
     clock = FakeClock()
@@ -137,6 +137,9 @@ def test_pools_are_cached_for_their_ttl_and_cleared_by_reload(tmp_path: Path) ->
         clock.advance(301)
         assert srv.app.pool_cache.stats().entries == 0
         client.GetEgressPool(pb.GetEgressPoolRequest(name="medium"), timeout=DEADLINE)
+        assert srv.call(srv.app.reload())
+        assert srv.app.pool_cache.stats().entries == 1  # re-resolved by the warm reload
+        srv.app.settings.reload_warm_names = 0
         assert srv.call(srv.app.reload())
         assert srv.app.pool_cache.stats().entries == 0
 

@@ -232,10 +232,12 @@ def test_watch_invalidations_announces_reloads() -> None:
             pb.WatchInvalidationsRequest(), timeout=DEADLINE
         )
         hello = next(stream)
-        assert (hello.generation, hello.all, list(hello.names)) == (1, False, [])
+        assert (hello.generation, hello.all, list(hello.names), hello.sequence) == (1, False, [], 0)
+        assert hello.revision == srv.app.runner.revision
+        assert hello.instance == srv.app.invalidations.instance
         assert srv.call(srv.app.reload())
-        event = next(stream)
-        assert (event.generation, event.all) == (2, True)
+        event = next(stream)  # nothing was cached, so nothing is stale
+        assert (event.generation, event.all, list(event.names), event.sequence) == (2, False, [], 1)
         stream.cancel()
         channel.close()
 

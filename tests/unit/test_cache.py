@@ -14,6 +14,7 @@ from support import FakeClock
 class Value:
     name: str
     ttl_seconds: float = 60.0
+    produced_monotonic: float | None = None
 
 
 class Loader:

@@ -1,11 +1,22 @@
 """Python client for egress-resolver.
 
 from egress_client import Resolver
-with Resolver("127.0.0.1:50051") as resolver:
-    source = resolver.get("ip-1")   # kumo.egress.v1.EgressSource
+with Resolver("127.0.0.1:50051", cache=True) as resolver:
+    source = resolver.get(resolver.select("pool-1"))   # kumo.egress.v1.EgressSource
 """
 
+from egress_client._core import NO_SOURCES, BatchResult
 from egress_client._errors import ResolverError
-from egress_client._resolver import DEFAULT_TIMEOUT, AsyncResolver, BatchResult, Resolver
+from egress_client._options import DEFAULT_TIMEOUT, OptionError, Options
+from egress_client._resolver import AsyncResolver, Resolver
 
-__all__ = ["DEFAULT_TIMEOUT", "AsyncResolver", "BatchResult", "Resolver", "ResolverError"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "NO_SOURCES",
+    "AsyncResolver",
+    "BatchResult",
+    "OptionError",
+    "Options",
+    "Resolver",
+    "ResolverError",
+]

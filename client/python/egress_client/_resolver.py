@@ -1,9 +1,13 @@
-"""Resolver and AsyncResolver: thin typed wrappers over the generated stub.
+"""Resolver and AsyncResolver: typed wrappers over the generated stub, with an opt-in cache.
 
 `credentials=grpc.ssl_channel_credentials(...)` connects over TLS (mutual TLS
 when it carries a client certificate). With `cache=True` a client keeps each
-definition for its ttl, coalesces concurrent misses for one name into one
-call, and follows WatchInvalidations to drop what the server reports as stale.
+source and pool until `produced_at + ttl` (bounded, LRU), coalesces
+concurrent misses for one name into one call, follows WatchInvalidations
+(resuming across sidecar restarts), keeps serving cached entries while the
+sidecar is unreachable and, with `stale_if_error`, expired ones for at most
+that long. Options not given come from EGRESS_CLIENT_* variables (see
+_options.py).
 """
 
 from __future__ import annotations
@@ -12,113 +16,155 @@ import asyncio
 import concurrent.futures
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import TracebackType
+from typing import Any, TypeVar
 
 import grpc
 
-from egress_client._cache import SourceCache
+from egress_client._core import BatchResult, Clock, Core, batch_results, waited_too_long
 from egress_client._errors import ResolverError
+from egress_client._options import Options
 from egress_client._watch import TaskWatcher, ThreadWatcher
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
+from kumo.egress.v1.egress_pool_pb2 import EgressPool
 from kumo.egress.v1.egress_source_pb2 import EgressSource
 
-DEFAULT_TIMEOUT = 2.0
-"""Seconds a call may take unless the caller says otherwise (a miss runs Lua)."""
-
-BatchResult = EgressSource | ResolverError
-Clock = Callable[[], float]
-
-
-def _batch_results(response: pb.BatchGetEgressSourcesResponse) -> list[BatchResult]:
-    return [
-        result.source
-        if result.WhichOneof("result") == "source"
-        else ResolverError.from_status(result.error, result.name)
-        for result in response.results
-    ]
-
-
-def _waited_too_long(name: str) -> ResolverError:
-    return ResolverError(
-        grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed waiting for a shared lookup", None, name
-    )
+T = TypeVar("T")
 
 
 class Resolver:
-    """Blocking client: `Resolver("127.0.0.1:50051").get("ip-1")`."""
+    """Blocking client: `Resolver("127.0.0.1:50051", cache=True).get("ip-1")`."""
 
     def __init__(
         self,
-        target: str,
+        target: str | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
-        cache: bool = False,
+        timeout: float | None = None,
+        cache: bool | None = None,
+        max_entries: int | None = None,
+        stale_if_error: float | None = None,
+        keepalive_interval: float | None = None,
         clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
+        options = Options.resolve(
+            target=target,
+            timeout=timeout,
+            cache=cache,
+            max_entries=max_entries,
+            stale_if_error=stale_if_error,
+            keepalive_interval=keepalive_interval,
+        )
+        channel_options = options.channel_options()
         self._channel = (
-            grpc.secure_channel(target, credentials)
+            grpc.secure_channel(options.target, credentials, channel_options)
             if credentials
-            else grpc.insecure_channel(target)
+            else grpc.insecure_channel(options.target, channel_options)
         )
         self._stub = pb_grpc.EgressResolverServiceStub(self._channel)
-        self.timeout = timeout
-        self.cache = SourceCache(clock) if cache else None
-        self._pending: dict[str, concurrent.futures.Future[EgressSource]] = {}
+        self._core = Core(options, clock, wall_clock)
+        self._pending: dict[tuple[str, str], concurrent.futures.Future[object]] = {}
         self._lock = threading.Lock()
-        self._watcher = ThreadWatcher(self._stub, self.cache) if self.cache is not None else None
+        state = self._core.state
+        self._watcher = ThreadWatcher(self._stub, state) if state is not None else None
+
+    @property
+    def options(self) -> Options:
+        """The options in force (given, or from the environment, or defaults)."""
+        return self._core.options
 
     def get(self, name: str, *, timeout: float | None = None) -> EgressSource:
         """The egress source `name`; raises ResolverError."""
-        if self.cache is None:
-            return self._fetch(name, timeout)
-        return self.cache.get(name) or self._get_shared(name, self.cache, timeout)
+        hit = self._core.cached_source(name)
+        if hit is not None:
+            return hit
+        if self._core.state is None:
+            return self._get_source(name, timeout)
+        return self._shared(("source", name), lambda: self._get_source(name, timeout), timeout)
 
-    def _get_shared(self, name: str, cache: SourceCache, timeout: float | None) -> EgressSource:
+    def get_pool(self, name: str, *, timeout: float | None = None) -> EgressPool:
+        """The egress pool `name`; raises ResolverError."""
+        hit = self._core.cached_pool(name)
+        if hit is not None:
+            return hit
+        if self._core.state is None:
+            return self._get_pool(name, timeout)
+        return self._shared(("pool", name), lambda: self._get_pool(name, timeout), timeout)
+
+    def select(self, pool: str, *, timeout: float | None = None) -> str:
+        """The next source name of `pool`, chosen as kumod chooses (weighted round robin)."""
+        return self._core.select(self.get_pool(pool, timeout=timeout))
+
+    def _get_source(self, name: str, timeout: float | None) -> EgressSource:
+        epoch = self._core.epoch()
+        try:
+            response = self._call(
+                self._stub.GetEgressSource, pb.GetEgressSourceRequest(name=name), timeout, name
+            )
+        except ResolverError as err:
+            return self._core.stale_source(name, err)
+        self._core.keep_source(name, response, epoch)
+        return response.source
+
+    def _get_pool(self, name: str, timeout: float | None) -> EgressPool:
+        epoch = self._core.epoch()
+        try:
+            response = self._call(
+                self._stub.GetEgressPool, pb.GetEgressPoolRequest(name=name), timeout, name
+            )
+        except ResolverError as err:
+            return self._core.stale_pool(name, err)
+        self._core.keep_pool(name, response, epoch)
+        return response.pool
+
+    def _call(
+        self, method: Callable[..., T], request: object, timeout: float | None, name: str
+    ) -> T:
+        self._core.rpcs += 1
+        try:
+            return method(request, timeout=self._core.timeout(timeout))
+        except grpc.RpcError as err:
+            raise ResolverError.from_rpc_error(err, name) from None
+
+    def _shared(self, key: tuple[str, str], fetch: Callable[[], T], timeout: float | None) -> T:
         with self._lock:
-            future = self._pending.get(name)
+            future = self._pending.get(key)
             owner = future is None
             if future is None:
-                future = self._pending[name] = concurrent.futures.Future()
+                future = self._pending[key] = concurrent.futures.Future()
         if not owner:
             try:
-                return future.result(timeout or self.timeout)
+                return future.result(self._core.timeout(timeout))  # type: ignore[return-value]
             except concurrent.futures.TimeoutError:
-                raise _waited_too_long(name) from None
+                raise waited_too_long(key[1]) from None
         try:
-            epoch, sent_at = cache.epoch, cache.clock()
-            source = self._fetch(name, timeout)
-            cache.put(name, source, sent_at, epoch)
-            future.set_result(source)
-            return source
+            value = fetch()
+            future.set_result(value)
+            return value
         except BaseException as err:
             future.set_exception(err)
             raise
         finally:
             with self._lock:
-                del self._pending[name]
-
-    def _fetch(self, name: str, timeout: float | None) -> EgressSource:
-        try:
-            response = self._stub.GetEgressSource(
-                pb.GetEgressSourceRequest(name=name), timeout=timeout or self.timeout
-            )
-        except grpc.RpcError as err:
-            raise ResolverError.from_rpc_error(err, name) from None
-        return response.source
+                del self._pending[key]
 
     def get_many(self, names: Iterable[str], *, timeout: float | None = None) -> list[BatchResult]:
         """One result per name, in order: an EgressSource or a ResolverError (never cached)."""
-        try:
-            response = self._stub.BatchGetEgressSources(
-                pb.BatchGetEgressSourcesRequest(names=list(names)),
-                timeout=timeout or self.timeout,
-            )
-        except grpc.RpcError as err:
-            raise ResolverError.from_rpc_error(err) from None
-        return _batch_results(response)
+        request = pb.BatchGetEgressSourcesRequest(names=list(names))
+        return batch_results(self._call(self._stub.BatchGetEgressSources, request, timeout, ""))
+
+    def stats(self) -> dict[str, object]:
+        """`rpcs` sent so far, cached `entries`, and whether the stream is `watching`."""
+        watching = self._watcher is not None and self._watcher.connected.is_set()
+        return self._core.stats(watching)
+
+    @property
+    def stale_served(self) -> int:
+        """How many expired entries stale_if_error served."""
+        return self._core.stale_served
 
     def wait_until_watching(self, timeout: float) -> bool:
         """True once the invalidation stream is connected (cache=True only)."""
@@ -140,86 +186,146 @@ class Resolver:
 
 
 class AsyncResolver:
-    """asyncio client: `await AsyncResolver("unix:/run/egress.sock").get("ip-1")`."""
+    """asyncio client: `await AsyncResolver("unix:/run/egress.sock", cache=True).get("ip-1")`."""
 
     def __init__(
         self,
-        target: str,
+        target: str | None = None,
         *,
-        timeout: float = DEFAULT_TIMEOUT,
-        cache: bool = False,
+        timeout: float | None = None,
+        cache: bool | None = None,
+        max_entries: int | None = None,
+        stale_if_error: float | None = None,
+        keepalive_interval: float | None = None,
         clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
         credentials: grpc.ChannelCredentials | None = None,
     ) -> None:
+        options = Options.resolve(
+            target=target,
+            timeout=timeout,
+            cache=cache,
+            max_entries=max_entries,
+            stale_if_error=stale_if_error,
+            keepalive_interval=keepalive_interval,
+        )
+        channel_options = options.channel_options()
         self._channel = (
-            grpc.aio.secure_channel(target, credentials)
+            grpc.aio.secure_channel(options.target, credentials, channel_options)
             if credentials
-            else grpc.aio.insecure_channel(target)
+            else grpc.aio.insecure_channel(options.target, channel_options)
         )
         self._stub = pb_grpc.EgressResolverServiceStub(self._channel)
-        self.timeout = timeout
-        self.cache = SourceCache(clock) if cache else None
-        self._pending: dict[str, asyncio.Future[EgressSource]] = {}
+        self._core = Core(options, clock, wall_clock)
+        self._pending: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._watcher: TaskWatcher | None = None
+
+    @property
+    def options(self) -> Options:
+        """The options in force (given, or from the environment, or defaults)."""
+        return self._core.options
+
+    def _watch(self) -> None:
+        if self._watcher is None and self._core.state is not None:  # needs the running loop
+            self._watcher = TaskWatcher(self._stub, self._core.state)
 
     async def get(self, name: str, *, timeout: float | None = None) -> EgressSource:
         """The egress source `name`; raises ResolverError."""
-        if self.cache is None:
-            return await self._fetch(name, timeout)
-        hit = self.cache.get(name)
+        hit = self._core.cached_source(name)
         if hit is not None:
             return hit
-        if self._watcher is None:  # started here: it needs the running loop
-            self._watcher = TaskWatcher(lambda: self._stub, self.cache)
-        return await self._get_shared(name, self.cache, timeout)
+        if self._core.state is None:
+            return await self._get_source(name, timeout)
+        self._watch()
+        return await self._shared(
+            ("source", name), lambda: self._get_source(name, timeout), timeout
+        )
 
-    async def _get_shared(
-        self, name: str, cache: SourceCache, timeout: float | None
-    ) -> EgressSource:
-        future = self._pending.get(name)
+    async def get_pool(self, name: str, *, timeout: float | None = None) -> EgressPool:
+        """The egress pool `name`; raises ResolverError."""
+        hit = self._core.cached_pool(name)
+        if hit is not None:
+            return hit
+        if self._core.state is None:
+            return await self._get_pool(name, timeout)
+        self._watch()
+        return await self._shared(("pool", name), lambda: self._get_pool(name, timeout), timeout)
+
+    async def select(self, pool: str, *, timeout: float | None = None) -> str:
+        """The next source name of `pool`, chosen as kumod chooses (weighted round robin)."""
+        return self._core.select(await self.get_pool(pool, timeout=timeout))
+
+    async def _get_source(self, name: str, timeout: float | None) -> EgressSource:
+        epoch = self._core.epoch()
+        try:
+            response = await self._call(
+                self._stub.GetEgressSource, pb.GetEgressSourceRequest(name=name), timeout, name
+            )
+        except ResolverError as err:
+            return self._core.stale_source(name, err)
+        self._core.keep_source(name, response, epoch)
+        return response.source
+
+    async def _get_pool(self, name: str, timeout: float | None) -> EgressPool:
+        epoch = self._core.epoch()
+        try:
+            response = await self._call(
+                self._stub.GetEgressPool, pb.GetEgressPoolRequest(name=name), timeout, name
+            )
+        except ResolverError as err:
+            return self._core.stale_pool(name, err)
+        self._core.keep_pool(name, response, epoch)
+        return response.pool
+
+    async def _call(
+        self, method: Callable[..., Awaitable[T]], request: object, timeout: float | None, name: str
+    ) -> T:
+        self._core.rpcs += 1
+        try:
+            return await method(request, timeout=self._core.timeout(timeout))
+        except grpc.RpcError as err:
+            raise ResolverError.from_rpc_error(err, name) from None
+
+    async def _shared(
+        self, key: tuple[str, str], fetch: Callable[[], Awaitable[T]], timeout: float | None
+    ) -> T:
+        future = self._pending.get(key)
         if future is not None:
             try:
-                return await asyncio.wait_for(asyncio.shield(future), timeout or self.timeout)
+                shared: T = await asyncio.wait_for(
+                    asyncio.shield(future), self._core.timeout(timeout)
+                )
             except TimeoutError:
-                raise _waited_too_long(name) from None
-        future = self._pending[name] = asyncio.get_running_loop().create_future()
+                raise waited_too_long(key[1]) from None
+            return shared
+        future = self._pending[key] = asyncio.get_running_loop().create_future()
         try:
-            epoch, sent_at = cache.epoch, cache.clock()
-            source = await self._fetch(name, timeout)
-            cache.put(name, source, sent_at, epoch)
-            future.set_result(source)
-            return source
+            value = await fetch()
+            future.set_result(value)
+            return value
         except BaseException as err:
             future.set_exception(err)
             future.exception()  # retrieved: nobody may be waiting
             raise
         finally:
-            del self._pending[name]
-
-    async def _fetch(self, name: str, timeout: float | None) -> EgressSource:
-        try:
-            response = await self._stub.GetEgressSource(
-                pb.GetEgressSourceRequest(name=name), timeout=timeout or self.timeout
-            )
-        except grpc.RpcError as err:
-            raise ResolverError.from_rpc_error(err, name) from None
-        return response.source
+            del self._pending[key]
 
     async def get_many(
         self, names: Sequence[str], *, timeout: float | None = None
     ) -> list[BatchResult]:
         """One result per name, in order: an EgressSource or a ResolverError (never cached)."""
-        try:
-            response = await self._stub.BatchGetEgressSources(
-                pb.BatchGetEgressSourcesRequest(names=list(names)),
-                timeout=timeout or self.timeout,
-            )
-        except grpc.RpcError as err:
-            raise ResolverError.from_rpc_error(err) from None
-        return _batch_results(response)
+        request = pb.BatchGetEgressSourcesRequest(names=list(names))
+        response = await self._call(self._stub.BatchGetEgressSources, request, timeout, "")
+        return batch_results(response)
+
+    def stats(self) -> dict[str, object]:
+        """`rpcs` sent so far, cached `entries`, and whether the stream is `watching`."""
+        watching = self._watcher is not None and self._watcher.connected.is_set()
+        return self._core.stats(watching)
 
     async def wait_until_watching(self, timeout: float) -> bool:
         """True once the invalidation stream is connected (after a first cached get)."""
+        self._watch()
         if self._watcher is None:
             return False
         try:

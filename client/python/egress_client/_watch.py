@@ -1,9 +1,15 @@
-"""Following WatchInvalidations so the client cache drops what the server says is stale.
+"""Following WatchInvalidations so the client's caches drop what the sidecar says is stale.
 
-When the stream breaks, everything cached is dropped (invalidations may have
-been missed, and a restarted server starts its generations again), and the
-watcher resubscribes with exponential backoff and jitter. Hand-written: the
-loop is six lines and a retry library would not know about the cache reset.
+Each stream starts by telling the sidecar what the caches hold (the revision,
+and the instance and sequence of the last message applied, and whether the
+previous stream ended in order); the sidecar's first message says what of
+that to drop (see the proto). So a client keeps its cache across a sidecar
+restart with the same policy, drops it when the policy changed, and never
+keeps an entry invalidated while it was away. While the stream is down, the
+caches keep serving entries within their ttl but store no new answers; the
+watcher reconnects (the call waits for the channel to be ready, then
+retries with a short backoff). Hand-written: the loop is a few lines and a
+retry library would not know the resume rules.
 """
 
 from __future__ import annotations
@@ -12,16 +18,16 @@ import asyncio
 import contextlib
 import random
 import threading
-from collections.abc import Callable
+from collections.abc import Iterable
 
 import grpc
 
-from egress_client._cache import SourceCache
+from egress_client._cache import Coherence
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
 
-INITIAL_BACKOFF = 0.1
-MAX_BACKOFF = 5.0
+INITIAL_BACKOFF = 0.05
+MAX_BACKOFF = 0.5
 
 
 def next_backoff(current: float) -> float:
@@ -29,23 +35,45 @@ def next_backoff(current: float) -> float:
     return min(current * 2, MAX_BACKOFF) * random.uniform(0.8, 1.2)
 
 
-def apply(cache: SourceCache, event: pb.WatchInvalidationsResponse) -> None:
-    """Apply one stream message to the cache."""
-    if event.all:
-        cache.invalidate()
-    elif event.names:
-        cache.invalidate(event.names)
+def request(state: Coherence) -> pb.WatchInvalidationsRequest:
+    """What the caches hold, for a new stream."""
+    return pb.WatchInvalidationsRequest(
+        revision=state.revision,
+        instance=state.instance,
+        sequence=state.sequence,
+        previous_stream_ended=state.previous_stream_ended,
+    )
+
+
+def apply(state: Coherence, event: pb.WatchInvalidationsResponse, first: bool) -> None:
+    """Apply one stream message (the first of a stream is the hello)."""
+    if event.all or event.names or event.pool_names:
+        state.invalidate(event.names, event.pool_names, event.all)
+    state.revision, state.instance, state.sequence = event.revision, event.instance, event.sequence
+    if first:
+        state.previous_stream_ended = False
+        state.set_watching(True)
+
+
+def follow(state: Coherence, events: Iterable[pb.WatchInvalidationsResponse]) -> None:
+    """Apply a stream's messages until it ends; record whether it ended in order."""
+    first = True
+    for event in events:
+        apply(state, event, first)
+        first = False
+    state.previous_stream_ended = not first  # ended with OK after its hello
 
 
 class ThreadWatcher:
     """Runs the watch loop on a daemon thread for the blocking Resolver."""
 
-    def __init__(self, stub: pb_grpc.EgressResolverServiceStub, cache: SourceCache) -> None:
+    def __init__(self, stub: pb_grpc.EgressResolverServiceStub, state: Coherence) -> None:
         self._stub = stub
-        self._cache = cache
+        self._state = state
         self._stopped = threading.Event()
         self._call: grpc.Future | None = None  # type: ignore[type-arg]
         self.connected = threading.Event()
+        self.streams = 0
         self._thread = threading.Thread(target=self._run, name="egress-watch", daemon=True)
         self._thread.start()
 
@@ -53,18 +81,25 @@ class ThreadWatcher:
         backoff = INITIAL_BACKOFF
         while not self._stopped.is_set():
             try:
-                stream = self._stub.WatchInvalidations(pb.WatchInvalidationsRequest())
+                stream = self._stub.WatchInvalidations(request(self._state), wait_for_ready=True)
                 self._call = stream  # type: ignore[assignment]
-                for event in stream:
-                    self.connected.set()
-                    backoff = INITIAL_BACKOFF
-                    apply(self._cache, event)
+                self.streams += 1
+                follow(self._state, self._connected(stream))
             except grpc.RpcError:
-                pass
+                self._state.previous_stream_ended = False
+            if self.connected.is_set():
+                backoff = INITIAL_BACKOFF
             self.connected.clear()
-            self._cache.invalidate()
+            self._state.set_watching(False)
             self._stopped.wait(backoff)
             backoff = next_backoff(backoff)
+
+    def _connected(
+        self, stream: Iterable[pb.WatchInvalidationsResponse]
+    ) -> Iterable[pb.WatchInvalidationsResponse]:
+        for event in stream:
+            yield event
+            self.connected.set()
 
     def stop(self) -> None:
         """End the loop and the stream."""
@@ -77,27 +112,30 @@ class ThreadWatcher:
 class TaskWatcher:
     """Runs the watch loop as an asyncio task for the AsyncResolver."""
 
-    def __init__(
-        self, stub_factory: Callable[[], pb_grpc.EgressResolverServiceStub], cache: SourceCache
-    ) -> None:
-        self._stub_factory = stub_factory
-        self._cache = cache
+    def __init__(self, stub: pb_grpc.EgressResolverServiceStub, state: Coherence) -> None:
+        self._stub = stub
+        self._state = state
         self.connected = asyncio.Event()
+        self.streams = 0
         self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def _run(self) -> None:
         backoff = INITIAL_BACKOFF
-        stub = self._stub_factory()
         while True:
+            first = True
             try:
-                async for event in stub.WatchInvalidations(pb.WatchInvalidationsRequest()):  # type: ignore[attr-defined]
+                call = self._stub.WatchInvalidations(request(self._state), wait_for_ready=True)
+                self.streams += 1
+                async for event in call:  # type: ignore[attr-defined]
+                    apply(self._state, event, first)
+                    first = False
                     self.connected.set()
                     backoff = INITIAL_BACKOFF
-                    apply(self._cache, event)
+                self._state.previous_stream_ended = not first
             except grpc.RpcError:
-                pass
+                self._state.previous_stream_ended = False
             self.connected.clear()
-            self._cache.invalidate()
+            self._state.set_watching(False)
             await asyncio.sleep(backoff)
             backoff = next_backoff(backoff)
 

@@ -11,6 +11,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -73,7 +74,11 @@ func (x *GetEgressSourceRequest) GetName() string {
 type GetEgressSourceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The resolved definition.
-	Source        *EgressSource `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Source *EgressSource `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	// The revision of the policy that produced it (see WatchInvalidationsResponse).
+	Revision string `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// When the policy produced it. Caches keep it until `produced_at + source.ttl`.
+	ProducedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=produced_at,json=producedAt,proto3" json:"produced_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -111,6 +116,20 @@ func (*GetEgressSourceResponse) Descriptor() ([]byte, []int) {
 func (x *GetEgressSourceResponse) GetSource() *EgressSource {
 	if x != nil {
 		return x.Source
+	}
+	return nil
+}
+
+func (x *GetEgressSourceResponse) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *GetEgressSourceResponse) GetProducedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ProducedAt
 	}
 	return nil
 }
@@ -216,7 +235,11 @@ type EgressSourceResult struct {
 	//
 	//	*EgressSourceResult_Source
 	//	*EgressSourceResult_Error
-	Result        isEgressSourceResult_Result `protobuf_oneof:"result"`
+	Result isEgressSourceResult_Result `protobuf_oneof:"result"`
+	// The revision of the policy that produced the result.
+	Revision string `protobuf:"bytes,4,opt,name=revision,proto3" json:"revision,omitempty"`
+	// When the policy produced the result (set for sources only).
+	ProducedAt    *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=produced_at,json=producedAt,proto3" json:"produced_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -279,6 +302,20 @@ func (x *EgressSourceResult) GetError() *status.Status {
 		if x, ok := x.Result.(*EgressSourceResult_Error); ok {
 			return x.Error
 		}
+	}
+	return nil
+}
+
+func (x *EgressSourceResult) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *EgressSourceResult) GetProducedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ProducedAt
 	}
 	return nil
 }
@@ -352,7 +389,11 @@ func (x *GetEgressPoolRequest) GetName() string {
 type GetEgressPoolResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The resolved definition.
-	Pool          *EgressPool `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	Pool *EgressPool `protobuf:"bytes,1,opt,name=pool,proto3" json:"pool,omitempty"`
+	// The revision of the policy that produced it.
+	Revision string `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
+	// When the policy produced it. Caches keep it until `produced_at + pool.ttl`.
+	ProducedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=produced_at,json=producedAt,proto3" json:"produced_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -394,16 +435,161 @@ func (x *GetEgressPoolResponse) GetPool() *EgressPool {
 	return nil
 }
 
-// Request for WatchInvalidations.
-type WatchInvalidationsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
+func (x *GetEgressPoolResponse) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *GetEgressPoolResponse) GetProducedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ProducedAt
+	}
+	return nil
+}
+
+// Request for Invalidate: the names to drop, or all of them.
+type InvalidateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Source names to drop (each checked as in GetEgressSourceRequest).
+	Names []string `protobuf:"bytes,1,rep,name=names,proto3" json:"names,omitempty"`
+	// Pool names to drop (each checked as in GetEgressPoolRequest).
+	PoolNames []string `protobuf:"bytes,2,rep,name=pool_names,json=poolNames,proto3" json:"pool_names,omitempty"`
+	// Drop every cached source and pool (`names` and `pool_names` must be empty).
+	All           bool `protobuf:"varint,3,opt,name=all,proto3" json:"all,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
+func (x *InvalidateRequest) Reset() {
+	*x = InvalidateRequest{}
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvalidateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvalidateRequest) ProtoMessage() {}
+
+func (x *InvalidateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvalidateRequest.ProtoReflect.Descriptor instead.
+func (*InvalidateRequest) Descriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *InvalidateRequest) GetNames() []string {
+	if x != nil {
+		return x.Names
+	}
+	return nil
+}
+
+func (x *InvalidateRequest) GetPoolNames() []string {
+	if x != nil {
+		return x.PoolNames
+	}
+	return nil
+}
+
+func (x *InvalidateRequest) GetAll() bool {
+	if x != nil {
+		return x.All
+	}
+	return false
+}
+
+// Response of Invalidate.
+type InvalidateResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The sequence number of the WatchInvalidations message that announced it.
+	Sequence uint64 `protobuf:"varint,1,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// How many cached entries the sidecar dropped (names it did not hold are
+	// announced all the same: client caches may hold them).
+	Dropped       uint32 `protobuf:"varint,2,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InvalidateResponse) Reset() {
+	*x = InvalidateResponse{}
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InvalidateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InvalidateResponse) ProtoMessage() {}
+
+func (x *InvalidateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InvalidateResponse.ProtoReflect.Descriptor instead.
+func (*InvalidateResponse) Descriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *InvalidateResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *InvalidateResponse) GetDropped() uint32 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+// Request for WatchInvalidations: what the client's cache holds, so that a
+// reconnecting client keeps what is still right.
+type WatchInvalidationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The revision of the definitions the client's cache holds (the last
+	// `revision` it received); empty when it holds nothing.
+	Revision string `protobuf:"bytes,1,opt,name=revision,proto3" json:"revision,omitempty"`
+	// The `instance` of the last message the client applied; empty for a first stream.
+	Instance string `protobuf:"bytes,2,opt,name=instance,proto3" json:"instance,omitempty"`
+	// The `sequence` of the last message the client applied.
+	Sequence uint64 `protobuf:"varint,3,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// True when the client's previous stream (from `instance`) ended with OK,
+	// that is the sidecar shut down in order and the client missed nothing of it.
+	PreviousStreamEnded bool `protobuf:"varint,4,opt,name=previous_stream_ended,json=previousStreamEnded,proto3" json:"previous_stream_ended,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
 func (x *WatchInvalidationsRequest) Reset() {
 	*x = WatchInvalidationsRequest{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[7]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -415,7 +601,7 @@ func (x *WatchInvalidationsRequest) String() string {
 func (*WatchInvalidationsRequest) ProtoMessage() {}
 
 func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[7]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -428,25 +614,64 @@ func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInvalidationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchInvalidationsRequest) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{7}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{9}
 }
 
-// One invalidation event.
+func (x *WatchInvalidationsRequest) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *WatchInvalidationsRequest) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *WatchInvalidationsRequest) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
+func (x *WatchInvalidationsRequest) GetPreviousStreamEnded() bool {
+	if x != nil {
+		return x.PreviousStreamEnded
+	}
+	return false
+}
+
+// One invalidation event (or, first on every stream, the hello).
 type WatchInvalidationsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The policy generation after this event; it grows by one at every reload.
+	// The policy generation of this instance after this event; it grows by one
+	// at every reload. Superseded by `revision`, which is stable across restarts.
 	Generation uint64 `protobuf:"varint,1,opt,name=generation,proto3" json:"generation,omitempty"`
-	// Every cached definition is stale.
+	// Every cached definition (sources and pools) is stale.
 	All bool `protobuf:"varint,2,opt,name=all,proto3" json:"all,omitempty"`
-	// These names are stale (when `all` is false).
-	Names         []string `protobuf:"bytes,3,rep,name=names,proto3" json:"names,omitempty"`
+	// These source names are stale (when `all` is false).
+	Names []string `protobuf:"bytes,3,rep,name=names,proto3" json:"names,omitempty"`
+	// These pool names are stale (when `all` is false).
+	PoolNames []string `protobuf:"bytes,4,rep,name=pool_names,json=poolNames,proto3" json:"pool_names,omitempty"`
+	// The revision the sidecar serves after this event: a fingerprint of the
+	// policy's files (the policy, every module it required, every data file
+	// it loaded), the same in every worker and across restarts.
+	Revision string `protobuf:"bytes,5,opt,name=revision,proto3" json:"revision,omitempty"`
+	// Identifies this sidecar process; a new one at every start.
+	Instance string `protobuf:"bytes,6,opt,name=instance,proto3" json:"instance,omitempty"`
+	// Numbers this instance's events: 0 before the first, one more at each.
+	Sequence      uint64 `protobuf:"varint,7,opt,name=sequence,proto3" json:"sequence,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchInvalidationsResponse) Reset() {
 	*x = WatchInvalidationsResponse{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[8]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -458,7 +683,7 @@ func (x *WatchInvalidationsResponse) String() string {
 func (*WatchInvalidationsResponse) ProtoMessage() {}
 
 func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[8]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -471,7 +696,7 @@ func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInvalidationsResponse.ProtoReflect.Descriptor instead.
 func (*WatchInvalidationsResponse) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{8}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *WatchInvalidationsResponse) GetGeneration() uint64 {
@@ -495,6 +720,34 @@ func (x *WatchInvalidationsResponse) GetNames() []string {
 	return nil
 }
 
+func (x *WatchInvalidationsResponse) GetPoolNames() []string {
+	if x != nil {
+		return x.PoolNames
+	}
+	return nil
+}
+
+func (x *WatchInvalidationsResponse) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *WatchInvalidationsResponse) GetInstance() string {
+	if x != nil {
+		return x.Instance
+	}
+	return ""
+}
+
+func (x *WatchInvalidationsResponse) GetSequence() uint64 {
+	if x != nil {
+		return x.Sequence
+	}
+	return 0
+}
+
 // Request for ExplainEgressSource.
 type ExplainEgressSourceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -506,7 +759,7 @@ type ExplainEgressSourceRequest struct {
 
 func (x *ExplainEgressSourceRequest) Reset() {
 	*x = ExplainEgressSourceRequest{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[9]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -518,7 +771,7 @@ func (x *ExplainEgressSourceRequest) String() string {
 func (*ExplainEgressSourceRequest) ProtoMessage() {}
 
 func (x *ExplainEgressSourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[9]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -531,7 +784,7 @@ func (x *ExplainEgressSourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainEgressSourceRequest.ProtoReflect.Descriptor instead.
 func (*ExplainEgressSourceRequest) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{9}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ExplainEgressSourceRequest) GetName() string {
@@ -560,14 +813,18 @@ type ExplainEgressSourceResponse struct {
 	// The policy generation serving; it grows by one at every reload.
 	PolicyGeneration uint64 `protobuf:"varint,7,opt,name=policy_generation,json=policyGeneration,proto3" json:"policy_generation,omitempty"`
 	// The policy file being served.
-	Policy        string `protobuf:"bytes,8,opt,name=policy,proto3" json:"policy,omitempty"`
+	Policy string `protobuf:"bytes,8,opt,name=policy,proto3" json:"policy,omitempty"`
+	// The revision of the policy that produced the answer.
+	Revision string `protobuf:"bytes,9,opt,name=revision,proto3" json:"revision,omitempty"`
+	// When the policy produced the answer.
+	ProducedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=produced_at,json=producedAt,proto3" json:"produced_at,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExplainEgressSourceResponse) Reset() {
 	*x = ExplainEgressSourceResponse{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[10]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -579,7 +836,7 @@ func (x *ExplainEgressSourceResponse) String() string {
 func (*ExplainEgressSourceResponse) ProtoMessage() {}
 
 func (x *ExplainEgressSourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[10]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -592,7 +849,7 @@ func (x *ExplainEgressSourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainEgressSourceResponse.ProtoReflect.Descriptor instead.
 func (*ExplainEgressSourceResponse) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{10}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *ExplainEgressSourceResponse) GetName() string {
@@ -662,6 +919,20 @@ func (x *ExplainEgressSourceResponse) GetPolicy() string {
 	return ""
 }
 
+func (x *ExplainEgressSourceResponse) GetRevision() string {
+	if x != nil {
+		return x.Revision
+	}
+	return ""
+}
+
+func (x *ExplainEgressSourceResponse) GetProducedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ProducedAt
+	}
+	return nil
+}
+
 type isExplainEgressSourceResponse_Result interface {
 	isExplainEgressSourceResponse_Result()
 }
@@ -684,33 +955,59 @@ var File_kumo_egress_v1_resolver_service_proto protoreflect.FileDescriptor
 
 const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"\n" +
-	"%kumo/egress/v1/resolver_service.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x17google/rpc/status.proto\x1a kumo/egress/v1/egress_pool.proto\x1a\"kumo/egress/v1/egress_source.proto\",\n" +
+	"%kumo/egress/v1/resolver_service.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a kumo/egress/v1/egress_pool.proto\x1a\"kumo/egress/v1/egress_source.proto\",\n" +
 	"\x16GetEgressSourceRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"O\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xa8\x01\n" +
 	"\x17GetEgressSourceResponse\x124\n" +
-	"\x06source\x18\x01 \x01(\v2\x1c.kumo.egress.v1.EgressSourceR\x06source\"4\n" +
+	"\x06source\x18\x01 \x01(\v2\x1c.kumo.egress.v1.EgressSourceR\x06source\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\tR\brevision\x12;\n" +
+	"\vproduced_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"producedAt\"4\n" +
 	"\x1cBatchGetEgressSourcesRequest\x12\x14\n" +
 	"\x05names\x18\x01 \x03(\tR\x05names\"]\n" +
 	"\x1dBatchGetEgressSourcesResponse\x12<\n" +
-	"\aresults\x18\x01 \x03(\v2\".kumo.egress.v1.EgressSourceResultR\aresults\"\x96\x01\n" +
+	"\aresults\x18\x01 \x03(\v2\".kumo.egress.v1.EgressSourceResultR\aresults\"\xef\x01\n" +
 	"\x12EgressSourceResult\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
 	"\x06source\x18\x02 \x01(\v2\x1c.kumo.egress.v1.EgressSourceH\x00R\x06source\x12*\n" +
-	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusH\x00R\x05errorB\b\n" +
+	"\x05error\x18\x03 \x01(\v2\x12.google.rpc.StatusH\x00R\x05error\x12\x1a\n" +
+	"\brevision\x18\x04 \x01(\tR\brevision\x12;\n" +
+	"\vproduced_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"producedAtB\b\n" +
 	"\x06result\"*\n" +
 	"\x14GetEgressPoolRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"G\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xa0\x01\n" +
 	"\x15GetEgressPoolResponse\x12.\n" +
-	"\x04pool\x18\x01 \x01(\v2\x1a.kumo.egress.v1.EgressPoolR\x04pool\"\x1b\n" +
-	"\x19WatchInvalidationsRequest\"d\n" +
+	"\x04pool\x18\x01 \x01(\v2\x1a.kumo.egress.v1.EgressPoolR\x04pool\x12\x1a\n" +
+	"\brevision\x18\x02 \x01(\tR\brevision\x12;\n" +
+	"\vproduced_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"producedAt\"Z\n" +
+	"\x11InvalidateRequest\x12\x14\n" +
+	"\x05names\x18\x01 \x03(\tR\x05names\x12\x1d\n" +
+	"\n" +
+	"pool_names\x18\x02 \x03(\tR\tpoolNames\x12\x10\n" +
+	"\x03all\x18\x03 \x01(\bR\x03all\"J\n" +
+	"\x12InvalidateResponse\x12\x1a\n" +
+	"\bsequence\x18\x01 \x01(\x04R\bsequence\x12\x18\n" +
+	"\adropped\x18\x02 \x01(\rR\adropped\"\xa3\x01\n" +
+	"\x19WatchInvalidationsRequest\x12\x1a\n" +
+	"\brevision\x18\x01 \x01(\tR\brevision\x12\x1a\n" +
+	"\binstance\x18\x02 \x01(\tR\binstance\x12\x1a\n" +
+	"\bsequence\x18\x03 \x01(\x04R\bsequence\x122\n" +
+	"\x15previous_stream_ended\x18\x04 \x01(\bR\x13previousStreamEnded\"\xd7\x01\n" +
 	"\x1aWatchInvalidationsResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
 	"generation\x12\x10\n" +
 	"\x03all\x18\x02 \x01(\bR\x03all\x12\x14\n" +
-	"\x05names\x18\x03 \x03(\tR\x05names\"0\n" +
+	"\x05names\x18\x03 \x03(\tR\x05names\x12\x1d\n" +
+	"\n" +
+	"pool_names\x18\x04 \x03(\tR\tpoolNames\x12\x1a\n" +
+	"\brevision\x18\x05 \x01(\tR\brevision\x12\x1a\n" +
+	"\binstance\x18\x06 \x01(\tR\binstance\x12\x1a\n" +
+	"\bsequence\x18\a \x01(\x04R\bsequence\"0\n" +
 	"\x1aExplainEgressSourceRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xe4\x02\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xbd\x03\n" +
 	"\x1bExplainEgressSourceResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
 	"\x06source\x18\x02 \x01(\v2\x1c.kumo.egress.v1.EgressSourceH\x00R\x06source\x12*\n" +
@@ -719,13 +1016,19 @@ const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"\x03age\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x03age\x124\n" +
 	"\bttl_left\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\attlLeft\x12+\n" +
 	"\x11policy_generation\x18\a \x01(\x04R\x10policyGeneration\x12\x16\n" +
-	"\x06policy\x18\b \x01(\tR\x06policyB\b\n" +
-	"\x06result2\xae\x04\n" +
+	"\x06policy\x18\b \x01(\tR\x06policy\x12\x1a\n" +
+	"\brevision\x18\t \x01(\tR\brevision\x12;\n" +
+	"\vproduced_at\x18\n" +
+	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"producedAtB\b\n" +
+	"\x06result2\x83\x05\n" +
 	"\x15EgressResolverService\x12b\n" +
 	"\x0fGetEgressSource\x12&.kumo.egress.v1.GetEgressSourceRequest\x1a'.kumo.egress.v1.GetEgressSourceResponse\x12t\n" +
 	"\x15BatchGetEgressSources\x12,.kumo.egress.v1.BatchGetEgressSourcesRequest\x1a-.kumo.egress.v1.BatchGetEgressSourcesResponse\x12\\\n" +
 	"\rGetEgressPool\x12$.kumo.egress.v1.GetEgressPoolRequest\x1a%.kumo.egress.v1.GetEgressPoolResponse\x12n\n" +
-	"\x13ExplainEgressSource\x12*.kumo.egress.v1.ExplainEgressSourceRequest\x1a+.kumo.egress.v1.ExplainEgressSourceResponse\x12m\n" +
+	"\x13ExplainEgressSource\x12*.kumo.egress.v1.ExplainEgressSourceRequest\x1a+.kumo.egress.v1.ExplainEgressSourceResponse\x12S\n" +
+	"\n" +
+	"Invalidate\x12!.kumo.egress.v1.InvalidateRequest\x1a\".kumo.egress.v1.InvalidateResponse\x12m\n" +
 	"\x12WatchInvalidations\x12).kumo.egress.v1.WatchInvalidationsRequest\x1a*.kumo.egress.v1.WatchInvalidationsResponse0\x01BNZLgithub.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1;egressv1b\x06proto3"
 
 var (
@@ -740,7 +1043,7 @@ func file_kumo_egress_v1_resolver_service_proto_rawDescGZIP() []byte {
 	return file_kumo_egress_v1_resolver_service_proto_rawDescData
 }
 
-var file_kumo_egress_v1_resolver_service_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_kumo_egress_v1_resolver_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_kumo_egress_v1_resolver_service_proto_goTypes = []any{
 	(*GetEgressSourceRequest)(nil),        // 0: kumo.egress.v1.GetEgressSourceRequest
 	(*GetEgressSourceResponse)(nil),       // 1: kumo.egress.v1.GetEgressSourceResponse
@@ -749,40 +1052,49 @@ var file_kumo_egress_v1_resolver_service_proto_goTypes = []any{
 	(*EgressSourceResult)(nil),            // 4: kumo.egress.v1.EgressSourceResult
 	(*GetEgressPoolRequest)(nil),          // 5: kumo.egress.v1.GetEgressPoolRequest
 	(*GetEgressPoolResponse)(nil),         // 6: kumo.egress.v1.GetEgressPoolResponse
-	(*WatchInvalidationsRequest)(nil),     // 7: kumo.egress.v1.WatchInvalidationsRequest
-	(*WatchInvalidationsResponse)(nil),    // 8: kumo.egress.v1.WatchInvalidationsResponse
-	(*ExplainEgressSourceRequest)(nil),    // 9: kumo.egress.v1.ExplainEgressSourceRequest
-	(*ExplainEgressSourceResponse)(nil),   // 10: kumo.egress.v1.ExplainEgressSourceResponse
-	(*EgressSource)(nil),                  // 11: kumo.egress.v1.EgressSource
-	(*status.Status)(nil),                 // 12: google.rpc.Status
-	(*EgressPool)(nil),                    // 13: kumo.egress.v1.EgressPool
-	(*durationpb.Duration)(nil),           // 14: google.protobuf.Duration
+	(*InvalidateRequest)(nil),             // 7: kumo.egress.v1.InvalidateRequest
+	(*InvalidateResponse)(nil),            // 8: kumo.egress.v1.InvalidateResponse
+	(*WatchInvalidationsRequest)(nil),     // 9: kumo.egress.v1.WatchInvalidationsRequest
+	(*WatchInvalidationsResponse)(nil),    // 10: kumo.egress.v1.WatchInvalidationsResponse
+	(*ExplainEgressSourceRequest)(nil),    // 11: kumo.egress.v1.ExplainEgressSourceRequest
+	(*ExplainEgressSourceResponse)(nil),   // 12: kumo.egress.v1.ExplainEgressSourceResponse
+	(*EgressSource)(nil),                  // 13: kumo.egress.v1.EgressSource
+	(*timestamppb.Timestamp)(nil),         // 14: google.protobuf.Timestamp
+	(*status.Status)(nil),                 // 15: google.rpc.Status
+	(*EgressPool)(nil),                    // 16: kumo.egress.v1.EgressPool
+	(*durationpb.Duration)(nil),           // 17: google.protobuf.Duration
 }
 var file_kumo_egress_v1_resolver_service_proto_depIdxs = []int32{
-	11, // 0: kumo.egress.v1.GetEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
-	4,  // 1: kumo.egress.v1.BatchGetEgressSourcesResponse.results:type_name -> kumo.egress.v1.EgressSourceResult
-	11, // 2: kumo.egress.v1.EgressSourceResult.source:type_name -> kumo.egress.v1.EgressSource
-	12, // 3: kumo.egress.v1.EgressSourceResult.error:type_name -> google.rpc.Status
-	13, // 4: kumo.egress.v1.GetEgressPoolResponse.pool:type_name -> kumo.egress.v1.EgressPool
-	11, // 5: kumo.egress.v1.ExplainEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
-	12, // 6: kumo.egress.v1.ExplainEgressSourceResponse.error:type_name -> google.rpc.Status
-	14, // 7: kumo.egress.v1.ExplainEgressSourceResponse.age:type_name -> google.protobuf.Duration
-	14, // 8: kumo.egress.v1.ExplainEgressSourceResponse.ttl_left:type_name -> google.protobuf.Duration
-	0,  // 9: kumo.egress.v1.EgressResolverService.GetEgressSource:input_type -> kumo.egress.v1.GetEgressSourceRequest
-	2,  // 10: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:input_type -> kumo.egress.v1.BatchGetEgressSourcesRequest
-	5,  // 11: kumo.egress.v1.EgressResolverService.GetEgressPool:input_type -> kumo.egress.v1.GetEgressPoolRequest
-	9,  // 12: kumo.egress.v1.EgressResolverService.ExplainEgressSource:input_type -> kumo.egress.v1.ExplainEgressSourceRequest
-	7,  // 13: kumo.egress.v1.EgressResolverService.WatchInvalidations:input_type -> kumo.egress.v1.WatchInvalidationsRequest
-	1,  // 14: kumo.egress.v1.EgressResolverService.GetEgressSource:output_type -> kumo.egress.v1.GetEgressSourceResponse
-	3,  // 15: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:output_type -> kumo.egress.v1.BatchGetEgressSourcesResponse
-	6,  // 16: kumo.egress.v1.EgressResolverService.GetEgressPool:output_type -> kumo.egress.v1.GetEgressPoolResponse
-	10, // 17: kumo.egress.v1.EgressResolverService.ExplainEgressSource:output_type -> kumo.egress.v1.ExplainEgressSourceResponse
-	8,  // 18: kumo.egress.v1.EgressResolverService.WatchInvalidations:output_type -> kumo.egress.v1.WatchInvalidationsResponse
-	14, // [14:19] is the sub-list for method output_type
-	9,  // [9:14] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	13, // 0: kumo.egress.v1.GetEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
+	14, // 1: kumo.egress.v1.GetEgressSourceResponse.produced_at:type_name -> google.protobuf.Timestamp
+	4,  // 2: kumo.egress.v1.BatchGetEgressSourcesResponse.results:type_name -> kumo.egress.v1.EgressSourceResult
+	13, // 3: kumo.egress.v1.EgressSourceResult.source:type_name -> kumo.egress.v1.EgressSource
+	15, // 4: kumo.egress.v1.EgressSourceResult.error:type_name -> google.rpc.Status
+	14, // 5: kumo.egress.v1.EgressSourceResult.produced_at:type_name -> google.protobuf.Timestamp
+	16, // 6: kumo.egress.v1.GetEgressPoolResponse.pool:type_name -> kumo.egress.v1.EgressPool
+	14, // 7: kumo.egress.v1.GetEgressPoolResponse.produced_at:type_name -> google.protobuf.Timestamp
+	13, // 8: kumo.egress.v1.ExplainEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
+	15, // 9: kumo.egress.v1.ExplainEgressSourceResponse.error:type_name -> google.rpc.Status
+	17, // 10: kumo.egress.v1.ExplainEgressSourceResponse.age:type_name -> google.protobuf.Duration
+	17, // 11: kumo.egress.v1.ExplainEgressSourceResponse.ttl_left:type_name -> google.protobuf.Duration
+	14, // 12: kumo.egress.v1.ExplainEgressSourceResponse.produced_at:type_name -> google.protobuf.Timestamp
+	0,  // 13: kumo.egress.v1.EgressResolverService.GetEgressSource:input_type -> kumo.egress.v1.GetEgressSourceRequest
+	2,  // 14: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:input_type -> kumo.egress.v1.BatchGetEgressSourcesRequest
+	5,  // 15: kumo.egress.v1.EgressResolverService.GetEgressPool:input_type -> kumo.egress.v1.GetEgressPoolRequest
+	11, // 16: kumo.egress.v1.EgressResolverService.ExplainEgressSource:input_type -> kumo.egress.v1.ExplainEgressSourceRequest
+	7,  // 17: kumo.egress.v1.EgressResolverService.Invalidate:input_type -> kumo.egress.v1.InvalidateRequest
+	9,  // 18: kumo.egress.v1.EgressResolverService.WatchInvalidations:input_type -> kumo.egress.v1.WatchInvalidationsRequest
+	1,  // 19: kumo.egress.v1.EgressResolverService.GetEgressSource:output_type -> kumo.egress.v1.GetEgressSourceResponse
+	3,  // 20: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:output_type -> kumo.egress.v1.BatchGetEgressSourcesResponse
+	6,  // 21: kumo.egress.v1.EgressResolverService.GetEgressPool:output_type -> kumo.egress.v1.GetEgressPoolResponse
+	12, // 22: kumo.egress.v1.EgressResolverService.ExplainEgressSource:output_type -> kumo.egress.v1.ExplainEgressSourceResponse
+	8,  // 23: kumo.egress.v1.EgressResolverService.Invalidate:output_type -> kumo.egress.v1.InvalidateResponse
+	10, // 24: kumo.egress.v1.EgressResolverService.WatchInvalidations:output_type -> kumo.egress.v1.WatchInvalidationsResponse
+	19, // [19:25] is the sub-list for method output_type
+	13, // [13:19] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_kumo_egress_v1_resolver_service_proto_init() }
@@ -796,7 +1108,7 @@ func file_kumo_egress_v1_resolver_service_proto_init() {
 		(*EgressSourceResult_Source)(nil),
 		(*EgressSourceResult_Error)(nil),
 	}
-	file_kumo_egress_v1_resolver_service_proto_msgTypes[10].OneofWrappers = []any{
+	file_kumo_egress_v1_resolver_service_proto_msgTypes[12].OneofWrappers = []any{
 		(*ExplainEgressSourceResponse_Source)(nil),
 		(*ExplainEgressSourceResponse_Error)(nil),
 	}
@@ -806,7 +1118,7 @@ func file_kumo_egress_v1_resolver_service_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kumo_egress_v1_resolver_service_proto_rawDesc), len(file_kumo_egress_v1_resolver_service_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -23,6 +23,7 @@ const (
 	EgressResolverService_BatchGetEgressSources_FullMethodName = "/kumo.egress.v1.EgressResolverService/BatchGetEgressSources"
 	EgressResolverService_GetEgressPool_FullMethodName         = "/kumo.egress.v1.EgressResolverService/GetEgressPool"
 	EgressResolverService_ExplainEgressSource_FullMethodName   = "/kumo.egress.v1.EgressResolverService/ExplainEgressSource"
+	EgressResolverService_Invalidate_FullMethodName            = "/kumo.egress.v1.EgressResolverService/Invalidate"
 	EgressResolverService_WatchInvalidations_FullMethodName    = "/kumo.egress.v1.EgressResolverService/WatchInvalidations"
 )
 
@@ -47,20 +48,26 @@ type EgressResolverServiceClient interface {
 	// resolved too (as GetEgressSource would); a pool with a source that does
 	// not resolve fails with FAILED_PRECONDITION.
 	GetEgressPool(ctx context.Context, in *GetEgressPoolRequest, opts ...grpc.CallOption) (*GetEgressPoolResponse, error)
-	// Streams cache invalidations so that client-side caches stay correct.
-	//
-	// The first message is sent at once and carries the current policy
-	// generation (with `all` false and no names). Every later message says
-	// which cached names became stale (`names`), or that all did (`all`, e.g.
-	// after a policy reload, with the new generation). A client that
-	// reconnects and sees a different generation than it last saw must drop
-	// its whole cache: it may have missed events while disconnected. The
-	// stream ends when the server shuts down.
 	// Resolves a name as GetEgressSource does and says where the answer came
 	// from (the cache or the policy just now), how old it is, how long it will
-	// stay cached and which policy generation served it: what an operator needs
+	// stay cached and which policy revision served it: what an operator needs
 	// when mail leaves from the wrong IP. Not for the hot path.
 	ExplainEgressSource(ctx context.Context, in *ExplainEgressSourceRequest, opts ...grpc.CallOption) (*ExplainEgressSourceResponse, error)
+	// Drops cached source and pool definitions (or all of them) so that the
+	// next request runs the policy again, and announces exactly those names on
+	// WatchInvalidations. Refused with PERMISSION_DENIED when the operator
+	// turned it off (`--no-invalidate`).
+	Invalidate(ctx context.Context, in *InvalidateRequest, opts ...grpc.CallOption) (*InvalidateResponse, error)
+	// Streams cache invalidations so that client-side caches stay correct.
+	//
+	// The first message is sent at once. It carries the sidecar's revision,
+	// instance and sequence, and says what of the cache the client described
+	// in its request it must drop: nothing, some names (events it missed, as
+	// replayed from the sidecar's bounded log), or `all` (when the sidecar
+	// cannot vouch for it). Every later message names the source and pool
+	// names that became stale, or says `all`. The stream ends with OK when the
+	// sidecar shuts down, after it stopped taking Invalidate calls: a client
+	// whose stream ended so has missed nothing of that instance.
 	WatchInvalidations(ctx context.Context, in *WatchInvalidationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchInvalidationsResponse], error)
 }
 
@@ -112,6 +119,16 @@ func (c *egressResolverServiceClient) ExplainEgressSource(ctx context.Context, i
 	return out, nil
 }
 
+func (c *egressResolverServiceClient) Invalidate(ctx context.Context, in *InvalidateRequest, opts ...grpc.CallOption) (*InvalidateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(InvalidateResponse)
+	err := c.cc.Invoke(ctx, EgressResolverService_Invalidate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *egressResolverServiceClient) WatchInvalidations(ctx context.Context, in *WatchInvalidationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchInvalidationsResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	stream, err := c.cc.NewStream(ctx, &EgressResolverService_ServiceDesc.Streams[0], EgressResolverService_WatchInvalidations_FullMethodName, cOpts...)
@@ -152,20 +169,26 @@ type EgressResolverServiceServer interface {
 	// resolved too (as GetEgressSource would); a pool with a source that does
 	// not resolve fails with FAILED_PRECONDITION.
 	GetEgressPool(context.Context, *GetEgressPoolRequest) (*GetEgressPoolResponse, error)
-	// Streams cache invalidations so that client-side caches stay correct.
-	//
-	// The first message is sent at once and carries the current policy
-	// generation (with `all` false and no names). Every later message says
-	// which cached names became stale (`names`), or that all did (`all`, e.g.
-	// after a policy reload, with the new generation). A client that
-	// reconnects and sees a different generation than it last saw must drop
-	// its whole cache: it may have missed events while disconnected. The
-	// stream ends when the server shuts down.
 	// Resolves a name as GetEgressSource does and says where the answer came
 	// from (the cache or the policy just now), how old it is, how long it will
-	// stay cached and which policy generation served it: what an operator needs
+	// stay cached and which policy revision served it: what an operator needs
 	// when mail leaves from the wrong IP. Not for the hot path.
 	ExplainEgressSource(context.Context, *ExplainEgressSourceRequest) (*ExplainEgressSourceResponse, error)
+	// Drops cached source and pool definitions (or all of them) so that the
+	// next request runs the policy again, and announces exactly those names on
+	// WatchInvalidations. Refused with PERMISSION_DENIED when the operator
+	// turned it off (`--no-invalidate`).
+	Invalidate(context.Context, *InvalidateRequest) (*InvalidateResponse, error)
+	// Streams cache invalidations so that client-side caches stay correct.
+	//
+	// The first message is sent at once. It carries the sidecar's revision,
+	// instance and sequence, and says what of the cache the client described
+	// in its request it must drop: nothing, some names (events it missed, as
+	// replayed from the sidecar's bounded log), or `all` (when the sidecar
+	// cannot vouch for it). Every later message names the source and pool
+	// names that became stale, or says `all`. The stream ends with OK when the
+	// sidecar shuts down, after it stopped taking Invalidate calls: a client
+	// whose stream ended so has missed nothing of that instance.
 	WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error
 	mustEmbedUnimplementedEgressResolverServiceServer()
 }
@@ -188,6 +211,9 @@ func (UnimplementedEgressResolverServiceServer) GetEgressPool(context.Context, *
 }
 func (UnimplementedEgressResolverServiceServer) ExplainEgressSource(context.Context, *ExplainEgressSourceRequest) (*ExplainEgressSourceResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ExplainEgressSource not implemented")
+}
+func (UnimplementedEgressResolverServiceServer) Invalidate(context.Context, *InvalidateRequest) (*InvalidateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Invalidate not implemented")
 }
 func (UnimplementedEgressResolverServiceServer) WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchInvalidations not implemented")
@@ -285,6 +311,24 @@ func _EgressResolverService_ExplainEgressSource_Handler(srv interface{}, ctx con
 	return interceptor(ctx, in, info, handler)
 }
 
+func _EgressResolverService_Invalidate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(InvalidateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EgressResolverServiceServer).Invalidate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EgressResolverService_Invalidate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EgressResolverServiceServer).Invalidate(ctx, req.(*InvalidateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _EgressResolverService_WatchInvalidations_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(WatchInvalidationsRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -318,6 +362,10 @@ var EgressResolverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ExplainEgressSource",
 			Handler:    _EgressResolverService_ExplainEgressSource_Handler,
+		},
+		{
+			MethodName: "Invalidate",
+			Handler:    _EgressResolverService_Invalidate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -7,6 +7,7 @@ from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.rpc import status_pb2 as _status_pb2
 from kumo.egress.v1 import egress_pool_pb2 as _egress_pool_pb2
@@ -51,18 +52,28 @@ class GetEgressSourceResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     SOURCE_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    PRODUCED_AT_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """The revision of the policy that produced it (see WatchInvalidationsResponse)."""
     @_builtins.property
     def source(self) -> _egress_source_pb2.EgressSource:
         """The resolved definition."""
+
+    @_builtins.property
+    def produced_at(self) -> _timestamp_pb2.Timestamp:
+        """When the policy produced it. Caches keep it until `produced_at + source.ttl`."""
 
     def __init__(
         self,
         *,
         source: _egress_source_pb2.EgressSource | None = ...,
+        revision: _builtins.str = ...,
+        produced_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["produced_at", b"produced_at", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["produced_at", b"produced_at", "revision", b"revision", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -125,8 +136,12 @@ class EgressSourceResult(_message.Message):
     NAME_FIELD_NUMBER: _builtins.int
     SOURCE_FIELD_NUMBER: _builtins.int
     ERROR_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    PRODUCED_AT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name this result is for."""
+    revision: _builtins.str
+    """The revision of the policy that produced the result."""
     @_builtins.property
     def source(self) -> _egress_source_pb2.EgressSource:
         """The resolved definition."""
@@ -137,16 +152,22 @@ class EgressSourceResult(_message.Message):
         details GetEgressSource would have returned.
         """
 
+    @_builtins.property
+    def produced_at(self) -> _timestamp_pb2.Timestamp:
+        """When the policy produced the result (set for sources only)."""
+
     def __init__(
         self,
         *,
         name: _builtins.str = ...,
         source: _egress_source_pb2.EgressSource | None = ...,
         error: _status_pb2.Status | None = ...,
+        revision: _builtins.str = ...,
+        produced_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "result", b"result", "source", b"source"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "produced_at", b"produced_at", "result", b"result", "source", b"source"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "name", b"name", "result", b"result", "source", b"source"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "name", b"name", "produced_at", b"produced_at", "result", b"result", "revision", b"revision", "source", b"source"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["source", "error"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
@@ -183,35 +204,130 @@ class GetEgressPoolResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     POOL_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    PRODUCED_AT_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """The revision of the policy that produced it."""
     @_builtins.property
     def pool(self) -> _egress_pool_pb2.EgressPool:
         """The resolved definition."""
+
+    @_builtins.property
+    def produced_at(self) -> _timestamp_pb2.Timestamp:
+        """When the policy produced it. Caches keep it until `produced_at + pool.ttl`."""
 
     def __init__(
         self,
         *,
         pool: _egress_pool_pb2.EgressPool | None = ...,
+        revision: _builtins.str = ...,
+        produced_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool", "produced_at", b"produced_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool", "produced_at", b"produced_at", "revision", b"revision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetEgressPoolResponse: _TypeAlias = GetEgressPoolResponse  # noqa: Y015
 
 @_typing.final
-class WatchInvalidationsRequest(_message.Message):
-    """Request for WatchInvalidations."""
+class InvalidateRequest(_message.Message):
+    """Request for Invalidate: the names to drop, or all of them."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    NAMES_FIELD_NUMBER: _builtins.int
+    POOL_NAMES_FIELD_NUMBER: _builtins.int
+    ALL_FIELD_NUMBER: _builtins.int
+    all: _builtins.bool
+    """Drop every cached source and pool (`names` and `pool_names` must be empty)."""
+    @_builtins.property
+    def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Source names to drop (each checked as in GetEgressSourceRequest)."""
+
+    @_builtins.property
+    def pool_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Pool names to drop (each checked as in GetEgressPoolRequest)."""
+
     def __init__(
         self,
+        *,
+        names: _abc.Iterable[_builtins.str] | None = ...,
+        pool_names: _abc.Iterable[_builtins.str] | None = ...,
+        all: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "names", b"names", "pool_names", b"pool_names"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InvalidateRequest: _TypeAlias = InvalidateRequest  # noqa: Y015
+
+@_typing.final
+class InvalidateResponse(_message.Message):
+    """Response of Invalidate."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    DROPPED_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The sequence number of the WatchInvalidations message that announced it."""
+    dropped: _builtins.int
+    """How many cached entries the sidecar dropped (names it did not hold are
+    announced all the same: client caches may hold them).
+    """
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        dropped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dropped", b"dropped", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___InvalidateResponse: _TypeAlias = InvalidateResponse  # noqa: Y015
+
+@_typing.final
+class WatchInvalidationsRequest(_message.Message):
+    """Request for WatchInvalidations: what the client's cache holds, so that a
+    reconnecting client keeps what is still right.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REVISION_FIELD_NUMBER: _builtins.int
+    INSTANCE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    PREVIOUS_STREAM_ENDED_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """The revision of the definitions the client's cache holds (the last
+    `revision` it received); empty when it holds nothing.
+    """
+    instance: _builtins.str
+    """The `instance` of the last message the client applied; empty for a first stream."""
+    sequence: _builtins.int
+    """The `sequence` of the last message the client applied."""
+    previous_stream_ended: _builtins.bool
+    """True when the client's previous stream (from `instance`) ended with OK,
+    that is the sidecar shut down in order and the client missed nothing of it.
+    """
+    def __init__(
+        self,
+        *,
+        revision: _builtins.str = ...,
+        instance: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        previous_stream_ended: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["instance", b"instance", "previous_stream_ended", b"previous_stream_ended", "revision", b"revision", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -219,20 +335,39 @@ Global___WatchInvalidationsRequest: _TypeAlias = WatchInvalidationsRequest  # no
 
 @_typing.final
 class WatchInvalidationsResponse(_message.Message):
-    """One invalidation event."""
+    """One invalidation event (or, first on every stream, the hello)."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     GENERATION_FIELD_NUMBER: _builtins.int
     ALL_FIELD_NUMBER: _builtins.int
     NAMES_FIELD_NUMBER: _builtins.int
+    POOL_NAMES_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    INSTANCE_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
     generation: _builtins.int
-    """The policy generation after this event; it grows by one at every reload."""
+    """The policy generation of this instance after this event; it grows by one
+    at every reload. Superseded by `revision`, which is stable across restarts.
+    """
     all: _builtins.bool
-    """Every cached definition is stale."""
+    """Every cached definition (sources and pools) is stale."""
+    revision: _builtins.str
+    """The revision the sidecar serves after this event: a fingerprint of the
+    policy's files (the policy, every module it required, every data file
+    it loaded), the same in every worker and across restarts.
+    """
+    instance: _builtins.str
+    """Identifies this sidecar process; a new one at every start."""
+    sequence: _builtins.int
+    """Numbers this instance's events: 0 before the first, one more at each."""
     @_builtins.property
     def names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """These names are stale (when `all` is false)."""
+        """These source names are stale (when `all` is false)."""
+
+    @_builtins.property
+    def pool_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """These pool names are stale (when `all` is false)."""
 
     def __init__(
         self,
@@ -240,10 +375,14 @@ class WatchInvalidationsResponse(_message.Message):
         generation: _builtins.int = ...,
         all: _builtins.bool = ...,
         names: _abc.Iterable[_builtins.str] | None = ...,
+        pool_names: _abc.Iterable[_builtins.str] | None = ...,
+        revision: _builtins.str = ...,
+        instance: _builtins.str = ...,
+        sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "generation", b"generation", "names", b"names"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "generation", b"generation", "instance", b"instance", "names", b"names", "pool_names", b"pool_names", "revision", b"revision", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -285,6 +424,8 @@ class ExplainEgressSourceResponse(_message.Message):
     TTL_LEFT_FIELD_NUMBER: _builtins.int
     POLICY_GENERATION_FIELD_NUMBER: _builtins.int
     POLICY_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    PRODUCED_AT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name asked about."""
     cache_hit: _builtins.bool
@@ -293,6 +434,8 @@ class ExplainEgressSourceResponse(_message.Message):
     """The policy generation serving; it grows by one at every reload."""
     policy: _builtins.str
     """The policy file being served."""
+    revision: _builtins.str
+    """The revision of the policy that produced the answer."""
     @_builtins.property
     def source(self) -> _egress_source_pb2.EgressSource:
         """The definition GetEgressSource would return."""
@@ -309,6 +452,10 @@ class ExplainEgressSourceResponse(_message.Message):
     def ttl_left(self) -> _duration_pb2.Duration:
         """How much longer the cache keeps the answer (zero when it is not cached)."""
 
+    @_builtins.property
+    def produced_at(self) -> _timestamp_pb2.Timestamp:
+        """When the policy produced the answer."""
+
     def __init__(
         self,
         *,
@@ -320,10 +467,12 @@ class ExplainEgressSourceResponse(_message.Message):
         ttl_left: _duration_pb2.Duration | None = ...,
         policy_generation: _builtins.int = ...,
         policy: _builtins.str = ...,
+        revision: _builtins.str = ...,
+        produced_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "error", b"error", "result", b"result", "source", b"source", "ttl_left", b"ttl_left"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "error", b"error", "produced_at", b"produced_at", "result", b"result", "source", b"source", "ttl_left", b"ttl_left"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "cache_hit", b"cache_hit", "error", b"error", "name", b"name", "policy", b"policy", "policy_generation", b"policy_generation", "result", b"result", "source", b"source", "ttl_left", b"ttl_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "cache_hit", b"cache_hit", "error", b"error", "name", b"name", "policy", b"policy", "policy_generation", b"policy_generation", "produced_at", b"produced_at", "result", b"result", "revision", b"revision", "source", b"source", "ttl_left", b"ttl_left"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["source", "error"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015

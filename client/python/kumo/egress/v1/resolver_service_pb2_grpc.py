@@ -59,6 +59,11 @@ class EgressResolverServiceStub:
                 request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceRequest.SerializeToString,
                 response_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceResponse.FromString,
                 _registered_method=True)
+        self.Invalidate = channel.unary_unary(
+                '/kumo.egress.v1.EgressResolverService/Invalidate',
+                request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.InvalidateRequest.SerializeToString,
+                response_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.InvalidateResponse.FromString,
+                _registered_method=True)
         self.WatchInvalidations = channel.unary_stream(
                 '/kumo.egress.v1.EgressResolverService/WatchInvalidations',
                 request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.WatchInvalidationsRequest.SerializeToString,
@@ -101,26 +106,37 @@ class EgressResolverServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExplainEgressSource(self, request, context):
-        """Streams cache invalidations so that client-side caches stay correct.
-
-        The first message is sent at once and carries the current policy
-        generation (with `all` false and no names). Every later message says
-        which cached names became stale (`names`), or that all did (`all`, e.g.
-        after a policy reload, with the new generation). A client that
-        reconnects and sees a different generation than it last saw must drop
-        its whole cache: it may have missed events while disconnected. The
-        stream ends when the server shuts down.
-        Resolves a name as GetEgressSource does and says where the answer came
+        """Resolves a name as GetEgressSource does and says where the answer came
         from (the cache or the policy just now), how old it is, how long it will
-        stay cached and which policy generation served it: what an operator needs
+        stay cached and which policy revision served it: what an operator needs
         when mail leaves from the wrong IP. Not for the hot path.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Invalidate(self, request, context):
+        """Drops cached source and pool definitions (or all of them) so that the
+        next request runs the policy again, and announces exactly those names on
+        WatchInvalidations. Refused with PERMISSION_DENIED when the operator
+        turned it off (`--no-invalidate`).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def WatchInvalidations(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Streams cache invalidations so that client-side caches stay correct.
+
+        The first message is sent at once. It carries the sidecar's revision,
+        instance and sequence, and says what of the cache the client described
+        in its request it must drop: nothing, some names (events it missed, as
+        replayed from the sidecar's bounded log), or `all` (when the sidecar
+        cannot vouch for it). Every later message names the source and pool
+        names that became stale, or says `all`. The stream ends with OK when the
+        sidecar shuts down, after it stopped taking Invalidate calls: a client
+        whose stream ended so has missed nothing of that instance.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -147,6 +163,11 @@ def add_EgressResolverServiceServicer_to_server(servicer, server):
                     servicer.ExplainEgressSource,
                     request_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceRequest.FromString,
                     response_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceResponse.SerializeToString,
+            ),
+            'Invalidate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Invalidate,
+                    request_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.InvalidateRequest.FromString,
+                    response_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.InvalidateResponse.SerializeToString,
             ),
             'WatchInvalidations': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchInvalidations,
@@ -267,6 +288,33 @@ class EgressResolverService:
             '/kumo.egress.v1.EgressResolverService/ExplainEgressSource',
             kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceRequest.SerializeToString,
             kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ExplainEgressSourceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Invalidate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kumo.egress.v1.EgressResolverService/Invalidate',
+            kumo_dot_egress_dot_v1_dot_resolver__service__pb2.InvalidateRequest.SerializeToString,
+            kumo_dot_egress_dot_v1_dot_resolver__service__pb2.InvalidateResponse.FromString,
             options,
             channel_credentials,
             insecure,

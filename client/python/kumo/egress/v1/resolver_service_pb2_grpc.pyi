@@ -53,21 +53,29 @@ class EgressResolverServiceStub:
     not resolve fails with FAILED_PRECONDITION.
     """
     ExplainEgressSource: _grpc.UnaryUnaryMultiCallable[_resolver_service_pb2.ExplainEgressSourceRequest, _resolver_service_pb2.ExplainEgressSourceResponse]
-    """Streams cache invalidations so that client-side caches stay correct.
-
-    The first message is sent at once and carries the current policy
-    generation (with `all` false and no names). Every later message says
-    which cached names became stale (`names`), or that all did (`all`, e.g.
-    after a policy reload, with the new generation). A client that
-    reconnects and sees a different generation than it last saw must drop
-    its whole cache: it may have missed events while disconnected. The
-    stream ends when the server shuts down.
-    Resolves a name as GetEgressSource does and says where the answer came
+    """Resolves a name as GetEgressSource does and says where the answer came
     from (the cache or the policy just now), how old it is, how long it will
-    stay cached and which policy generation served it: what an operator needs
+    stay cached and which policy revision served it: what an operator needs
     when mail leaves from the wrong IP. Not for the hot path.
     """
+    Invalidate: _grpc.UnaryUnaryMultiCallable[_resolver_service_pb2.InvalidateRequest, _resolver_service_pb2.InvalidateResponse]
+    """Drops cached source and pool definitions (or all of them) so that the
+    next request runs the policy again, and announces exactly those names on
+    WatchInvalidations. Refused with PERMISSION_DENIED when the operator
+    turned it off (`--no-invalidate`).
+    """
     WatchInvalidations: _grpc.UnaryStreamMultiCallable[_resolver_service_pb2.WatchInvalidationsRequest, _resolver_service_pb2.WatchInvalidationsResponse]
+    """Streams cache invalidations so that client-side caches stay correct.
+
+    The first message is sent at once. It carries the sidecar's revision,
+    instance and sequence, and says what of the cache the client described
+    in its request it must drop: nothing, some names (events it missed, as
+    replayed from the sidecar's bounded log), or `all` (when the sidecar
+    cannot vouch for it). Every later message names the source and pool
+    names that became stale, or says `all`. The stream ends with OK when the
+    sidecar shuts down, after it stopped taking Invalidate calls: a client
+    whose stream ended so has missed nothing of that instance.
+    """
 
 @_typing.type_check_only
 class EgressResolverServiceAsyncStub(EgressResolverServiceStub):
@@ -94,21 +102,29 @@ class EgressResolverServiceAsyncStub(EgressResolverServiceStub):
     not resolve fails with FAILED_PRECONDITION.
     """
     ExplainEgressSource: _aio.UnaryUnaryMultiCallable[_resolver_service_pb2.ExplainEgressSourceRequest, _resolver_service_pb2.ExplainEgressSourceResponse]  # type: ignore[assignment]
-    """Streams cache invalidations so that client-side caches stay correct.
-
-    The first message is sent at once and carries the current policy
-    generation (with `all` false and no names). Every later message says
-    which cached names became stale (`names`), or that all did (`all`, e.g.
-    after a policy reload, with the new generation). A client that
-    reconnects and sees a different generation than it last saw must drop
-    its whole cache: it may have missed events while disconnected. The
-    stream ends when the server shuts down.
-    Resolves a name as GetEgressSource does and says where the answer came
+    """Resolves a name as GetEgressSource does and says where the answer came
     from (the cache or the policy just now), how old it is, how long it will
-    stay cached and which policy generation served it: what an operator needs
+    stay cached and which policy revision served it: what an operator needs
     when mail leaves from the wrong IP. Not for the hot path.
     """
+    Invalidate: _aio.UnaryUnaryMultiCallable[_resolver_service_pb2.InvalidateRequest, _resolver_service_pb2.InvalidateResponse]  # type: ignore[assignment]
+    """Drops cached source and pool definitions (or all of them) so that the
+    next request runs the policy again, and announces exactly those names on
+    WatchInvalidations. Refused with PERMISSION_DENIED when the operator
+    turned it off (`--no-invalidate`).
+    """
     WatchInvalidations: _aio.UnaryStreamMultiCallable[_resolver_service_pb2.WatchInvalidationsRequest, _resolver_service_pb2.WatchInvalidationsResponse]  # type: ignore[assignment]
+    """Streams cache invalidations so that client-side caches stay correct.
+
+    The first message is sent at once. It carries the sidecar's revision,
+    instance and sequence, and says what of the cache the client described
+    in its request it must drop: nothing, some names (events it missed, as
+    replayed from the sidecar's bounded log), or `all` (when the sidecar
+    cannot vouch for it). Every later message names the source and pool
+    names that became stale, or says `all`. The stream ends with OK when the
+    sidecar shuts down, after it stopped taking Invalidate calls: a client
+    whose stream ended so has missed nothing of that instance.
+    """
 
 class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
     """Resolves egress definitions by running the operator's KumoMTA Lua policy.
@@ -156,19 +172,22 @@ class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _resolver_service_pb2.ExplainEgressSourceRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_resolver_service_pb2.ExplainEgressSourceResponse, _abc.Awaitable[_resolver_service_pb2.ExplainEgressSourceResponse]]:
-        """Streams cache invalidations so that client-side caches stay correct.
-
-        The first message is sent at once and carries the current policy
-        generation (with `all` false and no names). Every later message says
-        which cached names became stale (`names`), or that all did (`all`, e.g.
-        after a policy reload, with the new generation). A client that
-        reconnects and sees a different generation than it last saw must drop
-        its whole cache: it may have missed events while disconnected. The
-        stream ends when the server shuts down.
-        Resolves a name as GetEgressSource does and says where the answer came
+        """Resolves a name as GetEgressSource does and says where the answer came
         from (the cache or the policy just now), how old it is, how long it will
-        stay cached and which policy generation served it: what an operator needs
+        stay cached and which policy revision served it: what an operator needs
         when mail leaves from the wrong IP. Not for the hot path.
+        """
+
+    @_abc_1.abstractmethod
+    def Invalidate(
+        self,
+        request: _resolver_service_pb2.InvalidateRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_resolver_service_pb2.InvalidateResponse, _abc.Awaitable[_resolver_service_pb2.InvalidateResponse]]:
+        """Drops cached source and pool definitions (or all of them) so that the
+        next request runs the policy again, and announces exactly those names on
+        WatchInvalidations. Refused with PERMISSION_DENIED when the operator
+        turned it off (`--no-invalidate`).
         """
 
     @_abc_1.abstractmethod
@@ -176,6 +195,17 @@ class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
         self,
         request: _resolver_service_pb2.WatchInvalidationsRequest,
         context: _ServicerContext,
-    ) -> _typing.Union[_abc.Iterator[_resolver_service_pb2.WatchInvalidationsResponse], _abc.AsyncIterator[_resolver_service_pb2.WatchInvalidationsResponse]]: ...
+    ) -> _typing.Union[_abc.Iterator[_resolver_service_pb2.WatchInvalidationsResponse], _abc.AsyncIterator[_resolver_service_pb2.WatchInvalidationsResponse]]:
+        """Streams cache invalidations so that client-side caches stay correct.
+
+        The first message is sent at once. It carries the sidecar's revision,
+        instance and sequence, and says what of the cache the client described
+        in its request it must drop: nothing, some names (events it missed, as
+        replayed from the sidecar's bounded log), or `all` (when the sidecar
+        cannot vouch for it). Every later message names the source and pool
+        names that became stale, or says `all`. The stream ends with OK when the
+        sidecar shuts down, after it stopped taking Invalidate calls: a client
+        whose stream ended so has missed nothing of that instance.
+        """
 
 def add_EgressResolverServiceServicer_to_server(servicer: EgressResolverServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,131 @@
+"""What the blocking and the asyncio Resolver share: options, caches, coherence
+state, pool selectors, and what to do with an answer or a failure."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import grpc
+
+from egress_client._cache import Coherence, DefinitionCache, M
+from egress_client._errors import ResolverError
+from egress_client._options import Options
+from egress_client._selector import NoSourcesError, PoolSelector
+from kumo.egress.v1 import resolver_service_pb2 as pb
+from kumo.egress.v1.egress_pool_pb2 import EgressPool
+from kumo.egress.v1.egress_source_pb2 import EgressSource
+
+Clock = Callable[[], float]
+_log = logging.getLogger("egress_client")
+BatchResult = EgressSource | ResolverError
+NO_SOURCES = "POOL_HAS_NO_SOURCES"
+"""The reason of the error `select` raises for a pool with no weighted source."""
+
+
+def batch_results(response: pb.BatchGetEgressSourcesResponse) -> list[BatchResult]:
+    """One EgressSource or ResolverError per result, in order."""
+    return [
+        result.source
+        if result.WhichOneof("result") == "source"
+        else ResolverError.from_status(result.error, result.name)
+        for result in response.results
+    ]
+
+
+def waited_too_long(name: str) -> ResolverError:
+    """A caller gave up waiting for a lookup another caller started."""
+    return ResolverError(
+        grpc.StatusCode.DEADLINE_EXCEEDED, "deadline passed waiting for a shared lookup", None, name
+    )
+
+
+class Core:
+    """Caches (when on), the coherence state and the counters of one Resolver."""
+
+    def __init__(self, options: Options, clock: Clock, wall_clock: Clock) -> None:
+        self.options = options
+        self.rpcs = 0
+        """Unary calls sent to the sidecar (the invalidation stream not counted)."""
+        self.stale_served = 0
+        """Expired entries served under stale_if_error."""
+        self.state: Coherence | None = None
+        self._selectors: dict[str, PoolSelector] = {}
+        if options.cache:
+            self.state = Coherence(
+                DefinitionCache(
+                    options.max_entries,
+                    clock=clock,
+                    wall_clock=wall_clock,
+                    stale_if_error=options.stale_if_error,
+                ),
+                DefinitionCache(
+                    options.max_entries,
+                    clock=clock,
+                    wall_clock=wall_clock,
+                    stale_if_error=options.stale_if_error,
+                ),
+            )
+
+    def timeout(self, given: float | None) -> float:
+        """The deadline of one call."""
+        return given or self.options.timeout
+
+    def cached_source(self, name: str) -> EgressSource | None:
+        """A live cached source, if caching is on."""
+        return self.state.sources.get(name) if self.state is not None else None
+
+    def cached_pool(self, name: str) -> EgressPool | None:
+        """A live cached pool, if caching is on."""
+        return self.state.pools.get(name) if self.state is not None else None
+
+    def epoch(self) -> int:
+        """The coherence epoch before a call is sent."""
+        return self.state.epoch if self.state is not None else 0
+
+    def keep_source(self, name: str, response: pb.GetEgressSourceResponse, epoch: int) -> None:
+        """Cache an answer if nothing made it doubtful while it was in flight."""
+        if self.state is not None and self.state.may_store(epoch, response.revision):
+            self.state.sources.put(name, response.source, response.source.ttl, response.produced_at)
+
+    def keep_pool(self, name: str, response: pb.GetEgressPoolResponse, epoch: int) -> None:
+        """Cache a pool answer if nothing made it doubtful while it was in flight."""
+        if self.state is not None and self.state.may_store(epoch, response.revision):
+            self.state.pools.put(name, response.pool, response.pool.ttl, response.produced_at)
+
+    def stale_source(self, name: str, error: ResolverError) -> EgressSource:
+        """Under stale_if_error, an expired entry instead of an UNAVAILABLE error."""
+        stale = self.state.sources.get_stale(name) if self.state is not None else None
+        return self._stale(name, error, stale)
+
+    def stale_pool(self, name: str, error: ResolverError) -> EgressPool:
+        """Under stale_if_error, an expired pool instead of an UNAVAILABLE error."""
+        stale = self.state.pools.get_stale(name) if self.state is not None else None
+        return self._stale(name, error, stale)
+
+    def _stale(self, name: str, error: ResolverError, stale: M | None) -> M:
+        if stale is None or error.code != grpc.StatusCode.UNAVAILABLE:
+            raise error
+        self.stale_served += 1
+        _log.warning(
+            "egress-resolver unreachable; serving an expired definition (stale_if_error)",
+            extra={"name": name, "stale_served": self.stale_served, "error": error.message},
+        )
+        return stale
+
+    def select(self, pool: EgressPool) -> str:
+        """The next source of `pool` by kumod's weighted round robin."""
+        selector = self._selectors.get(pool.name)
+        if selector is None or not selector.same_definition(pool):
+            selector = self._selectors[pool.name] = PoolSelector(pool)
+        try:
+            return selector.next()
+        except NoSourcesError as err:
+            raise ResolverError(
+                grpc.StatusCode.FAILED_PRECONDITION, str(err), NO_SOURCES, pool.name
+            ) from None
+
+    def stats(self, watching: bool) -> dict[str, object]:
+        """RPCs sent, cached entries and whether the stream is connected."""
+        entries = len(self.state.sources) + len(self.state.pools) if self.state else 0
+        return {"rpcs": self.rpcs, "entries": entries, "watching": watching}
