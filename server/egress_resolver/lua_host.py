@@ -7,7 +7,6 @@ swaps it in. A host is not thread-safe: the app calls it from one thread.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -18,52 +17,28 @@ from egress_resolver import kumo_api
 from egress_resolver.errors import Reason, ResolveError, handler_failure
 from egress_resolver.kumo_api import ApiContext, IoContext, IoOutcome, IoRequest
 from egress_resolver.kumo_module import KumoModule, PolicyLoadError
+from egress_resolver.lua_events import (
+    LOAD_BUDGET_SECONDS,
+    POOL_EVENT,
+    SOURCE_EVENT,
+    UNSPECIFIED,
+    ConfigValidation,
+    Definition,
+    check_result,
+    event_default,
+    lua_message,
+)
 from egress_resolver.lua_prelude import HOOK_EVERY, PRELUDE
 from egress_resolver.lua_tasks import HandlerTask, Pending
 from egress_resolver.lua_values import to_lua
 from egress_resolver.memoize import MemoStore
-from egress_resolver.pools import PoolDefinition, default_pool, pool_params, pool_source_failure
-from egress_resolver.validation import (
-    SourceDefinition,
-    ValidationError,
-    default_source,
-    source_params,
-)
+from egress_resolver.pools import PoolDefinition, pool_params, pool_source_failure
+from egress_resolver.validation import SourceDefinition, ValidationError, source_params
 
-UNSPECIFIED = "unspecified"
-"""The name kumod resolves to a default source (and pool) without calling the policy."""
-LOAD_BUDGET_SECONDS = 30.0
-"""How long the policy's top-level code, and each validate_config handler, may run."""
-SOURCE_EVENT = "get_egress_source"
-POOL_EVENT = "get_egress_pool"
-_LUA_TYPE_NAMES = {str: "string", int: "number", float: "number", bool: "boolean"}
-Definition = SourceDefinition | PoolDefinition
+__all__ = ["POOL_EVENT", "SOURCE_EVENT", "UNSPECIFIED", "ConfigValidation", "PolicyHost"]
+
 Step = SourceDefinition | PoolDefinition | Pending
 """What begin/resume return: the definition, or a handler waiting on I/O."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Event:
-    kind: str
-    returns: type[SourceDefinition] | type[PoolDefinition]
-    not_found: Reason
-    default: Callable[[str], SourceDefinition | PoolDefinition]
-
-
-_EVENTS = {
-    SOURCE_EVENT: _Event("source", SourceDefinition, Reason.SOURCE_NOT_FOUND, default_source),
-    POOL_EVENT: _Event("pool", PoolDefinition, Reason.POOL_NOT_FOUND, default_pool),
-}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConfigValidation:
-    """The outcome of the policy's `validate_config` handlers."""
-
-    ok: bool
-    output: list[str]
-    """What the handlers printed, line by line (KumoMTA's helpers print their findings)."""
-    error: str | None = None
 
 
 def _deny_attributes(obj: object, name: object, is_setting: bool) -> object:
@@ -146,9 +121,8 @@ class PolicyHost:
     def begin(self, event: str, name: str) -> Step:
         """Start the `event` handler for `name`: its definition, or Pending when
         it waits on I/O (perform the request, then `resume`). Raises ResolveError."""
-        spec = _EVENTS[event]
         if name == UNSPECIFIED:
-            return spec.default(name)
+            return event_default(event, name)
         handler = self._handler(event, name)
         started = self._clock()
         task = HandlerTask(
@@ -189,7 +163,7 @@ class PolicyHost:
         except Exception as err:
             if self._clock() - task.started >= self.handler_timeout:
                 raise self._timeout(name, event) from None
-            message = _lua_message(err)
+            message = lua_message(err)
             raise handler_failure(task.failure_reason(message), name, message, event) from None
         finally:
             self._in_lua -= 1
@@ -204,7 +178,7 @@ class PolicyHost:
             raise self._memory_error(name, event)
         if self._clock() - task.started >= self.handler_timeout:
             raise self._timeout(name, event)
-        return self._check_result(event, name, out[1] if len(out) > 1 else None)
+        return check_result(event, name, out[1] if len(out) > 1 else None)
 
     def _block_on(self, request: object) -> tuple[bool, object]:
         """Lua's way to wait for I/O where it cannot yield: block this thread."""
@@ -233,7 +207,7 @@ class PolicyHost:
             self._runtime.gccollect()
             error = f"validate_config: the Lua memory limit of {self.memory_limit} bytes was hit"
         except Exception as err:
-            error = f"validate_config: {_lua_message(err)}"
+            error = f"validate_config: {lua_message(err)}"
         finally:
             output, helpers.printed = helpers.printed, None
         if error is None and helpers.validation_failed:
@@ -255,30 +229,9 @@ class PolicyHost:
     def _resolve(self, event: str, name: str) -> Definition:
         """Run a handler inside the running one (kumo.invoke_*), on the main thread."""
         if name == UNSPECIFIED:
-            return _EVENTS[event].default(name)
+            return event_default(event, name)
         result = self._call(self._handler(event, name), name, event=event)
-        return self._check_result(event, name, result)
-
-    def _check_result(self, event: str, name: str, result: object) -> Definition:
-        spec = _EVENTS[event]
-        if isinstance(result, tuple):
-            result = result[0] if result else None
-        if result is None:
-            raise ResolveError(
-                spec.not_found,
-                f"{event} '{name}': the policy returned nil (no such {spec.kind})",
-                name,
-            )
-        if not isinstance(result, spec.returns):
-            kind = lua.lua_type(result) or _LUA_TYPE_NAMES.get(type(result), "userdata")
-            raise handler_failure(
-                Reason.INVALID_RETURN_TYPE,
-                name,
-                f"the handler returned a {kind}; "
-                f"expected the result of kumo.make_egress_{spec.kind}",
-                event,
-            )
-        return result
+        return check_result(event, name, result)
 
     def _invoke_from_lua(self, event: str, name: object) -> object:
         """`kumo.invoke_get_egress_*`: resolve inside the running call, as a params table."""
@@ -328,7 +281,7 @@ class PolicyHost:
         except Exception as err:
             if not nested and self._clock() - started >= self.handler_timeout:
                 raise self._timeout(name, event) from None
-            raise handler_failure(Reason.HANDLER_ERROR, name, _lua_message(err), event) from None
+            raise handler_failure(Reason.HANDLER_ERROR, name, lua_message(err), event) from None
         if not nested and self._clock() - started >= self.handler_timeout:
             raise self._timeout(name, event)
         return result
@@ -361,12 +314,4 @@ class PolicyHost:
         except PolicyLoadError:
             raise
         except Exception as err:
-            raise PolicyLoadError(_lua_message(err)) from None
-
-
-def _lua_message(err: BaseException) -> str:
-    """What the policy said, without Lua's stack traceback."""
-    text = str(err).split("\nstack traceback:", 1)[0].strip()
-    if not text:
-        return f"the policy raised an error value that is not a string ({type(err).__name__})"
-    return text
+            raise PolicyLoadError(lua_message(err)) from None
