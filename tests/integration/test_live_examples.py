@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from datasources import RedisServer
+
 from support import REPO
 
 
