@@ -3,6 +3,7 @@ targeted invalidation and long idle streams (issue "Caches that stay right")."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
@@ -48,10 +49,13 @@ def change_address(directory: Path, name: str, address: str) -> None:
     path.write_text(json.dumps(data))
 
 
-def serve(policy: Path, listen: str, *extra: str) -> ServerProcess:
-    return ServerProcess(
-        "--policy", str(policy), "--listen", listen, "--watch-interval", "0", *extra
-    )
+@contextlib.contextmanager
+def serve(policy: Path, listen: str, *extra: str) -> Iterator[ServerProcess]:
+    """A sidecar process, once its policy is loaded (it listens before that)."""
+    args = ("--policy", str(policy), "--listen", listen, "--watch-interval", "0", *extra)
+    with ServerProcess(*args) as srv:
+        srv.wait_for_event("policy loaded")
+        yield srv
 
 
 def until(predicate: Callable[[], bool], what: str) -> None:
