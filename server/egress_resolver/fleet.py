@@ -144,6 +144,8 @@ class FleetSubscriber:
         """How many times the subscription was confirmed (each announced `all`)."""
         self.applied = 0
         self.ignored = 0
+        self.failures = 0
+        """Sessions that ended in an error (connect refused, lost, a PING unanswered)."""
         self._task: asyncio.Task[None] | None = None
         self._log = structlog.get_logger("egress_resolver.fleet")
 
@@ -165,6 +167,7 @@ class FleetSubscriber:
             try:
                 await self._session()
             except (redis.exceptions.RedisError, OSError) as err:
+                self.failures += 1
                 self._log.warning(
                     "fleet subscription lost",
                     channel=self.channel,
@@ -172,6 +175,7 @@ class FleetSubscriber:
                     retry_in=self._delay,
                 )
             except Exception:  # a bug here must not stop the invalidations for good
+                self.failures += 1
                 self._log.exception("fleet subscriber failed", retry_in=self._delay)
             self.subscribed.clear()
             await asyncio.sleep(self._delay)

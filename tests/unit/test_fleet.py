@@ -1,11 +1,17 @@
-"""parse_message: what one fleet invalidation message asks to drop, or why it is ignored."""
+"""parse_message: what one fleet invalidation message asks to drop, or why it is ignored;
+FleetSubscriber against a real redis-server that is down at start or stops answering."""
 
+import asyncio
 import json
 import re
+import signal
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
+from datasources import DEADLINE, RedisServer
 
-from egress_resolver.fleet import MAX_NAMES, GarbageMessageError, parse_message
+from egress_resolver.fleet import MAX_NAMES, FleetSubscriber, GarbageMessageError, parse_message
 from egress_resolver.settings import Settings, SettingsError
 
 
@@ -65,3 +71,72 @@ def test_the_settings_take_a_redis_url_and_a_channel() -> None:
         Settings.from_sources({"invalidation_redis": "localhost"}, {})
     with pytest.raises(SettingsError, match="EGRESS_RESOLVER_INVALIDATION_CHANNEL"):
         Settings.from_sources({}, {"EGRESS_RESOLVER_INVALIDATION_CHANNEL": ""})
+
+
+class Recorder:
+    """The invalidate callback of a FleetSubscriber: what it was told to drop."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[list[str], list[str], bool]] = []
+
+    def __call__(self, names: Sequence[str], pools: Sequence[str], everything: bool) -> None:
+        self.calls.append((list(names), list(pools), everything))
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    for _ in range(int(DEADLINE / 0.01)):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"{what}: not reached within {DEADLINE} s")
+
+
+def test_redis_down_at_start_then_up(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)  # its port is free: nothing listens yet
+
+    async def run() -> None:
+        seen = Recorder()
+        fleet = FleetSubscriber(server.url, "ch", seen, backoff=(0.01, 0.05))
+        fleet.start()
+        try:
+            await until(lambda: fleet.failures >= 3, "connection refused, retried")
+            assert not fleet.subscribed.is_set()
+            assert seen.calls == []
+            await asyncio.to_thread(server.start)
+            await asyncio.wait_for(fleet.subscribed.wait(), DEADLINE)
+            assert seen.calls == [([], [], True)]
+            await asyncio.to_thread(server.client().publish, "ch", "ip-1")
+            await until(lambda: len(seen.calls) == 2, "the message")
+            assert seen.calls[1] == (["ip-1"], [], False)
+        finally:
+            await fleet.stop()
+            server.stop()
+
+    asyncio.run(run())
+
+
+def test_a_redis_that_stops_answering_is_noticed_by_ping(tmp_path: Path) -> None:
+    """SIGSTOP: the connection stays open and silent; the unanswered PING ends
+    the session, reconnecting times out until SIGCONT, then `all` again."""
+
+    async def run(server: RedisServer) -> None:
+        seen = Recorder()
+        fleet = FleetSubscriber(server.url, "ch", seen, ping_interval=0.2, backoff=(0.01, 0.05))
+        fleet.start()
+        try:
+            await asyncio.wait_for(fleet.subscribed.wait(), DEADLINE)
+            assert server.proc is not None
+            server.proc.send_signal(signal.SIGSTOP)
+            try:
+                await until(lambda: not fleet.subscribed.is_set(), "the silence noticed")
+                assert fleet.failures >= 1
+            finally:
+                server.proc.send_signal(signal.SIGCONT)
+            await asyncio.wait_for(fleet.subscribed.wait(), DEADLINE)
+            assert seen.calls == [([], [], True), ([], [], True)]
+            assert fleet.subscriptions == 2
+        finally:
+            await fleet.stop()
+
+    with RedisServer(tmp_path) as server:
+        asyncio.run(run(server))
