@@ -63,7 +63,11 @@ def _parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--scenario",
         default="hits-tcp",
-        choices=[s.name for s in SCENARIOS if s.load.rps is None and s.transport == "tcp"],
+        choices=[
+            s.name
+            for s in SCENARIOS
+            if s.load.rps is None and s.transport == "tcp" and SIDECAR in s.targets
+        ],
         help="the load applied while sampling",
     )
     return parser.parse_args(argv)
@@ -153,7 +157,7 @@ def main(argv: list[str]) -> int:
     load_output = WORK / "profile-load.json"
     with tempfile.TemporaryDirectory(prefix="egress-profile-") as sockets:
         paths = Paths(REPO, REPO / ".venv/bin/python", WORK / "reference-go", WORK, Path(sockets))
-        spec = next(s for s in build_targets(paths) if s.name == SIDECAR)
+        (spec,) = build_targets(paths, {SIDECAR}, None)
         with RunningTarget(spec, WORK / "logs/profile-sidecar.log") as server:
             address = spec.address("tcp")
             ghz.run(args.ghz, address, hits.load, 1.0, hits.call_data("w"), WORK / "warm.json")

@@ -11,6 +11,12 @@ build/bench/trial-results). Every server is stopped at the end, also when the
 run fails or is interrupted.
 
     build/bench-venv/bin/python bench/run.py [--rounds N] [--duration SECONDS] [--trial]
+        [--scenario NAME ...]
+
+misses-redis also starts a redis-server (harness/redis_server.py). With
+--scenario only those scenarios run, against only their targets; like
+--trial, such a partial run writes to build/bench/trial-results and leaves
+bench/results and BENCHMARKS.md alone (their tables hold a whole run).
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ from pathlib import Path
 from types import FrameType
 
 from harness import ghz, machine, plot, report
-from harness.plan import SCENARIOS, Paths, Scenario, build_targets
+from harness.plan import SCENARIOS, Paths, Scenario, build_targets, uses_redis
+from harness.redis_server import BenchRedis, bench_sources
 from harness.results import Run, goals, medians
 from harness.targets import RunningTarget, TargetSpec
 
@@ -48,6 +55,12 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
     parser.add_argument("--ghz", type=Path, default=REPO / "bin/ghz")
     parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument(
+        "--scenario",
+        action="append",
+        choices=[s.name for s in SCENARIOS],
+        help="run only this scenario (repeatable; implies --trial)",
+    )
     parser.add_argument(
         "--trial",
         action="store_true",
@@ -77,11 +90,16 @@ def _warm_up(ghz_path: Path, specs: list[TargetSpec]) -> None:
 
 
 def _run_round(
-    ghz_path: Path, targets: dict[str, RunningTarget], number: int, seconds: float, results: Path
+    ghz_path: Path,
+    scenarios: tuple[Scenario, ...],
+    targets: dict[str, RunningTarget],
+    number: int,
+    seconds: float,
+    results: Path,
 ) -> list[Run]:
     """Every scenario against each of its targets, in an order that turns each round."""
     runs = []
-    for scenario in SCENARIOS:
+    for scenario in scenarios:
         turn = number % len(scenario.targets)
         for name in scenario.targets[turn:] + scenario.targets[:turn]:
             target = targets[name]
@@ -123,7 +141,7 @@ def _run_one(
 
 
 def _measure(
-    args: argparse.Namespace, sockets: Path, results: Path
+    args: argparse.Namespace, scenarios: tuple[Scenario, ...], sockets: Path, results: Path
 ) -> tuple[list[TargetSpec], list[Run], dict[str, float]]:
     """Start the targets, warm up, run the rounds; returns (targets, runs, CPU load)."""
     paths = Paths(
@@ -143,8 +161,14 @@ def _measure(
         ],
         check=True,
     )
-    specs = build_targets(paths)
     with contextlib.ExitStack() as servers:
+        redis_url = None
+        if uses_redis(scenarios):
+            redis = servers.enter_context(BenchRedis())
+            redis.commands(bench_sources())
+            redis_url = redis.url
+        names = {name for s in scenarios for name in s.targets}
+        specs = build_targets(paths, names, redis_url)
         started = [
             servers.enter_context(RunningTarget(spec, WORK / "logs" / f"{spec.name}.log"))
             for spec in specs
@@ -156,7 +180,7 @@ def _measure(
         by_name = {target.spec.name: target for target in started}
         runs = []
         for number in range(1, args.rounds + 1):
-            runs += _run_round(args.ghz, by_name, number, args.duration, results)
+            runs += _run_round(args.ghz, scenarios, by_name, number, args.duration, results)
         load = meter.stop()
     return specs, runs, load
 
@@ -170,12 +194,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, _stop_on_signal)
     started = time.monotonic()
     info = machine.describe()
+    scenarios = tuple(s for s in SCENARIOS if not args.scenario or s.name in args.scenario)
+    args.trial = args.trial or bool(args.scenario)
     results = TRIAL_RESULTS if args.trial else RESULTS
     results.mkdir(parents=True, exist_ok=True)
     for old in results.glob("*.json"):
         old.unlink()
     with tempfile.TemporaryDirectory(prefix="egress-bench-") as sockets:
-        specs, runs, load = _measure(args, Path(sockets), results)
+        specs, runs, load = _measure(args, scenarios, Path(sockets), results)
     info.update(load)
     table = medians(runs)
     verdicts = goals(table)

@@ -13,7 +13,7 @@ BENCH_REFERENCE_GO := build/bench/reference-go
 BENCH_ARGS ?=
 PROFILE_ARGS ?=
 
-.PHONY: bench bench-profile bench-tools bench-client
+.PHONY: bench bench-profile bench-tools bench-client bench-fleet
 
 $(GHZ_STAMP):
 	GOTOOLCHAIN=local GOBIN=$(CURDIR)/bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
@@ -29,12 +29,20 @@ $(BENCH_VENV_STAMP): bench/requirements.txt
 $(BENCH_REFERENCE_GO): $(wildcard bench/reference/go/*.go) bench/reference/go/go.mod bench/reference/go/go.sum
 	cd bench/reference/go && go build -trimpath -o $(CURDIR)/$@ .
 
-bench-tools: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) $(BENCH_VENV_STAMP) $(BENCH_REFERENCE_GO)
+bench-tools: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) $(BENCH_VENV_STAMP) $(BENCH_REFERENCE_GO) redis-server
 
 bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~4 min)
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/hot_path.py
 	$(MAKE) bench-client
+	$(MAKE) bench-fleet
+
+# Fleet invalidation (issue 13): three sidecars on one redis-server, a caching
+# client on each, 100 PUBLISHes; p50/p99 from PUBLISH to every client having
+# dropped the name. Writes bench/results/fleet.json and its BENCHMARKS.md table.
+BENCH_FLEET_ARGS ?=
+bench-fleet: $(STAMP) redis-server ## PUBLISH-to-every-client latency, 3 sidecars on one Redis (~20 s)
+	$(PY) bench/fleet.py $(BENCH_FLEET_ARGS)
 
 # Every client (python, go, typescript, rust) measured through its own
 # example program by bench/client_matrix.py: cached get, uncached round trip,

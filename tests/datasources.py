@@ -200,3 +200,68 @@ def wait_until(check: Callable[[], bool], timeout: float = DEADLINE) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         time.sleep(0.01)
+
+
+def free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(100):
+        port = free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
+class RedisClusterServers:
+    """Three redis-server masters with `cluster-enabled yes`, joined with
+    `redis-cli --cluster create`; all killed on exit."""
+
+    def __init__(self, workdir: Path, masters: int = 3) -> None:
+        self.nodes: list[RedisServer] = []
+        for index in range(masters):
+            port = free_cluster_port()
+            extra: tuple[str, ...] = ("--cluster-enabled", "yes", "--cluster-node-timeout", "5000")
+            extra += ("--cluster-config-file", f"nodes-{port}.conf")
+            self.nodes.append(RedisServer(workdir / f"node-{index}", port, *extra))
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    def __enter__(self) -> RedisClusterServers:
+        try:
+            for node in self.nodes:
+                node.start()
+            cli = shutil.which("redis-cli") or "/usr/bin/redis-cli"
+            addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+            create = ["--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"]
+            subprocess.run(
+                [cli, *create],
+                check=True,
+                capture_output=True,
+                timeout=DEADLINE,
+            )
+            wait_until(lambda: all(self._ok(node) for node in self.nodes))
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    @staticmethod
+    def _ok(node: RedisServer) -> bool:
+        info = node.client().cluster("INFO")  # redis-py parses it into a dict
+        return bool(info.get("cluster_state") == "ok")
+
+    def client(self) -> redis.RedisCluster:
+        """A synchronous cluster client, for the test to load data and look."""
+        first = self.nodes[0]
+        return redis.RedisCluster(host="127.0.0.1", port=first.port, decode_responses=True)
+
+    def __exit__(self, *exc: object) -> None:
+        for node in self.nodes:
+            node.stop()

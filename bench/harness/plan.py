@@ -2,7 +2,9 @@
 
 Targets: the sidecar with `--workers 1` and `--workers 2`, and two references
 that return constant response bytes for the same method: bare grpcio (the
-Python limit; 1 and 2 processes) and grpc-go (the machine's limit).
+Python limit; 1 and 2 processes) and grpc-go (the machine's limit); and the
+sidecar serving bench/policy_redis.lua (one Redis HGETALL per miss), for the
+misses-redis scenario, when the run has a Redis.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ SIDECAR_X2 = "sidecar-x2"
 GRPCIO = "grpcio"
 GRPCIO_X2 = "grpcio-x2"
 GRPC_GO = "grpc-go"
+SIDECAR_REDIS = "sidecar-redis"
+REDIS_URL_VARIABLE = "EGRESS_BENCH_REDIS_URL"
 BIG_CACHE = 1_000_000
 """--cache-size of the sidecar: the misses never evict the 100 warm names."""
 
@@ -54,6 +58,15 @@ SCENARIOS = (
         "tcp",
         CLOSED_LOOP,
         (SIDECAR,),
+        misses=True,
+    ),
+    Scenario(
+        "misses-redis",
+        "as misses-tcp, with a policy that reads one Redis hash per miss (one HGETALL; "
+        "bench/policy_redis.lua)",
+        "tcp",
+        CLOSED_LOOP,
+        (SIDECAR_REDIS,),
         misses=True,
     ),
     Scenario(
@@ -99,15 +112,24 @@ def free_port() -> int:
         return port
 
 
-def build_targets(paths: Paths) -> list[TargetSpec]:
-    """Every target, each on its own fixed 127.0.0.1 port (and unix socket)."""
-    sidecar = [
-        str(paths.repo / ".venv/bin/egress-resolver"),
-        "serve",
-        f"--policy={paths.repo / 'bench/policy.lua'}",
-        f"--cache-size={BIG_CACHE}",
-        "--log-level=info",
-    ]
+def uses_redis(scenarios: tuple[Scenario, ...]) -> bool:
+    """Whether these scenarios need the run's redis-server."""
+    return any(SIDECAR_REDIS in s.targets for s in scenarios)
+
+
+def build_targets(paths: Paths, names: set[str], redis_url: str | None) -> list[TargetSpec]:
+    """The targets called `names`, each on its own fixed 127.0.0.1 port (and unix socket)."""
+
+    def sidecar_with(policy: str) -> list[str]:
+        return [
+            str(paths.repo / ".venv/bin/egress-resolver"),
+            "serve",
+            f"--policy={paths.repo / policy}",
+            f"--cache-size={BIG_CACHE}",
+            "--log-level=info",
+        ]
+
+    sidecar = sidecar_with("bench/policy.lua")
     grpcio = [
         str(paths.venv_python),
         str(paths.repo / "bench/reference/grpcio_server.py"),
@@ -115,7 +137,13 @@ def build_targets(paths: Paths) -> list[TargetSpec]:
     ]
     go = [str(paths.reference_go), f"--response={paths.response}"]
 
-    def spec(name: str, description: str, command: list[str], processes: int) -> TargetSpec:
+    def spec(
+        name: str,
+        description: str,
+        command: list[str],
+        processes: int,
+        env: tuple[tuple[str, str], ...] = (),
+    ) -> TargetSpec:
         tcp = f"127.0.0.1:{free_port()}"
         listen = [f"--listen={tcp}"]
         unix = None
@@ -134,12 +162,24 @@ def build_targets(paths: Paths) -> list[TargetSpec]:
             tcp_address=tcp,
             unix_path=unix,
             is_sidecar=is_sidecar,
+            env=env,
         )
 
-    return [
+    specs = [
         spec(SIDECAR, "egress-resolver serve --workers 1", sidecar, 1),
         spec(SIDECAR_X2, "egress-resolver serve --workers 2", sidecar, 2),
         spec(GRPCIO, "bare grpc.aio, constant bytes, 1 process", grpcio, 1),
         spec(GRPCIO_X2, "bare grpc.aio, constant bytes, 2 processes", grpcio, 2),
         spec(GRPC_GO, "grpc-go, constant bytes (GOMAXPROCS = nproc)", go, 1),
     ]
+    if redis_url is not None:
+        specs.append(
+            spec(
+                SIDECAR_REDIS,
+                "egress-resolver serve --workers 1, bench/policy_redis.lua",
+                sidecar_with("bench/policy_redis.lua"),
+                1,
+                ((REDIS_URL_VARIABLE, redis_url),),
+            )
+        )
+    return [s for s in specs if s.name in names]

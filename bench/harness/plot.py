@@ -10,7 +10,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from harness.ghz import Measurement
-from harness.plan import GRPC_GO, GRPCIO, GRPCIO_X2, SCENARIOS, SIDECAR, SIDECAR_X2
+from harness.plan import (
+    GRPC_GO,
+    GRPCIO,
+    GRPCIO_X2,
+    SCENARIOS,
+    SIDECAR,
+    SIDECAR_REDIS,
+    SIDECAR_X2,
+)
 
 COLORS = {
     SIDECAR: "#1f77b4",
@@ -18,6 +26,7 @@ COLORS = {
     GRPCIO: "#ff7f0e",
     GRPCIO_X2: "#fdae6b",
     GRPC_GO: "#2ca02c",
+    SIDECAR_REDIS: "#9467bd",
 }
 BAR_WIDTH = 0.16
 
@@ -51,7 +60,7 @@ def draw(table: dict[tuple[str, str], Measurement], output: Path, title: str) ->
     top.set_xticks(range(len(closed)), closed)
     top.set_ylabel("calls/s (closed loop, median of rounds)")
     top.set_title("Throughput")
-    top.legend(ncols=5, fontsize=8)
+    top.legend(ncols=6, fontsize=8)
     for x, scenario, target in _positions(every):
         m = table.get((scenario, target))
         if m is None:

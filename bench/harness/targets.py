@@ -35,6 +35,8 @@ class TargetSpec:
     tcp_address: str
     unix_path: str | None = None
     is_sidecar: bool = False
+    env: tuple[tuple[str, str], ...] = ()
+    """Variables added to the server's environment."""
 
     def address(self, transport: str) -> str:
         """The ghz target for `transport` ("tcp" or "unix")."""
@@ -70,6 +72,7 @@ class RunningTarget:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env={**os.environ, **dict(self.spec.env)},
         )
         self._reader = threading.Thread(target=self._read_log, daemon=True)
         self._reader.start()

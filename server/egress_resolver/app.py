@@ -21,6 +21,7 @@ from egress_resolver.cache import DefinitionCache
 from egress_resolver.codec import EncodedPool, EncodedSource
 from egress_resolver.drain import DrainGate
 from egress_resolver.explain import Explainer
+from egress_resolver.fleet import FleetSubscriber
 from egress_resolver.handler_wrap import decode_in_handler
 from egress_resolver.invalidations import Invalidation, InvalidationHub
 from egress_resolver.listeners import bind, secure_unix_sockets
@@ -88,6 +89,13 @@ class App:
             invalidate=self.invalidate,
             allow_invalidate=settings.allow_invalidate,
         )
+        self.fleet = (
+            FleetSubscriber(
+                settings.invalidation_redis, settings.invalidation_channel, self.invalidate
+            )
+            if settings.invalidation_redis
+            else None
+        )
         self.health = health.aio.HealthServicer()
         self.addresses: list[str] = []
         self.metrics_address: str | None = None
@@ -136,6 +144,8 @@ class App:
             self.metrics_address = self.metrics.serve(self.settings.metrics)
             self._log.info("metrics", address=self.metrics_address)
         await self.reload()
+        if self.fleet is not None:
+            self.fleet.start()
         if self.settings.watch_interval > 0:
             self.watcher = PolicyWatcher(
                 lambda: self.runner.files, self.reload, self.settings.watch_interval
@@ -214,6 +224,8 @@ class App:
         await self.health.enter_graceful_shutdown()
         if self.watcher is not None:
             await self.watcher.stop()
+        if self.fleet is not None:
+            await self.fleet.stop()
         # New calls (Invalidate among them) are refused before the streams end
         # with OK, so a client whose stream ended so has missed nothing.
         self.gate.refuse_new_calls()

@@ -73,6 +73,18 @@ def _file_mode(text: str) -> int:
     return mode
 
 
+def _redis_url(text: str) -> str:
+    if not text.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return text
+
+
+def _channel(text: str) -> str:
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
 def _setting(
     default: Any,
     parse: Callable[[str], Any],
@@ -157,6 +169,18 @@ class Settings:
         _positive_int,
         "invalidation events kept for clients that reconnect (older: they drop all)",
         metavar="N",
+    )
+    invalidation_redis: str | None = _setting(
+        None,
+        _redis_url,
+        "Redis to follow for fleet invalidation: its channel's messages drop names here",
+        metavar="URL",
+    )
+    invalidation_channel: str = _setting(
+        "egress-resolver:invalidate",
+        _channel,
+        "the pub/sub channel of --invalidation-redis",
+        metavar="NAME",
     )
     keepalive_interval: float = _setting(
         30.0,

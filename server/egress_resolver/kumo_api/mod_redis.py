@@ -31,6 +31,7 @@ import redis.exceptions
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.cluster import LoadBalancingStrategy
 
 from egress_resolver.durations import NANOS_PER_SECOND, DurationError, parse_duration
 from egress_resolver.errors import Reason
@@ -142,14 +143,18 @@ def _make_client(key: tuple[tuple[str, Any], ...]) -> Client:
             common["password"] = common["password"] or parts.password
         client: Client = RedisCluster(
             startup_nodes=startup,
-            read_from_replicas=params["read_from_replicas"],
+            load_balancing_strategy=(
+                LoadBalancingStrategy.ROUND_ROBIN if params["read_from_replicas"] else None
+            ),
             max_connections=params["pool_size"],
             **common,
         )
-        # Raw replies, as kumod returns them; only the cluster's own
-        # topology commands keep their parsers.
+        # Raw replies, as kumod returns them; only the commands the cluster
+        # client itself sends to learn the topology (CLUSTER SLOTS/SHARDS) and
+        # the key positions of commands (COMMAND) keep their parsers.
         callbacks = client.response_callbacks
-        for command in [c for c in callbacks if not str(c).upper().startswith("CLUSTER")]:
+        internal = ("CLUSTER", "COMMAND")
+        for command in [c for c in callbacks if not str(c).upper().startswith(internal)]:
             del callbacks[command]
         return client
     pool = aioredis.BlockingConnectionPool.from_url(
