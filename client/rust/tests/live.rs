@@ -56,7 +56,7 @@ fn full_has_every_field_over_tcp_and_unix() {
     block_on(async {
         for target in [&server.tcp_target, &server.unix_target] {
             let source = connect(target).await.get("full").await.expect("full");
-            assert_eq!(source, full_source(), "via {target}");
+            assert_eq!(*source, full_source(), "via {target}");
         }
     });
 }
