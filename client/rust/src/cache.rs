@@ -105,6 +105,7 @@ pub(crate) struct Now {
     pub(crate) wall: SystemTime,
 }
 
+#[cfg(test)]
 impl Now {
     pub(crate) fn current() -> Self {
         Self {

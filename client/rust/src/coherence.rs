@@ -78,11 +78,12 @@ impl Caches {
         name: &str,
         value: &Arc<V>,
         answer: Answer<'_>,
+        now: Now,
     ) {
         let lifetime = Lifetime::new(answer.ttl, answer.produced_at);
         let coherence = self.lock();
         if answer.may_be_stored(&coherence) {
-            cache.put(name, Arc::clone(value), lifetime, Now::current());
+            cache.put(name, Arc::clone(value), lifetime, now);
         }
     }
 
@@ -120,10 +121,14 @@ impl Caches {
         }
     }
 
-    /// A stream ended: in order (status OK after its hello) or not.
-    pub(crate) fn stream_ended(&self, in_order: bool) {
+    /// A stream ended; `in_order` is whether it ended with OK after its
+    /// hello, `None` for a stream that delivered no hello (which leaves
+    /// `previous_stream_ended` as it was).
+    pub(crate) fn stream_ended(&self, in_order: Option<bool>) {
         let mut coherence = self.lock();
-        coherence.previous_stream_ended = in_order;
+        if let Some(in_order) = in_order {
+            coherence.previous_stream_ended = in_order;
+        }
         coherence.watching = false;
         coherence.epoch += 1;
         self.watching.send_replace(false);
@@ -189,6 +194,10 @@ mod tests {
         }
     }
 
+    fn keep(caches: &Caches, name: &str, answer: Answer<'_>) {
+        caches.keep(&caches.sources, name, &source(name), answer, Now::current());
+    }
+
     fn answer(epoch: u64, revision: &str) -> Answer<'_> {
         Answer {
             epoch,
@@ -204,21 +213,11 @@ mod tests {
     #[test]
     fn nothing_is_stored_before_the_hello() {
         let caches = caches();
-        caches.keep(
-            &caches.sources,
-            "a",
-            &source("a"),
-            answer(caches.epoch(), ""),
-        );
+        keep(&caches, "a", answer(caches.epoch(), ""));
         assert_eq!(caches.len(), 0);
         caches.apply(hello("r1", 0), true);
         assert!(caches.watching());
-        caches.keep(
-            &caches.sources,
-            "a",
-            &source("a"),
-            answer(caches.epoch(), "r1"),
-        );
+        keep(&caches, "a", answer(caches.epoch(), "r1"));
         assert_eq!(caches.len(), 1);
     }
 
@@ -227,18 +226,13 @@ mod tests {
         let caches = caches();
         caches.apply(hello("r1", 0), true);
         let before = caches.epoch();
-        caches.keep(&caches.sources, "old", &source("old"), answer(before, "r0"));
+        keep(&caches, "old", answer(before, "r0"));
         let invalidation = WatchInvalidationsResponse {
             names: vec!["x".into()],
             ..hello("r1", 1)
         };
         caches.apply(invalidation, false);
-        caches.keep(
-            &caches.sources,
-            "late",
-            &source("late"),
-            answer(before, "r1"),
-        );
+        keep(&caches, "late", answer(before, "r1"));
         assert_eq!(caches.len(), 0);
         assert_eq!(caches.position(), ("r1".to_owned(), 1));
     }
@@ -248,12 +242,7 @@ mod tests {
         let caches = caches();
         caches.apply(hello("r1", 0), true);
         for name in ["a", "b"] {
-            caches.keep(
-                &caches.sources,
-                name,
-                &source(name),
-                answer(caches.epoch(), "r1"),
-            );
+            keep(&caches, name, answer(caches.epoch(), "r1"));
         }
         caches.apply(
             WatchInvalidationsResponse {
@@ -263,16 +252,16 @@ mod tests {
             false,
         );
         assert_eq!(caches.len(), 1);
-        caches.stream_ended(true);
+        caches.stream_ended(Some(true));
+        caches.stream_ended(None); // an attempt that got no hello changes nothing
+        assert!(caches.watch_request().previous_stream_ended);
+        caches.stream_ended(Some(false));
+        assert!(!caches.watch_request().previous_stream_ended);
+        caches.stream_ended(Some(true));
         assert!(!caches.watching());
         assert_eq!(caches.len(), 1, "a disconnect keeps the cache");
         assert!(caches.watch_request().previous_stream_ended);
-        caches.keep(
-            &caches.sources,
-            "c",
-            &source("c"),
-            answer(caches.epoch(), "r1"),
-        );
+        keep(&caches, "c", answer(caches.epoch(), "r1"));
         assert_eq!(caches.len(), 1);
         caches.apply(
             WatchInvalidationsResponse {

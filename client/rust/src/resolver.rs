@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tonic::Code;
 use tonic::transport::Channel;
 
-use crate::cache::DefinitionCache;
+use crate::cache::{DefinitionCache, Now};
 use crate::coherence::{Answer, Caches};
 use crate::flight::Flights;
 use crate::options::{Builder, Options};
@@ -46,6 +46,8 @@ struct Inner {
     selectors: Selectors,
     rpcs: AtomicU64,
     stale_served: AtomicU64,
+    /// How far tests moved this resolver's monotonic clock on, in ns.
+    skew: AtomicU64,
     watcher: Option<tokio::task::AbortHandle>,
 }
 
@@ -145,6 +147,7 @@ impl Resolver {
                 selectors: Selectors::default(),
                 rpcs: AtomicU64::new(0),
                 stale_served: AtomicU64::new(0),
+                skew: AtomicU64::new(0),
                 watcher,
             }),
         }
@@ -173,7 +176,7 @@ impl Resolver {
         let Some(caches) = &self.inner.caches else {
             return self.fetch_source(name).await;
         };
-        if let Some(hit) = caches.sources.get(name, Instant::now()) {
+        if let Some(hit) = caches.sources.get(name, self.now()) {
             return Ok(hit);
         }
         let flights = &self.inner.source_flights;
@@ -186,7 +189,7 @@ impl Resolver {
     /// synchronous, no call. `None` also when the cache is off.
     pub fn cached(&self, name: &str) -> Option<Arc<EgressSource>> {
         let caches = self.inner.caches.as_ref()?;
-        caches.sources.get(name, Instant::now())
+        caches.sources.get(name, self.now())
     }
 
     /// The egress pool called `name`, cached like sources.
@@ -194,7 +197,7 @@ impl Resolver {
         let Some(caches) = &self.inner.caches else {
             return self.fetch_pool(name).await;
         };
-        if let Some(hit) = caches.pools.get(name, Instant::now()) {
+        if let Some(hit) = caches.pools.get(name, self.now()) {
             return Ok(hit);
         }
         let flights = &self.inner.pool_flights;
@@ -284,7 +287,7 @@ impl Resolver {
             ttl: source.ttl,
         };
         if let Some(caches) = &self.inner.caches {
-            caches.keep(&caches.sources, name, &source, answer);
+            caches.keep(&caches.sources, name, &source, answer, self.moment());
         }
         Ok(source)
     }
@@ -307,7 +310,7 @@ impl Resolver {
             ttl: pool.ttl,
         };
         if let Some(caches) = &self.inner.caches {
-            caches.keep(&caches.pools, name, &pool, answer);
+            caches.keep(&caches.pools, name, &pool, answer, self.moment());
         }
         Ok(pool)
     }
@@ -320,7 +323,7 @@ impl Resolver {
     ) -> Result<Arc<V>, ResolverError> {
         let stale = match &self.inner.caches {
             Some(caches) if error.code == Code::Unavailable => {
-                cache(caches).get_stale(&error.name, Instant::now())
+                cache(caches).get_stale(&error.name, self.now())
             }
             _ => None,
         };
@@ -335,6 +338,26 @@ impl Resolver {
             "egress-resolver unreachable; serving an expired definition (stale_if_error)"
         );
         Ok(stale)
+    }
+
+    /// Moves this resolver's monotonic clock (the one cache expiry is kept
+    /// on) `by` forward: for tests of ttls without waiting.
+    #[doc(hidden)]
+    pub fn advance_clock(&self, by: Duration) {
+        let nanos = u64::try_from(by.as_nanos()).unwrap_or(u64::MAX);
+        self.inner.skew.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Now on the cache's monotonic clock.
+    fn now(&self) -> Instant {
+        Instant::now() + Duration::from_nanos(self.inner.skew.load(Ordering::Relaxed))
+    }
+
+    fn moment(&self) -> Now {
+        Now {
+            monotonic: self.now(),
+            wall: SystemTime::now(),
+        }
     }
 
     fn epoch(&self) -> u64 {

@@ -50,9 +50,15 @@ pub(crate) async fn follow(client: EgressResolverServiceClient<Channel>, caches:
 }
 
 /// Runs one stream to its end; true if it delivered its hello.
+///
+/// Only a stream that delivered its hello sets `previous_stream_ended`
+/// (true when it then ended with OK). An attempt that never got a hello (the
+/// sidecar unreachable, or failing before its first message) leaves the flag
+/// as the last real stream left it: with gRPC's wait-for-ready, which tonic
+/// lacks, such an attempt would have been the same call still waiting.
 async fn stream_once(mut client: EgressResolverServiceClient<Channel>, caches: &Caches) -> bool {
     let mut hello = true;
-    let in_order = match client.watch_invalidations(caches.watch_request()).await {
+    let ended_ok = match client.watch_invalidations(caches.watch_request()).await {
         Ok(response) => {
             let mut stream = response.into_inner();
             loop {
@@ -61,15 +67,16 @@ async fn stream_once(mut client: EgressResolverServiceClient<Channel>, caches: &
                         caches.apply(event, hello);
                         hello = false;
                     }
-                    Ok(None) => break !hello, // ended with OK after its hello
+                    Ok(None) => break true,
                     Err(_) => break false,
                 }
             }
         }
         Err(_) => false,
     };
-    caches.stream_ended(in_order);
-    !hello
+    let connected = !hello;
+    caches.stream_ended(connected.then_some(ended_ok));
+    connected
 }
 
 #[cfg(test)]
