@@ -22,3 +22,7 @@ test-rust: $(STAMP) $(PROTO_DEPS)/.copied ## cargo fmt, clippy and test of clien
 example-rust: $(PROTO_DEPS)/.copied ## the Rust client's example: make example-rust TARGET=127.0.0.1:50051 [CACHE=1] [NAME=ip-1]
 	@cd $(RUST_DIR) && $(RUST_ENV) $(CARGO) run --locked --quiet --example egress-example -- \
 	  --target '$(or $(TARGET),$(LISTEN))' $(if $(CACHE),--cache) $(if $(NAME),'$(NAME)')
+
+.PHONY: bench-rust
+bench-rust: $(STAMP) $(PROTO_DEPS)/.copied ## the Rust client's cached get, round trip, select and reload-to-fresh latency (release build)
+	cd $(RUST_DIR) && $(RUST_ENV) $(CARGO) test --locked --release --test bench -- --ignored --nocapture

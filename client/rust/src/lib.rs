@@ -23,6 +23,7 @@
 mod batch;
 mod cache;
 mod coherence;
+mod connect;
 mod error;
 mod flight;
 mod options;

@@ -7,6 +7,7 @@
 //! {"pool": NAME}             -> {"pool": {"name", "entries": [{"name", "weight"}], "ttl"}}
 //! {"select": POOL, "n": N}   -> {"sources": [N names in selection order]}
 //! {"bench": NAME, "n": N}    -> {"ns_per_call": X}   (N gets, timed in process)
+//! {"bench_select": POOL, "n": N} -> {"ns_per_call": X} (N selects, timed in process)
 //! {"stats": {}}              -> {"rpcs": R, "entries": E, "watching": B}
 //! ```
 //!
@@ -21,7 +22,7 @@ use serde_json::{Map, Value, json};
 use crate::json::{duration_json, source_json};
 
 /// The commands, in the order a line's keys are looked for.
-const COMMANDS: [&str; 5] = ["get", "pool", "select", "bench", "stats"];
+const COMMANDS: [&str; 6] = ["get", "pool", "select", "bench", "bench_select", "stats"];
 
 /// A command that could not be run, as the protocol reports it.
 enum Failure {
@@ -78,7 +79,13 @@ async fn run(resolver: &Resolver, command: &Map<String, Value>) -> Result<String
             Ok(json!({ "sources": sources }).to_string())
         }
         "bench" => {
-            let ns = bench(resolver, text(command, verb)?, count(command)?).await?;
+            let (name, n) = (text(command, verb)?, count(command)?);
+            let ns = bench(n, || async { resolver.get(name).await.map(drop) }).await?;
+            Ok(json!({ "ns_per_call": ns }).to_string())
+        }
+        "bench_select" => {
+            let (pool, n) = (text(command, verb)?, count(command)?);
+            let ns = bench(n, || async { resolver.select(pool).await.map(drop) }).await?;
             Ok(json!({ "ns_per_call": ns }).to_string())
         }
         _ => {
@@ -108,13 +115,17 @@ fn count(command: &Map<String, Value>) -> Result<usize, Failure> {
         .ok_or_else(|| Failure::Bad("'n' takes an integer of 0 or more".into()))
 }
 
-/// Nanoseconds per `get(name)` over `n` gets, after a first one (which may
+/// Nanoseconds per `call()` over `n` calls, after a first one (which may
 /// be a miss: the figure is for what follows).
-async fn bench(resolver: &Resolver, name: &str, n: usize) -> Result<f64, ResolverError> {
-    resolver.get(name).await?;
+async fn bench<F, Fut>(n: usize, call: F) -> Result<f64, ResolverError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<(), ResolverError>>,
+{
+    call().await?;
     let start = Instant::now();
     for _ in 0..n {
-        std::hint::black_box(resolver.get(name).await?);
+        std::hint::black_box(call().await?);
     }
     Ok(start.elapsed().as_nanos() as f64 / n.max(1) as f64)
 }
