@@ -39,7 +39,10 @@ pub use options::{
     Builder, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_ENTRIES, DEFAULT_TARGET, DEFAULT_TIMEOUT,
     ENV_PREFIX, Options,
 };
-pub use pb::{EgressPool, EgressPoolEntry, EgressSource, KeySource, VaultKeySource, key_source};
+pub use pb::{
+    EgressPool, EgressPoolEntry, EgressSource, KeySource, SuspendOnFailure, VaultKeySource,
+    key_source, suspend_on_failure,
+};
 pub use redact::REDACTED;
 pub use resolver::{Resolver, Stats};
 pub use selector::POOL_HAS_NO_SOURCES;
