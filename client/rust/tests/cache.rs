@@ -117,7 +117,7 @@ fn concurrent_misses_for_one_name_make_one_call() {
         let resolver = cached(&server.tcp_target).await;
         // The policy blocks on the FIFO: opening it for writing waits until
         // the first call reached the policy, when every get has joined.
-        let release = tokio::task::spawn_blocking(move || std::fs::write(&fifo, "go\n"));
+        let release = tokio::task::spawn_blocking(move || release_fifo(&fifo));
         let gets = (0..8).map(|_| ehlo(&resolver, "wait-x"));
         let results = futures_join_all(gets).await;
         release.await.unwrap().expect("write the FIFO");
@@ -126,6 +126,28 @@ fn concurrent_misses_for_one_name_make_one_call() {
     });
     drop(server);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Writes a line to `fifo` once a reader has opened it (the policy, when the
+/// first call reached it); fails after [`DEADLINE`] rather than block for ever.
+fn release_fifo(fifo: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        // O_NONBLOCK: opening for writing fails with ENXIO while no one reads.
+        let opened = std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(fifo);
+        match opened {
+            Ok(mut writer) => return writer.write_all(b"go\n"),
+            Err(err) if err.raw_os_error() == Some(libc::ENXIO) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(err) => return Err(err),
+        }
+    }
 }
 
 /// Polls every future together on this task, in order (no extra crate).
