@@ -12,7 +12,7 @@ GEN_TARGETS += gen-typescript
 GEN_CHECK_TARGETS += gen-check-typescript
 CLIENT_TEST_TARGETS += test-typescript
 
-.PHONY: gen-typescript gen-check-typescript test-typescript example-typescript
+.PHONY: gen-typescript gen-check-typescript test-typescript example-typescript bench-typescript
 
 $(TS_NPM_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
 	cd $(TS_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
@@ -40,6 +40,12 @@ test-typescript: $(STAMP) $(TS_BUILD_STAMP) ## tsc --noEmit (strict) and the liv
 	$(TSC) --noEmit
 	cd $(TS_DIR) && node --test dist/test/*.test.js
 
-example-typescript: $(TS_BUILD_STAMP) ## make example-typescript TARGET=127.0.0.1:50051 NAME=ip-1
-	@test -n "$(TARGET)" -a -n "$(NAME)" || { echo "usage: make example-typescript TARGET=ADDR NAME=NAME" >&2; exit 2; }
-	@node $(TS_DIR)/dist/src/example.js '$(TARGET)' '$(NAME)'
+# Without NAME the example reads JSON commands on stdin (the conformance
+# protocol); CACHE=1 turns the client cache on.
+example-typescript: $(TS_BUILD_STAMP) ## make example-typescript TARGET=127.0.0.1:50051 [CACHE=1] [NAME=ip-1]
+	@node $(TS_DIR)/dist/src/example.js $(if $(TARGET),--target '$(TARGET)') $(if $(filter 1,$(CACHE)),--cache) $(if $(NAME),'$(NAME)')
+
+# The TypeScript client's figures (cached get, round trip, select, reload to
+# fresh) as one JSON line on stdout; `make bench-client` may collect it.
+bench-typescript: $(STAMP) $(TS_BUILD_STAMP) ## cost of the TypeScript client's cached get, round trip, select and reload
+	node $(TS_DIR)/dist/test/bench.js

@@ -28,8 +28,8 @@ from typing import Any, TextIO
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from egress_client._blocking import Resolver
 from egress_client._errors import ResolverError
-from egress_client._resolver import Resolver
 from kumo.egress.v1.egress_pool_pb2 import EgressPool
 
 REDACTED = "[redacted]"

@@ -1,104 +1,213 @@
 /**
- * A small typed client of egress-resolver (kumo.egress.v1.EgressResolverService)
- * over HTTP/2 gRPC, on TCP or on a unix socket:
+ * A typed client of egress-resolver (kumo.egress.v1.EgressResolverService)
+ * over HTTP/2 gRPC, on TCP or on a unix socket, with an opt-in cache:
  *
- *     const resolver = createResolver("unix:/run/egress-resolver.sock");
- *     const source = await resolver.get("ip-1"); // throws ResolverError
+ *     const resolver = createResolver({ target: "unix:/run/egress-resolver.sock", cache: true });
+ *     const source = await resolver.get(await resolver.select("pool-1")); // throws ResolverError
  *     resolver.close();
+ *
+ * With `cache: true` the client keeps each source and pool until
+ * `produced_at + ttl` (bounded by maxEntries, least recently used out first),
+ * makes one call for concurrent misses of one name, follows
+ * WatchInvalidations (resuming across sidecar restarts), keeps serving cached
+ * entries while the sidecar is unreachable and, with staleIfError, expired
+ * ones for at most that long. Options not given come from the
+ * EGRESS_CLIENT_* variables (see options.ts).
+ *
+ * The hit path is synchronous: `getCached(name)` returns the definition (or
+ * undefined) without a promise, and `get(name)` on a hit returns an already
+ * resolved promise without entering an async function; awaiting it costs the
+ * caller one microtask turn (measured in test/bench.ts).
  */
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Coherence, DefinitionCache } from "./cache.js";
+import { ResolverError } from "./errors.js";
+import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
 import { EgressResolverService } from "./gen/kumo/egress/v1/resolver_service_pb.js";
-import { ResolverError } from "./errors.js";
+import { resolveOptions, type Options, type ResolverOptions } from "./options.js";
+import { NO_SOURCES, NoSourcesError, PoolSelector } from "./selector.js";
+import { Flights, type CallOptions } from "./flights.js";
 import { parseTarget } from "./target.js";
+import { Watcher } from "./watch.js";
 
 export { ResolverError, grpcCodeName, type GrpcCodeName } from "./errors.js";
-export { sourceToJson, REDACTED } from "./json.js";
+export { sourceToJson, poolToJson, REDACTED } from "./json.js";
+export { NO_SOURCES } from "./selector.js";
+export type { CallOptions } from "./flights.js";
+export {
+  DEFAULT_TARGET,
+  DEFAULT_TIMEOUT,
+  OptionError,
+  type Duration,
+  type Options,
+  type ResolverOptions,
+} from "./options.js";
 export type { EgressSource, KeySource, VaultKeySource } from "./gen/kumo/egress/v1/egress_source_pb.js";
+export type { EgressPool, EgressPoolEntry } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 
 /** Milliseconds a call may take unless the caller says otherwise (a cache miss runs Lua). */
 export const DEFAULT_TIMEOUT_MS = 2000;
 
-/** Options of createResolver. */
-export interface ResolverOptions {
-  /** Per-call deadline in milliseconds; DEFAULT_TIMEOUT_MS when unset. */
-  readonly timeoutMs?: number;
-}
-
-/** Options of a single call. */
-export interface CallOptions {
-  /** This call's deadline in milliseconds, instead of the resolver's. */
-  readonly timeoutMs?: number;
-  /** Cancels the call when aborted. */
-  readonly signal?: AbortSignal;
-}
-
 /** One result of getMany: the source, or why that name did not resolve. */
 export type BatchResult = EgressSource | ResolverError;
 
-/** A connection to one egress-resolver server. */
+/** What stats() reports. */
+export interface Stats {
+  /** Unary calls sent to the sidecar (the invalidation stream not counted). */
+  readonly rpcs: number;
+  /** Sources and pools cached (expired ones kept for staleIfError included). */
+  readonly entries: number;
+  /** Whether the invalidation stream is connected (its hello applied). */
+  readonly watching: boolean;
+  /** Expired entries served under staleIfError. */
+  readonly staleServed: number;
+  /** The policy revision the stream last announced ("" before the first). */
+  readonly revision: string;
+  /** The sequence of the last stream message applied. */
+  readonly sequence: bigint;
+  /** Invalidation streams opened so far. */
+  readonly streams: number;
+}
+
+/** A connection to one egress-resolver sidecar. */
 export interface Resolver {
+  /** The options in force (given, or from the environment, or the defaults). */
+  readonly options: Options;
   /** The egress source `name`; rejects with a ResolverError. */
   get(name: string, options?: CallOptions): Promise<EgressSource>;
+  /** The cached source `name` if it is cached and within its ttl; never calls the sidecar. */
+  getCached(name: string): EgressSource | undefined;
+  /** The egress pool `name`; rejects with a ResolverError. */
+  getPool(name: string, options?: CallOptions): Promise<EgressPool>;
+  /** The cached pool `name` if it is cached and within its ttl; never calls the sidecar. */
+  getPoolCached(name: string): EgressPool | undefined;
+  /**
+   * The next source name of pool `pool`, chosen as kumod chooses (weighted
+   * round robin); FAILED_PRECONDITION / POOL_HAS_NO_SOURCES when no entry
+   * has a weight above 0.
+   */
+  select(pool: string, options?: CallOptions): Promise<string>;
   /**
    * One result per name, in request order: an EgressSource or a
-   * ResolverError. Rejects with a ResolverError only when the whole call fails.
+   * ResolverError (never cached). Rejects only when the whole call fails.
    */
   getMany(names: readonly string[], options?: CallOptions): Promise<BatchResult[]>;
-  /** Closes the HTTP/2 connection; calls made afterwards open a new one. */
-  close(): void;
+  /** Calls sent, cached entries, and whether the invalidation stream is connected. */
+  stats(): Stats;
+  /** Resolves true once the invalidation stream is connected (cache on), false after `timeoutMs`. */
+  waitUntilWatching(timeoutMs: number): Promise<boolean>;
+  /** Stops watching and closes the HTTP/2 connection; calls made afterwards open a new one. */
+  close(): Promise<void>;
 }
 
 /**
- * A resolver for `target`: "HOST:PORT", "[V6]:PORT" or "unix:/abs/path".
- * The connection opens on the first call and is kept open between calls.
+ * A resolver. `createResolver("127.0.0.1:50051")` or
+ * `createResolver({ target, cache: true, ... })`; the target is "HOST:PORT",
+ * "[V6]:PORT" or "unix:/abs/path". The connection opens on the first call
+ * (at once with the cache on, for the invalidation stream) and stays open.
  */
-export function createResolver(target: string, options: ResolverOptions = {}): Resolver {
-  const { baseUrl, sessionOptions } = parseTarget(target);
-  const sessionManager = new Http2SessionManager(baseUrl, {}, sessionOptions);
+export function createResolver(target?: string | ResolverOptions, options: ResolverOptions = {}): Resolver {
+  const given = typeof target === "string" ? { ...options, target } : { ...target, ...options };
+  const resolved = resolveOptions(given);
+  const { baseUrl, sessionOptions } = parseTarget(resolved.target);
+  const sessionManager = new Http2SessionManager(
+    baseUrl,
+    {
+      pingIntervalMs: resolved.keepaliveIntervalMs,
+      pingTimeoutMs: Math.max(1000, resolved.keepaliveIntervalMs),
+      pingIdleConnection: true,
+    },
+    sessionOptions,
+  );
   const transport = createGrpcTransport({ baseUrl, sessionManager });
   const client: Client<typeof EgressResolverService> = createClient(EgressResolverService, transport);
-  const defaultTimeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-  const callOptions = (call: CallOptions) => ({
-    timeoutMs: call.timeoutMs ?? defaultTimeoutMs,
-    ...(call.signal ? { signal: call.signal } : {}),
-  });
+  const clock = given.clock ?? (() => performance.now());
+  const wallClock = given.wallClock ?? Date.now;
+  const settings = { maxEntries: resolved.maxEntries, clock, wallClock, staleIfErrorMs: resolved.staleIfErrorMs };
+  const state = resolved.cache
+    ? new Coherence(new DefinitionCache<EgressSource>(settings), new DefinitionCache<EgressPool>(settings))
+    : undefined;
+  const flights = new Flights(client, resolved.timeoutMs, state, given.warn);
+  const watcher = state === undefined ? undefined : new Watcher(client, state);
+  const sources = state?.sources;
+  const pools = state?.pools;
+  const selectors = new Map<string, PoolSelector>();
 
-  return {
-    async get(name, call = {}) {
-      try {
-        const response = await client.getEgressSource({ name }, callOptions(call));
-        if (response.source === undefined) {
-          throw new ResolverError("INTERNAL", `server returned no source for ${JSON.stringify(name)}`, undefined, name);
-        }
-        return response.source;
-      } catch (error) {
-        throw error instanceof ResolverError ? error : ResolverError.fromCallError(error, name);
+  function pick(pool: EgressPool): string {
+    let selector = selectors.get(pool.name);
+    if (selector === undefined || !selector.sameDefinition(pool)) {
+      selector = new PoolSelector(pool);
+      selectors.set(pool.name, selector);
+    }
+    try {
+      return selector.next();
+    } catch (error) {
+      if (error instanceof NoSourcesError) {
+        throw new ResolverError("FAILED_PRECONDITION", error.message, NO_SOURCES, pool.name);
       }
+      throw error;
+    }
+  }
+
+  const resolver: Resolver = {
+    options: resolved,
+
+    get(name, call) {
+      const hit = sources?.get(name);
+      return hit !== undefined ? Promise.resolve(hit) : flights.source(name, call);
     },
 
-    async getMany(names, call = {}) {
-      let response;
-      try {
-        response = await client.batchGetEgressSources({ names: [...names] }, callOptions(call));
-      } catch (error) {
-        throw ResolverError.fromCallError(error);
-      }
-      return response.results.map((result): BatchResult => {
-        switch (result.result.case) {
-          case "source":
-            return result.result.value;
-          case "error":
-            return ResolverError.fromStatus(result.result.value, result.name);
-          default:
-            return new ResolverError("INTERNAL", "server returned an empty result", undefined, result.name);
-        }
-      });
+    getCached(name) {
+      return sources?.get(name);
     },
 
-    close() {
+    getPool(name, call) {
+      const hit = pools?.get(name);
+      return hit !== undefined ? Promise.resolve(hit) : flights.pool(name, call);
+    },
+
+    getPoolCached(name) {
+      return pools?.get(name);
+    },
+
+    select(poolName, call) {
+      const hit = pools?.get(poolName);
+      if (hit !== undefined) {
+        try {
+          return Promise.resolve(pick(hit));
+        } catch (error) {
+          return Promise.reject(error);
+        }
+      }
+      return flights.pool(poolName, call).then(pick);
+    },
+
+    getMany(names, call) {
+      return flights.batch(names, call);
+    },
+
+    stats() {
+      return {
+        rpcs: flights.rpcs,
+        entries: (sources?.size ?? 0) + (pools?.size ?? 0),
+        watching: state?.watching ?? false,
+        staleServed: flights.staleServed,
+        revision: state?.revision ?? "",
+        sequence: state?.sequence ?? 0n,
+        streams: watcher?.streams ?? 0,
+      };
+    },
+
+    waitUntilWatching(timeoutMs) {
+      return watcher === undefined ? Promise.resolve(false) : watcher.waitUntilConnected(timeoutMs);
+    },
+
+    async close() {
+      await watcher?.stop();
       sessionManager.abort();
     },
   };
+  return resolver;
 }

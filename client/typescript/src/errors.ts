@@ -37,24 +37,35 @@ export function grpcCodeName(code: number): GrpcCodeName {
 }
 
 /**
- * A failed resolution.
+ * A failed resolution (the same error type in every language of egress-resolver).
  *
  * `code` is the gRPC status code name (e.g. "NOT_FOUND"), `reason` the
  * ErrorInfo reason (e.g. "SOURCE_NOT_FOUND"; undefined when the server sent
  * none, as for transport errors), `message` the server's text without any
- * prefix, and `sourceName` the requested name ("" when the failure concerns a
- * whole batch). `name` is "ResolverError", as usual for JavaScript errors.
+ * prefix, and `name` the requested name ("" when the failure concerns a whole
+ * batch). Unlike most JavaScript errors, `name` is therefore not the class
+ * name: test with `instanceof ResolverError`. Stack traces still begin with
+ * "ResolverError: ".
  */
 export class ResolverError extends Error {
-  override readonly name = "ResolverError";
-
   constructor(
     readonly code: GrpcCodeName,
     message: string,
     readonly reason: string | undefined = undefined,
-    readonly sourceName: string = "",
+    name: string = "",
   ) {
     super(message);
+    // V8 writes the stack's first line when it is first read, from `name`:
+    // read it now, while `name` is still the prototype's "ResolverError"
+    // (some µs, on a path that made a call anyway).
+    void this.stack;
+    /** The requested source or pool name. */
+    this.name = name;
+  }
+
+  /** The requested name (the same as `name`; kept from earlier versions). */
+  get sourceName(): string {
+    return this.name;
   }
 
   /** The one-line form the example program prints: `CODE: message [REASON]`. */
@@ -91,6 +102,8 @@ export class ResolverError extends Error {
     );
   }
 }
+
+ResolverError.prototype.name = "ResolverError";
 
 /** Whether `error` or one of its causes is a failed connect() system call. */
 function failedToConnect(error: unknown): boolean {

@@ -51,19 +51,20 @@ function assertFull(source: EgressSource): void {
 }
 
 /** Asserts that `value` is a ResolverError with this code, reason and source name. */
-function assertResolverError(value: unknown, code: string, reason: string, sourceName: string): ResolverError {
+function assertResolverError(value: unknown, code: string, reason: string, name: string): ResolverError {
   assert.ok(value instanceof ResolverError, `expected a ResolverError, got ${String(value)}`);
   assert.equal(value.code, code);
   assert.equal(value.reason, reason);
-  assert.equal(value.sourceName, sourceName);
-  assert.equal(value.name, "ResolverError");
+  assert.equal(value.name, name);
+  assert.equal(value.sourceName, name);
+  assert.match(value.stack ?? "", /^ResolverError: /);
   return value;
 }
 
 /** Runs the compiled example program; never rejects, returns its exit status and output. */
 async function runExample(target: string, name: string) {
   try {
-    const { stdout, stderr } = await promisify(execFile)(process.execPath, [EXAMPLE_PROGRAM, target, name], {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [EXAMPLE_PROGRAM, "--target", target, name], {
       timeout: CALL_TIMEOUT_MS,
     });
     return { status: 0, stdout, stderr };
@@ -83,7 +84,7 @@ describe("egress-resolver TypeScript client against a live server", () => {
   });
 
   after(async () => {
-    resolver?.close();
+    await resolver?.close();
     await server?.stop();
   });
 
@@ -127,7 +128,7 @@ describe("egress-resolver TypeScript client against a live server", () => {
     try {
       assertFull(await unixResolver.get("full"));
     } finally {
-      unixResolver.close();
+      await unixResolver.close();
     }
   });
 

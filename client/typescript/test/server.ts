@@ -26,24 +26,53 @@ const STOP_DEADLINE_MS = 15_000;
 export interface RunningServer {
   /** "127.0.0.1:PORT" */
   readonly tcpTarget: string;
-  /** "unix:/tmp/.../egress.sock" */
+  /** "unix:/tmp/.../egress.sock" (the same path again after a restart in the same `dir`) */
   readonly unixTarget: string;
-  /** Stops the server (SIGTERM, then SIGKILL) and removes its temp dir; safe to call twice. */
+  /** The directory of the unix socket. */
+  readonly dir: string;
+  /** Sends SIGHUP: the server reloads its policy. */
+  reload(): void;
+  /** Stops the server (SIGTERM, then SIGKILL) and removes its temp dir unless it was given; safe to call twice. */
   stop(): Promise<void>;
 }
 
-/** Starts the server with the fixture policy; rejects (after stopping it) if it is not ready in time. */
-export async function startServer(): Promise<RunningServer> {
-  const dir = await mkdtemp(join(tmpdir(), "egress-ts-"));
+/** How to start a server. */
+export interface ServerOptions {
+  /** The policy file (default: tests/fixtures/clients.lua). */
+  readonly policy?: string;
+  /** Where the unix socket goes (kept after stop); a new temp dir by default. */
+  readonly dir?: string;
+  /** Extra command-line flags. */
+  readonly args?: readonly string[];
+  /** Extra environment variables. */
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+/** Starts the server; rejects (after stopping it) if it is not ready in time. */
+export async function startServer(options: ServerOptions = {}): Promise<RunningServer> {
+  const dir = options.dir ?? (await mkdtemp(join(tmpdir(), "egress-ts-")));
   const socketPath = join(dir, "egress.sock");
   const child = spawn(
     SERVER_BIN,
-    ["serve", "--policy", FIXTURE_POLICY, "--listen", "127.0.0.1:0", "--listen", `unix:${socketPath}`],
-    { stdio: ["ignore", "ignore", "pipe"] },
+    [
+      "serve",
+      "--policy",
+      options.policy ?? FIXTURE_POLICY,
+      "--listen",
+      "127.0.0.1:0",
+      "--listen",
+      `unix:${socketPath}`,
+      "--shutdown-grace",
+      "1s",
+      ...(options.args ?? []),
+    ],
+    { stdio: ["ignore", "ignore", "pipe"], env: { ...process.env, ...options.env } },
   );
   const stop = async () => {
     await stopProcess(child);
-    await rm(dir, { recursive: true, force: true });
+    if (options.dir === undefined) {
+      await rm(dir, { recursive: true, force: true });
+    }
   };
   try {
     const addresses = await waitUntilReady(child);
@@ -52,7 +81,7 @@ export async function startServer(): Promise<RunningServer> {
     if (tcpTarget === undefined || unixTarget === undefined) {
       throw new Error(`unexpected listening addresses: ${JSON.stringify(addresses)}`);
     }
-    return { tcpTarget, unixTarget, stop };
+    return { tcpTarget, unixTarget, dir, reload: () => child.kill("SIGHUP"), stop };
   } catch (error) {
     await stop();
     throw error;

@@ -37,9 +37,9 @@ test("an unreachable server gives UNAVAILABLE without a reason", async () => {
     assert.ok(error instanceof ResolverError);
     assert.equal(error.code, "UNAVAILABLE");
     assert.equal(error.reason, undefined);
-    assert.equal(error.sourceName, "full");
+    assert.equal(error.name, "full");
   } finally {
-    resolver.close();
+    await resolver.close();
     await rm(dir, { recursive: true, force: true });
   }
 });

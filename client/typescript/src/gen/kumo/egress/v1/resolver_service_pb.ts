@@ -4,8 +4,8 @@
 
 import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Status } from "../../../google/rpc/status_pb.js";
 import { file_google_rpc_status } from "../../../google/rpc/status_pb.js";
 import type { EgressPool } from "./egress_pool_pb.js";
@@ -18,7 +18,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kumo/egress/v1/resolver_service.proto.
  */
 export const file_kumo_egress_v1_resolver_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVrdW1vL2VncmVzcy92MS9yZXNvbHZlcl9zZXJ2aWNlLnByb3RvEg5rdW1vLmVncmVzcy52MSImChZHZXRFZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiRwoXR2V0RWdyZXNzU291cmNlUmVzcG9uc2USLAoGc291cmNlGAEgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlIi0KHEJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QSDQoFbmFtZXMYASADKAkiVAodQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzUmVzcG9uc2USMwoHcmVzdWx0cxgBIAMoCzIiLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZVJlc3VsdCKBAQoSRWdyZXNzU291cmNlUmVzdWx0EgwKBG5hbWUYASABKAkSLgoGc291cmNlGAIgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlSAASIwoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQggKBnJlc3VsdCIkChRHZXRFZ3Jlc3NQb29sUmVxdWVzdBIMCgRuYW1lGAEgASgJIkEKFUdldEVncmVzc1Bvb2xSZXNwb25zZRIoCgRwb29sGAEgASgLMhoua3Vtby5lZ3Jlc3MudjEuRWdyZXNzUG9vbCIbChlXYXRjaEludmFsaWRhdGlvbnNSZXF1ZXN0IkwKGldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlEhIKCmdlbmVyYXRpb24YASABKAQSCwoDYWxsGAIgASgIEg0KBW5hbWVzGAMgAygJIioKGkV4cGxhaW5FZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkinQIKG0V4cGxhaW5FZ3Jlc3NTb3VyY2VSZXNwb25zZRIMCgRuYW1lGAEgASgJEi4KBnNvdXJjZRgCIAEoCzIcLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZUgAEiMKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIABIRCgljYWNoZV9oaXQYBCABKAgSJgoDYWdlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCHR0bF9sZWZ0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEXBvbGljeV9nZW5lcmF0aW9uGAcgASgEEg4KBnBvbGljeRgIIAEoCUIICgZyZXN1bHQyrgQKFUVncmVzc1Jlc29sdmVyU2VydmljZRJiCg9HZXRFZ3Jlc3NTb3VyY2USJi5rdW1vLmVncmVzcy52MS5HZXRFZ3Jlc3NTb3VyY2VSZXF1ZXN0Gicua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzU291cmNlUmVzcG9uc2USdAoVQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzEiwua3Vtby5lZ3Jlc3MudjEuQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzUmVxdWVzdBotLmt1bW8uZWdyZXNzLnYxLkJhdGNoR2V0RWdyZXNzU291cmNlc1Jlc3BvbnNlElwKDUdldEVncmVzc1Bvb2wSJC5rdW1vLmVncmVzcy52MS5HZXRFZ3Jlc3NQb29sUmVxdWVzdBolLmt1bW8uZWdyZXNzLnYxLkdldEVncmVzc1Bvb2xSZXNwb25zZRJuChNFeHBsYWluRWdyZXNzU291cmNlEioua3Vtby5lZ3Jlc3MudjEuRXhwbGFpbkVncmVzc1NvdXJjZVJlcXVlc3QaKy5rdW1vLmVncmVzcy52MS5FeHBsYWluRWdyZXNzU291cmNlUmVzcG9uc2USbQoSV2F0Y2hJbnZhbGlkYXRpb25zEikua3Vtby5lZ3Jlc3MudjEuV2F0Y2hJbnZhbGlkYXRpb25zUmVxdWVzdBoqLmt1bW8uZWdyZXNzLnYxLldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlMAFCTlpMZ2l0aHViLmNvbS9lZ3Jlc3MtcmVzb2x2ZXIvZWdyZXNzLXJlc29sdmVyL2NsaWVudC9nby9rdW1vL2VncmVzcy92MTtlZ3Jlc3N2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_rpc_status, file_kumo_egress_v1_egress_pool, file_kumo_egress_v1_egress_source]);
+  fileDesc("CiVrdW1vL2VncmVzcy92MS9yZXNvbHZlcl9zZXJ2aWNlLnByb3RvEg5rdW1vLmVncmVzcy52MSImChZHZXRFZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiigEKF0dldEVncmVzc1NvdXJjZVJlc3BvbnNlEiwKBnNvdXJjZRgBIAEoCzIcLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZRIQCghyZXZpc2lvbhgCIAEoCRIvCgtwcm9kdWNlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLQocQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzUmVxdWVzdBINCgVuYW1lcxgBIAMoCSJUCh1CYXRjaEdldEVncmVzc1NvdXJjZXNSZXNwb25zZRIzCgdyZXN1bHRzGAEgAygLMiIua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlUmVzdWx0IsQBChJFZ3Jlc3NTb3VyY2VSZXN1bHQSDAoEbmFtZRgBIAEoCRIuCgZzb3VyY2UYAiABKAsyHC5rdW1vLmVncmVzcy52MS5FZ3Jlc3NTb3VyY2VIABIjCgVlcnJvchgDIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSAASEAoIcmV2aXNpb24YBCABKAkSLwoLcHJvZHVjZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBnJlc3VsdCIkChRHZXRFZ3Jlc3NQb29sUmVxdWVzdBIMCgRuYW1lGAEgASgJIoQBChVHZXRFZ3Jlc3NQb29sUmVzcG9uc2USKAoEcG9vbBgBIAEoCzIaLmt1bW8uZWdyZXNzLnYxLkVncmVzc1Bvb2wSEAoIcmV2aXNpb24YAiABKAkSLwoLcHJvZHVjZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkMKEUludmFsaWRhdGVSZXF1ZXN0Eg0KBW5hbWVzGAEgAygJEhIKCnBvb2xfbmFtZXMYAiADKAkSCwoDYWxsGAMgASgIIjcKEkludmFsaWRhdGVSZXNwb25zZRIQCghzZXF1ZW5jZRgBIAEoBBIPCgdkcm9wcGVkGAIgASgNInAKGVdhdGNoSW52YWxpZGF0aW9uc1JlcXVlc3QSEAoIcmV2aXNpb24YASABKAkSEAoIaW5zdGFuY2UYAiABKAkSEAoIc2VxdWVuY2UYAyABKAQSHQoVcHJldmlvdXNfc3RyZWFtX2VuZGVkGAQgASgIIpYBChpXYXRjaEludmFsaWRhdGlvbnNSZXNwb25zZRISCgpnZW5lcmF0aW9uGAEgASgEEgsKA2FsbBgCIAEoCBINCgVuYW1lcxgDIAMoCRISCgpwb29sX25hbWVzGAQgAygJEhAKCHJldmlzaW9uGAUgASgJEhAKCGluc3RhbmNlGAYgASgJEhAKCHNlcXVlbmNlGAcgASgEIioKGkV4cGxhaW5FZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAki4AIKG0V4cGxhaW5FZ3Jlc3NTb3VyY2VSZXNwb25zZRIMCgRuYW1lGAEgASgJEi4KBnNvdXJjZRgCIAEoCzIcLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZUgAEiMKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIABIRCgljYWNoZV9oaXQYBCABKAgSJgoDYWdlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCHR0bF9sZWZ0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEXBvbGljeV9nZW5lcmF0aW9uGAcgASgEEg4KBnBvbGljeRgIIAEoCRIQCghyZXZpc2lvbhgJIAEoCRIvCgtwcm9kdWNlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGcmVzdWx0MoMFChVFZ3Jlc3NSZXNvbHZlclNlcnZpY2USYgoPR2V0RWdyZXNzU291cmNlEiYua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzU291cmNlUmVxdWVzdBonLmt1bW8uZWdyZXNzLnYxLkdldEVncmVzc1NvdXJjZVJlc3BvbnNlEnQKFUJhdGNoR2V0RWdyZXNzU291cmNlcxIsLmt1bW8uZWdyZXNzLnYxLkJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QaLS5rdW1vLmVncmVzcy52MS5CYXRjaEdldEVncmVzc1NvdXJjZXNSZXNwb25zZRJcCg1HZXRFZ3Jlc3NQb29sEiQua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzUG9vbFJlcXVlc3QaJS5rdW1vLmVncmVzcy52MS5HZXRFZ3Jlc3NQb29sUmVzcG9uc2USbgoTRXhwbGFpbkVncmVzc1NvdXJjZRIqLmt1bW8uZWdyZXNzLnYxLkV4cGxhaW5FZ3Jlc3NTb3VyY2VSZXF1ZXN0Gisua3Vtby5lZ3Jlc3MudjEuRXhwbGFpbkVncmVzc1NvdXJjZVJlc3BvbnNlElMKCkludmFsaWRhdGUSIS5rdW1vLmVncmVzcy52MS5JbnZhbGlkYXRlUmVxdWVzdBoiLmt1bW8uZWdyZXNzLnYxLkludmFsaWRhdGVSZXNwb25zZRJtChJXYXRjaEludmFsaWRhdGlvbnMSKS5rdW1vLmVncmVzcy52MS5XYXRjaEludmFsaWRhdGlvbnNSZXF1ZXN0Gioua3Vtby5lZ3Jlc3MudjEuV2F0Y2hJbnZhbGlkYXRpb25zUmVzcG9uc2UwAUJOWkxnaXRodWIuY29tL2VncmVzcy1yZXNvbHZlci9lZ3Jlc3MtcmVzb2x2ZXIvY2xpZW50L2dvL2t1bW8vZWdyZXNzL3YxO2VncmVzc3YxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status, file_kumo_egress_v1_egress_pool, file_kumo_egress_v1_egress_source]);
 
 /**
  * Request for GetEgressSource.
@@ -53,6 +53,20 @@ export type GetEgressSourceResponse = Message<"kumo.egress.v1.GetEgressSourceRes
    * @generated from field: kumo.egress.v1.EgressSource source = 1;
    */
   source?: EgressSource | undefined;
+
+  /**
+   * The revision of the policy that produced it (see WatchInvalidationsResponse).
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
+
+  /**
+   * When the policy produced it. Caches keep it until `produced_at + source.ttl`.
+   *
+   * @generated from field: google.protobuf.Timestamp produced_at = 3;
+   */
+  producedAt?: Timestamp | undefined;
 };
 
 /**
@@ -138,6 +152,20 @@ export type EgressSourceResult = Message<"kumo.egress.v1.EgressSourceResult"> & 
     value: Status;
     case: "error";
   } | { case: undefined; value?: undefined };
+
+  /**
+   * The revision of the policy that produced the result.
+   *
+   * @generated from field: string revision = 4;
+   */
+  revision: string;
+
+  /**
+   * When the policy produced the result (set for sources only).
+   *
+   * @generated from field: google.protobuf.Timestamp produced_at = 5;
+   */
+  producedAt?: Timestamp | undefined;
 };
 
 /**
@@ -180,6 +208,20 @@ export type GetEgressPoolResponse = Message<"kumo.egress.v1.GetEgressPoolRespons
    * @generated from field: kumo.egress.v1.EgressPool pool = 1;
    */
   pool?: EgressPool | undefined;
+
+  /**
+   * The revision of the policy that produced it.
+   *
+   * @generated from field: string revision = 2;
+   */
+  revision: string;
+
+  /**
+   * When the policy produced it. Caches keep it until `produced_at + pool.ttl`.
+   *
+   * @generated from field: google.protobuf.Timestamp produced_at = 3;
+   */
+  producedAt?: Timestamp | undefined;
 };
 
 /**
@@ -190,11 +232,105 @@ export const GetEgressPoolResponseSchema: GenMessage<GetEgressPoolResponse> = /*
   messageDesc(file_kumo_egress_v1_resolver_service, 6);
 
 /**
- * Request for WatchInvalidations.
+ * Request for Invalidate: the names to drop, or all of them.
+ *
+ * @generated from message kumo.egress.v1.InvalidateRequest
+ */
+export type InvalidateRequest = Message<"kumo.egress.v1.InvalidateRequest"> & {
+  /**
+   * Source names to drop (each checked as in GetEgressSourceRequest).
+   *
+   * @generated from field: repeated string names = 1;
+   */
+  names: string[];
+
+  /**
+   * Pool names to drop (each checked as in GetEgressPoolRequest).
+   *
+   * @generated from field: repeated string pool_names = 2;
+   */
+  poolNames: string[];
+
+  /**
+   * Drop every cached source and pool (`names` and `pool_names` must be empty).
+   *
+   * @generated from field: bool all = 3;
+   */
+  all: boolean;
+};
+
+/**
+ * Describes the message kumo.egress.v1.InvalidateRequest.
+ * Use `create(InvalidateRequestSchema)` to create a new message.
+ */
+export const InvalidateRequestSchema: GenMessage<InvalidateRequest> = /*@__PURE__*/
+  messageDesc(file_kumo_egress_v1_resolver_service, 7);
+
+/**
+ * Response of Invalidate.
+ *
+ * @generated from message kumo.egress.v1.InvalidateResponse
+ */
+export type InvalidateResponse = Message<"kumo.egress.v1.InvalidateResponse"> & {
+  /**
+   * The sequence number of the WatchInvalidations message that announced it.
+   *
+   * @generated from field: uint64 sequence = 1;
+   */
+  sequence: bigint;
+
+  /**
+   * How many cached entries the sidecar dropped (names it did not hold are
+   * announced all the same: client caches may hold them).
+   *
+   * @generated from field: uint32 dropped = 2;
+   */
+  dropped: number;
+};
+
+/**
+ * Describes the message kumo.egress.v1.InvalidateResponse.
+ * Use `create(InvalidateResponseSchema)` to create a new message.
+ */
+export const InvalidateResponseSchema: GenMessage<InvalidateResponse> = /*@__PURE__*/
+  messageDesc(file_kumo_egress_v1_resolver_service, 8);
+
+/**
+ * Request for WatchInvalidations: what the client's cache holds, so that a
+ * reconnecting client keeps what is still right.
  *
  * @generated from message kumo.egress.v1.WatchInvalidationsRequest
  */
 export type WatchInvalidationsRequest = Message<"kumo.egress.v1.WatchInvalidationsRequest"> & {
+  /**
+   * The revision of the definitions the client's cache holds (the last
+   * `revision` it received); empty when it holds nothing.
+   *
+   * @generated from field: string revision = 1;
+   */
+  revision: string;
+
+  /**
+   * The `instance` of the last message the client applied; empty for a first stream.
+   *
+   * @generated from field: string instance = 2;
+   */
+  instance: string;
+
+  /**
+   * The `sequence` of the last message the client applied.
+   *
+   * @generated from field: uint64 sequence = 3;
+   */
+  sequence: bigint;
+
+  /**
+   * True when the client's previous stream (from `instance`) ended with OK,
+   * that is the sidecar shut down in order and the client missed nothing of it.
+   *
+   * @generated from field: bool previous_stream_ended = 4;
+   */
+  previousStreamEnded: boolean;
 };
 
 /**
@@ -202,34 +338,65 @@ export type WatchInvalidationsRequest = Message<"kumo.egress.v1.WatchInvalidatio
  * Use `create(WatchInvalidationsRequestSchema)` to create a new message.
  */
 export const WatchInvalidationsRequestSchema: GenMessage<WatchInvalidationsRequest> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 7);
+  messageDesc(file_kumo_egress_v1_resolver_service, 9);
 
 /**
- * One invalidation event.
+ * One invalidation event (or, first on every stream, the hello).
  *
  * @generated from message kumo.egress.v1.WatchInvalidationsResponse
  */
 export type WatchInvalidationsResponse = Message<"kumo.egress.v1.WatchInvalidationsResponse"> & {
   /**
-   * The policy generation after this event; it grows by one at every reload.
+   * The policy generation of this instance after this event; it grows by one
+   * at every reload. Superseded by `revision`, which is stable across restarts.
    *
    * @generated from field: uint64 generation = 1;
    */
   generation: bigint;
 
   /**
-   * Every cached definition is stale.
+   * Every cached definition (sources and pools) is stale.
    *
    * @generated from field: bool all = 2;
    */
   all: boolean;
 
   /**
-   * These names are stale (when `all` is false).
+   * These source names are stale (when `all` is false).
    *
    * @generated from field: repeated string names = 3;
    */
   names: string[];
+
+  /**
+   * These pool names are stale (when `all` is false).
+   *
+   * @generated from field: repeated string pool_names = 4;
+   */
+  poolNames: string[];
+
+  /**
+   * The revision the sidecar serves after this event: a fingerprint of the
+   * policy's files (the policy, every module it required, every data file
+   * it loaded), the same in every worker and across restarts.
+   *
+   * @generated from field: string revision = 5;
+   */
+  revision: string;
+
+  /**
+   * Identifies this sidecar process; a new one at every start.
+   *
+   * @generated from field: string instance = 6;
+   */
+  instance: string;
+
+  /**
+   * Numbers this instance's events: 0 before the first, one more at each.
+   *
+   * @generated from field: uint64 sequence = 7;
+   */
+  sequence: bigint;
 };
 
 /**
@@ -237,7 +404,7 @@ export type WatchInvalidationsResponse = Message<"kumo.egress.v1.WatchInvalidati
  * Use `create(WatchInvalidationsResponseSchema)` to create a new message.
  */
 export const WatchInvalidationsResponseSchema: GenMessage<WatchInvalidationsResponse> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 8);
+  messageDesc(file_kumo_egress_v1_resolver_service, 10);
 
 /**
  * Request for ExplainEgressSource.
@@ -258,7 +425,7 @@ export type ExplainEgressSourceRequest = Message<"kumo.egress.v1.ExplainEgressSo
  * Use `create(ExplainEgressSourceRequestSchema)` to create a new message.
  */
 export const ExplainEgressSourceRequestSchema: GenMessage<ExplainEgressSourceRequest> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 9);
+  messageDesc(file_kumo_egress_v1_resolver_service, 11);
 
 /**
  * Response of ExplainEgressSource.
@@ -328,6 +495,20 @@ export type ExplainEgressSourceResponse = Message<"kumo.egress.v1.ExplainEgressS
    * @generated from field: string policy = 8;
    */
   policy: string;
+
+  /**
+   * The revision of the policy that produced the answer.
+   *
+   * @generated from field: string revision = 9;
+   */
+  revision: string;
+
+  /**
+   * When the policy produced the answer.
+   *
+   * @generated from field: google.protobuf.Timestamp produced_at = 10;
+   */
+  producedAt?: Timestamp | undefined;
 };
 
 /**
@@ -335,7 +516,7 @@ export type ExplainEgressSourceResponse = Message<"kumo.egress.v1.ExplainEgressS
  * Use `create(ExplainEgressSourceResponseSchema)` to create a new message.
  */
 export const ExplainEgressSourceResponseSchema: GenMessage<ExplainEgressSourceResponse> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 10);
+  messageDesc(file_kumo_egress_v1_resolver_service, 12);
 
 /**
  * Resolves egress definitions by running the operator's KumoMTA Lua policy.
@@ -383,18 +564,9 @@ export const EgressResolverService: GenService<{
     output: typeof GetEgressPoolResponseSchema;
   },
   /**
-   * Streams cache invalidations so that client-side caches stay correct.
-   *
-   * The first message is sent at once and carries the current policy
-   * generation (with `all` false and no names). Every later message says
-   * which cached names became stale (`names`), or that all did (`all`, e.g.
-   * after a policy reload, with the new generation). A client that
-   * reconnects and sees a different generation than it last saw must drop
-   * its whole cache: it may have missed events while disconnected. The
-   * stream ends when the server shuts down.
    * Resolves a name as GetEgressSource does and says where the answer came
    * from (the cache or the policy just now), how old it is, how long it will
-   * stay cached and which policy generation served it: what an operator needs
+   * stay cached and which policy revision served it: what an operator needs
    * when mail leaves from the wrong IP. Not for the hot path.
    *
    * @generated from rpc kumo.egress.v1.EgressResolverService.ExplainEgressSource
@@ -405,6 +577,30 @@ export const EgressResolverService: GenService<{
     output: typeof ExplainEgressSourceResponseSchema;
   },
   /**
+   * Drops cached source and pool definitions (or all of them) so that the
+   * next request runs the policy again, and announces exactly those names on
+   * WatchInvalidations. Refused with PERMISSION_DENIED when the operator
+   * turned it off (`--allow-invalidate false`).
+   *
+   * @generated from rpc kumo.egress.v1.EgressResolverService.Invalidate
+   */
+  invalidate: {
+    methodKind: "unary";
+    input: typeof InvalidateRequestSchema;
+    output: typeof InvalidateResponseSchema;
+  },
+  /**
+   * Streams cache invalidations so that client-side caches stay correct.
+   *
+   * The first message is sent at once. It carries the sidecar's revision,
+   * instance and sequence, and says what of the cache the client described
+   * in its request it must drop: nothing, some names (events it missed, as
+   * replayed from the sidecar's bounded log), or `all` (when the sidecar
+   * cannot vouch for it). Every later message names the source and pool
+   * names that became stale, or says `all`. The stream ends with OK when the
+   * sidecar shuts down, after it stopped taking Invalidate calls: a client
+   * whose stream ended so has missed nothing of that instance.
+   *
    * @generated from rpc kumo.egress.v1.EgressResolverService.WatchInvalidations
    */
   watchInvalidations: {

@@ -1,0 +1,184 @@
+"""Resolver: the blocking client, a typed wrapper over the generated stub with an opt-in cache.
+
+`credentials=grpc.ssl_channel_credentials(...)` connects over TLS (mutual TLS
+when it carries a client certificate). With `cache=True` a client keeps each
+source and pool until `produced_at + ttl` (bounded, LRU), coalesces
+concurrent misses for one name into one call, follows WatchInvalidations
+(resuming across sidecar restarts), keeps serving cached entries while the
+sidecar is unreachable and, with `stale_if_error`, expired ones for at most
+that long. Options not given come from EGRESS_CLIENT_* variables (see
+_options.py). AsyncResolver (_asyncio.py) is the same for asyncio.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import threading
+import time
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import TypeVar
+
+import grpc
+
+from egress_client._core import BatchResult, Clock, Core, batch_results, waited_too_long
+from egress_client._errors import ResolverError
+from egress_client._options import Options
+from egress_client._watch import ThreadWatcher
+from kumo.egress.v1 import resolver_service_pb2 as pb
+from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
+from kumo.egress.v1.egress_pool_pb2 import EgressPool
+from kumo.egress.v1.egress_source_pb2 import EgressSource
+
+T = TypeVar("T")
+
+
+class Resolver:
+    """Blocking client: `Resolver("127.0.0.1:50051", cache=True).get("ip-1")`."""
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        timeout: float | None = None,
+        cache: bool | None = None,
+        max_entries: int | None = None,
+        stale_if_error: float | None = None,
+        keepalive_interval: float | None = None,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        options = Options.resolve(
+            target=target,
+            timeout=timeout,
+            cache=cache,
+            max_entries=max_entries,
+            stale_if_error=stale_if_error,
+            keepalive_interval=keepalive_interval,
+        )
+        channel_options = options.channel_options()
+        self._channel = (
+            grpc.secure_channel(options.target, credentials, channel_options)
+            if credentials
+            else grpc.insecure_channel(options.target, channel_options)
+        )
+        self._stub = pb_grpc.EgressResolverServiceStub(self._channel)
+        self._core = Core(options, clock, wall_clock)
+        self._pending: dict[tuple[str, str], concurrent.futures.Future[object]] = {}
+        self._lock = threading.Lock()
+        state = self._core.state
+        self._watcher = ThreadWatcher(self._stub, state) if state is not None else None
+
+    @property
+    def options(self) -> Options:
+        """The options in force (given, or from the environment, or defaults)."""
+        return self._core.options
+
+    def get(self, name: str, *, timeout: float | None = None) -> EgressSource:
+        """The egress source `name`; raises ResolverError."""
+        hit = self._core.cached_source(name)
+        if hit is not None:
+            return hit
+        if self._core.state is None:
+            return self._get_source(name, timeout)
+        return self._shared(("source", name), lambda: self._get_source(name, timeout), timeout)
+
+    def get_pool(self, name: str, *, timeout: float | None = None) -> EgressPool:
+        """The egress pool `name`; raises ResolverError."""
+        hit = self._core.cached_pool(name)
+        if hit is not None:
+            return hit
+        if self._core.state is None:
+            return self._get_pool(name, timeout)
+        return self._shared(("pool", name), lambda: self._get_pool(name, timeout), timeout)
+
+    def select(self, pool: str, *, timeout: float | None = None) -> str:
+        """The next source name of `pool`, chosen as kumod chooses (weighted round robin)."""
+        return self._core.select(self.get_pool(pool, timeout=timeout))
+
+    def _get_source(self, name: str, timeout: float | None) -> EgressSource:
+        epoch = self._core.epoch()
+        try:
+            response = self._call(
+                self._stub.GetEgressSource, pb.GetEgressSourceRequest(name=name), timeout, name
+            )
+        except ResolverError as err:
+            return self._core.stale_source(name, err)
+        self._core.keep_source(name, response, epoch)
+        return response.source
+
+    def _get_pool(self, name: str, timeout: float | None) -> EgressPool:
+        epoch = self._core.epoch()
+        try:
+            response = self._call(
+                self._stub.GetEgressPool, pb.GetEgressPoolRequest(name=name), timeout, name
+            )
+        except ResolverError as err:
+            return self._core.stale_pool(name, err)
+        self._core.keep_pool(name, response, epoch)
+        return response.pool
+
+    def _call(
+        self, method: Callable[..., T], request: object, timeout: float | None, name: str
+    ) -> T:
+        self._core.rpcs += 1
+        try:
+            return method(request, timeout=self._core.timeout(timeout))
+        except grpc.RpcError as err:
+            raise ResolverError.from_rpc_error(err, name) from None
+
+    def _shared(self, key: tuple[str, str], fetch: Callable[[], T], timeout: float | None) -> T:
+        with self._lock:
+            future = self._pending.get(key)
+            owner = future is None
+            if future is None:
+                future = self._pending[key] = concurrent.futures.Future()
+        if not owner:
+            try:
+                return future.result(self._core.timeout(timeout))  # type: ignore[return-value]
+            except concurrent.futures.TimeoutError:
+                raise waited_too_long(key[1]) from None
+        try:
+            value = fetch()
+            future.set_result(value)
+            return value
+        except BaseException as err:
+            future.set_exception(err)
+            raise
+        finally:
+            with self._lock:
+                del self._pending[key]
+
+    def get_many(self, names: Iterable[str], *, timeout: float | None = None) -> list[BatchResult]:
+        """One result per name, in order: an EgressSource or a ResolverError (never cached)."""
+        request = pb.BatchGetEgressSourcesRequest(names=list(names))
+        return batch_results(self._call(self._stub.BatchGetEgressSources, request, timeout, ""))
+
+    def stats(self) -> dict[str, object]:
+        """`rpcs` sent so far, cached `entries`, and whether the stream is `watching`."""
+        watching = self._watcher is not None and self._watcher.connected.is_set()
+        return self._core.stats(watching)
+
+    @property
+    def stale_served(self) -> int:
+        """How many expired entries stale_if_error served."""
+        return self._core.stale_served
+
+    def wait_until_watching(self, timeout: float) -> bool:
+        """True once the invalidation stream is connected (cache=True only)."""
+        return self._watcher is not None and self._watcher.connected.wait(timeout)
+
+    def close(self) -> None:
+        """Stop watching and close the channel."""
+        if self._watcher is not None:
+            self._watcher.stop()
+        self._channel.close()
+
+    def __enter__(self) -> Resolver:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,112 @@
+/**
+ * The scriptable example's protocol: one JSON command per line in, one JSON
+ * line per command out, in order (the same in every language's example;
+ * tests/conformance drives it):
+ *
+ *     {"get": NAME}              -> {"source": {...}} | {"error": {...}}
+ *     {"pool": NAME}             -> {"pool": {"name", "entries": [{"name", "weight"}], "ttl"}}
+ *     {"select": POOL, "n": N}   -> {"sources": [N names in selection order]}
+ *     {"bench": NAME, "n": N}    -> {"ns_per_call": X}   (N awaited gets, timed in process)
+ *     {"stats": {}}              -> {"rpcs": R, "entries": E, "watching": B}
+ *
+ * Errors are {"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND", "message": "..."}};
+ * anything else is INVALID_ARGUMENT / BAD_COMMAND.
+ */
+import type { JsonValue } from "@bufbuild/protobuf";
+import type { Resolver } from "./client.js";
+import { ResolverError } from "./errors.js";
+import { errorToJson, poolToJson, sourceToJson } from "./json.js";
+
+type Command = Readonly<Record<string, unknown>>;
+type Handler = (command: Command) => Promise<JsonValue>;
+
+/** A command that cannot be carried out as written. */
+class BadCommand extends Error {}
+
+function bad(message: string): JsonValue {
+  return { error: { code: "INVALID_ARGUMENT", reason: "BAD_COMMAND", message } };
+}
+
+function text(command: Command, key: string): string {
+  const value = command[key];
+  if (typeof value !== "string") {
+    throw new BadCommand(`'${key}' takes a string`);
+  }
+  return value;
+}
+
+function count(command: Command): number {
+  const value = command["n"] ?? 1;
+  if (typeof value !== "number" || !Number.isSafeInteger(value) || value < 0) {
+    throw new BadCommand("'n' takes an integer of 0 or more");
+  }
+  return value;
+}
+
+/** N awaited gets of `name` (after one that may be a miss), in nanoseconds per get. */
+async function bench(resolver: Resolver, name: string, n: number): Promise<number> {
+  await resolver.get(name);
+  const started = process.hrtime.bigint();
+  for (let i = 0; i < n; i++) {
+    await resolver.get(name);
+  }
+  return Number(process.hrtime.bigint() - started) / Math.max(n, 1);
+}
+
+/** The handlers, in the order their keys are looked for. */
+function handlers(resolver: Resolver): [string, Handler][] {
+  return [
+    ["get", async (c) => ({ source: sourceToJson(await resolver.get(text(c, "get"))) })],
+    ["pool", async (c) => ({ pool: poolToJson(await resolver.getPool(text(c, "pool"))) })],
+    [
+      "select",
+      async (c) => {
+        const pool = text(c, "select");
+        const sources: string[] = [];
+        for (let i = count(c); i > 0; i--) {
+          sources.push(await resolver.select(pool));
+        }
+        return { sources };
+      },
+    ],
+    ["bench", async (c) => ({ ns_per_call: await bench(resolver, text(c, "bench"), count(c)) })],
+    [
+      "stats",
+      async () => {
+        const { rpcs, entries, watching } = resolver.stats();
+        return { rpcs, entries, watching };
+      },
+    ],
+  ];
+}
+
+/** The reply to one command line. */
+export async function answer(resolver: Resolver, line: string): Promise<JsonValue> {
+  let command: unknown;
+  try {
+    command = JSON.parse(line);
+  } catch (error) {
+    return bad(`not JSON: ${(error as Error).message}`);
+  }
+  if (command === null || typeof command !== "object" || Array.isArray(command)) {
+    return bad("a command is a JSON object");
+  }
+  const known = handlers(resolver);
+  for (const [key, handler] of known) {
+    if (key in command) {
+      try {
+        return await handler(command as Command);
+      } catch (error) {
+        if (error instanceof ResolverError) {
+          return { error: errorToJson(error) };
+        }
+        if (error instanceof BadCommand) {
+          return bad(error.message);
+        }
+        throw error;
+      }
+    }
+  }
+  const keys = known.map(([key]) => key).join(", ");
+  return bad(`unknown command ${JSON.stringify(line.trim())}; expected one of ${keys}`);
+}

@@ -1,0 +1,210 @@
+/**
+ * The calls a Resolver sends, and what it does with their outcome: one call
+ * for concurrent misses of one name (each caller waits within its own
+ * deadline), the store rules of the cache, staleIfError, and the counters.
+ */
+import type { Duration as PbDuration, Timestamp } from "@bufbuild/protobuf/wkt";
+import type { Client } from "@connectrpc/connect";
+import type { Coherence, DefinitionCache } from "./cache.js";
+import { ResolverError } from "./errors.js";
+import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
+import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
+import type { EgressResolverService } from "./gen/kumo/egress/v1/resolver_service_pb.js";
+import type { Duration } from "./options.js";
+import { parseSeconds } from "./options.js";
+
+/** Options of a single call. */
+export interface CallOptions {
+  /** This call's deadline, instead of the resolver's timeout. */
+  readonly timeout?: Duration;
+  /** This call's deadline in milliseconds (kept from earlier versions; `timeout` wins). */
+  readonly timeoutMs?: number;
+  /** Gives up (CANCELLED) when aborted; a call other callers share goes on for them. */
+  readonly signal?: AbortSignal;
+}
+
+/** What one unary call is sent with. */
+interface RpcOptions {
+  readonly timeoutMs: number;
+  readonly signal?: AbortSignal;
+}
+
+type Warn = (message: string, fields: Readonly<Record<string, unknown>>) => void;
+
+const defaultWarn: Warn = (message, fields) => console.warn(`egress-client: ${message} ${JSON.stringify(fields)}`);
+
+/** What one call gives back, before it is kept or not. */
+interface Answer<T> {
+  readonly value: T;
+  readonly revision: string;
+  readonly producedAt: Timestamp | undefined;
+  readonly ttl: PbDuration | undefined;
+}
+
+/** The calls of one Resolver. */
+export class Flights {
+  /** Unary calls sent to the sidecar (the invalidation stream not counted). */
+  rpcs = 0;
+  /** Expired entries served under staleIfError. */
+  staleServed = 0;
+  private readonly pendingSources = new Map<string, Promise<EgressSource>>();
+  private readonly pendingPools = new Map<string, Promise<EgressPool>>();
+
+  constructor(
+    private readonly client: Client<typeof EgressResolverService>,
+    private readonly timeoutMs: number,
+    private readonly state: Coherence<EgressSource, EgressPool> | undefined,
+    private readonly warn: Warn = defaultWarn,
+  ) {}
+
+  /** The source `name` from the sidecar (a cache miss, or the cache is off). */
+  source(name: string, call: CallOptions = {}): Promise<EgressSource> {
+    return this.shared(this.pendingSources, name, call, (options) =>
+      this.fetch(name, options, this.state?.sources, async (options) => {
+        const response = await this.client.getEgressSource({ name }, options);
+        const source = response.source;
+        if (source === undefined) {
+          throw new ResolverError("INTERNAL", `server returned no source for ${JSON.stringify(name)}`, undefined, name);
+        }
+        return { value: source, revision: response.revision, producedAt: response.producedAt, ttl: source.ttl };
+      }),
+    );
+  }
+
+  /** The pool `name` from the sidecar (a cache miss, or the cache is off). */
+  pool(name: string, call: CallOptions = {}): Promise<EgressPool> {
+    return this.shared(this.pendingPools, name, call, (options) =>
+      this.fetch(name, options, this.state?.pools, async (options) => {
+        const response = await this.client.getEgressPool({ name }, options);
+        const pool = response.pool;
+        if (pool === undefined) {
+          throw new ResolverError("INTERNAL", `server returned no pool for ${JSON.stringify(name)}`, undefined, name);
+        }
+        return { value: pool, revision: response.revision, producedAt: response.producedAt, ttl: pool.ttl };
+      }),
+    );
+  }
+
+  /** BatchGetEgressSources: one EgressSource or ResolverError per name, in order. */
+  async batch(names: readonly string[], call: CallOptions = {}): Promise<(EgressSource | ResolverError)[]> {
+    this.rpcs += 1;
+    let response;
+    try {
+      response = await this.client.batchGetEgressSources(
+        { names: [...names] },
+        { timeoutMs: this.deadline(call), ...(call.signal ? { signal: call.signal } : {}) },
+      );
+    } catch (error) {
+      throw ResolverError.fromCallError(error);
+    }
+    return response.results.map((result) => {
+      switch (result.result.case) {
+        case "source":
+          return result.result.value;
+        case "error":
+          return ResolverError.fromStatus(result.result.value, result.name);
+        default:
+          return new ResolverError("INTERNAL", "server returned an empty result", undefined, result.name);
+      }
+    });
+  }
+
+  /** The deadline of one call in milliseconds. */
+  private deadline(call: CallOptions): number {
+    if (call.timeout !== undefined) {
+      return parseSeconds(call.timeout, "timeout");
+    }
+    return call.timeoutMs ?? this.timeoutMs;
+  }
+
+  /**
+   * Without the cache: the call itself. With it: the call in flight for
+   * `name` if there is one, else a new one that later callers share. Each
+   * caller stops waiting at its own deadline or signal; the shared call runs
+   * with the deadline of the caller that started it and no signal, so that
+   * one caller giving up does not fail the others.
+   */
+  private shared<T>(
+    pending: Map<string, Promise<T>>,
+    name: string,
+    call: CallOptions,
+    start: (options: RpcOptions) => Promise<T>,
+  ): Promise<T> {
+    const timeoutMs = this.deadline(call);
+    if (this.state === undefined) {
+      return start(call.signal === undefined ? { timeoutMs } : { timeoutMs, signal: call.signal });
+    }
+    let flight = pending.get(name);
+    const owner = flight === undefined;
+    if (flight === undefined) {
+      flight = start({ timeoutMs }).finally(() => pending.delete(name));
+      pending.set(name, flight);
+    }
+    return owner && call.signal === undefined ? flight : waitFor(flight, timeoutMs, call.signal, name);
+  }
+
+  /** Sends one call, keeps its answer if the store rules allow, or serves a stale entry. */
+  private async fetch<T>(
+    name: string,
+    options: RpcOptions,
+    cache: DefinitionCache<T> | undefined,
+    send: (options: RpcOptions) => Promise<Answer<T>>,
+  ): Promise<T> {
+    const state = this.state;
+    const epoch = state?.epoch ?? 0;
+    this.rpcs += 1;
+    let answer: Answer<T>;
+    try {
+      answer = await send(options);
+    } catch (error) {
+      const failure = error instanceof ResolverError ? error : ResolverError.fromCallError(error, name);
+      const stale = failure.code === "UNAVAILABLE" ? cache?.getStale(name) : undefined;
+      if (stale === undefined) {
+        throw failure;
+      }
+      this.staleServed += 1;
+      this.warn("egress-resolver unreachable; serving an expired definition (stale_if_error)", {
+        name,
+        stale_served: this.staleServed,
+        error: failure.message,
+      });
+      return stale;
+    }
+    if (cache !== undefined && state !== undefined && state.mayStore(epoch, answer.revision)) {
+      cache.put(name, answer.value, answer.ttl, answer.producedAt);
+    }
+    return answer.value;
+  }
+}
+
+/** `flight`'s outcome, or DEADLINE_EXCEEDED / CANCELLED when this caller stops waiting first. */
+function waitFor<T>(flight: Promise<T>, timeoutMs: number, signal: AbortSignal | undefined, name: string): Promise<T> {
+  if (signal?.aborted) {
+    return Promise.reject(new ResolverError("CANCELLED", "the call was aborted", undefined, name));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      finish();
+      reject(new ResolverError("DEADLINE_EXCEEDED", "deadline passed waiting for a shared lookup", undefined, name));
+    }, timeoutMs);
+    const onAbort = () => {
+      finish();
+      reject(new ResolverError("CANCELLED", "the call was aborted", undefined, name));
+    };
+    signal?.addEventListener("abort", onAbort, { once: true });
+    function finish() {
+      clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    }
+    flight.then(
+      (value) => {
+        finish();
+        resolve(value);
+      },
+      (error: unknown) => {
+        finish();
+        reject(error);
+      },
+    );
+  });
+}
