@@ -26,14 +26,15 @@ impl Builder {
     }
 
     /// Builds without connecting: the first call connects (and fails with
-    /// `UNAVAILABLE` while nothing answers). With the cache on it must be
-    /// called inside a tokio runtime, which runs the invalidation follower.
+    /// `UNAVAILABLE` while nothing answers). Must be called inside a tokio
+    /// runtime, which runs the channel's worker (and, with the cache on, the
+    /// invalidation follower): `FAILED_PRECONDITION` outside one.
     pub fn build(self) -> Result<Resolver, ResolverError> {
         let options = self.options()?;
-        if options.cache && tokio::runtime::Handle::try_current().is_err() {
+        if tokio::runtime::Handle::try_current().is_err() {
             return Err(ResolverError::local(
                 Code::FailedPrecondition,
-                "a resolver with the cache on is built inside a tokio runtime",
+                "Builder::build must be called inside a tokio runtime",
             ));
         }
         let channel = crate::target::endpoint(&options)?.connect_lazy();
@@ -55,4 +56,22 @@ fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_needs_a_tokio_runtime_but_no_sidecar() {
+        let outside = Builder::default().target("127.0.0.1:1").build();
+        assert_eq!(outside.unwrap_err().code, Code::FailedPrecondition);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _inside = runtime.enter();
+        let resolver = Builder::default().target("127.0.0.1:1").cache(true).build();
+        assert!(resolver.unwrap().options().cache);
+    }
 }
