@@ -17,7 +17,12 @@ test-rust: $(STAMP) $(PROTO_DEPS)/.copied ## cargo fmt, clippy and test of clien
 	else echo "clippy is not installed: skipping cargo clippy"; fi
 	cd $(RUST_DIR) && $(RUST_ENV) $(CARGO) test --locked
 
-example-rust: $(PROTO_DEPS)/.copied ## resolve one name with the Rust client: make example-rust TARGET=127.0.0.1:50051 NAME=ip-1
-	$(if $(NAME),,$(error NAME is required, e.g. make example-rust TARGET=$(LISTEN) NAME=ip-1))
+# With NAME: resolve it once. Without: the scriptable example (JSON lines on
+# stdin, one JSON line out per command; see examples/egress-example/script.rs).
+example-rust: $(PROTO_DEPS)/.copied ## the Rust client's example: make example-rust TARGET=127.0.0.1:50051 [CACHE=1] [NAME=ip-1]
 	@cd $(RUST_DIR) && $(RUST_ENV) $(CARGO) run --locked --quiet --example egress-example -- \
-	  --target '$(or $(TARGET),$(LISTEN))' '$(NAME)'
+	  --target '$(or $(TARGET),$(LISTEN))' $(if $(CACHE),--cache) $(if $(NAME),'$(NAME)')
+
+.PHONY: bench-rust
+bench-rust: $(STAMP) $(PROTO_DEPS)/.copied ## the Rust client's cached get, round trip, select and reload-to-fresh latency (release build)
+	cd $(RUST_DIR) && $(RUST_ENV) $(CARGO) test --locked --release --test bench -- --ignored --nocapture

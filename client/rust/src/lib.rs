@@ -1,28 +1,49 @@
 //! Rust client of egress-resolver, the gRPC sidecar that runs a KumoMTA Lua
-//! policy and serves egress source definitions.
+//! policy and serves egress source and pool definitions.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), egress_client::ResolverError> {
-//! let resolver = egress_client::Resolver::connect("127.0.0.1:50051").await?;
-//! let source = resolver.get("ip-1").await?;
+//! let resolver = egress_client::Resolver::builder()
+//!     .target("unix:/run/egress-resolver.sock")
+//!     .cache(true)
+//!     .connect()
+//!     .await?;
+//! let name = resolver.select("pool-a").await?; // kumod's weighted round robin
+//! let source = resolver.get(&name).await?;     // cached until produced_at + ttl
 //! println!("{} binds {:?}", source.name, source.source_address);
 //! # Ok(())
 //! # }
 //! ```
 //!
-//! The messages are generated at build time from the repository's
-//! `proto/kumo/egress/v1/*.proto` (see build.rs) and live in [`pb`].
+//! Options not set on the [`Builder`] come from the `EGRESS_CLIENT_*`
+//! variables (see [`Options`]). The messages are generated at build time from
+//! the repository's `proto/kumo/egress/v1/*.proto` (see build.rs) and live
+//! in [`pb`].
 
+mod batch;
+mod cache;
+mod coherence;
+mod connect;
 mod error;
+mod flight;
+mod options;
 pub mod pb;
 mod redact;
 mod resolver;
+mod selector;
 mod target;
+mod watch;
 
 pub use error::{ResolverError, code_name};
+pub use options::{
+    Builder, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_ENTRIES, DEFAULT_TARGET, DEFAULT_TIMEOUT,
+    ENV_PREFIX, Options,
+};
 pub use pb::{
-    EgressSource, KeySource, SuspendOnFailure, VaultKeySource, key_source, suspend_on_failure,
+    EgressPool, EgressPoolEntry, EgressSource, KeySource, SuspendOnFailure, VaultKeySource,
+    key_source, suspend_on_failure,
 };
 pub use redact::REDACTED;
-pub use resolver::{DEFAULT_TIMEOUT, Resolver};
+pub use resolver::{Resolver, Stats};
+pub use selector::POOL_HAS_NO_SOURCES;
 pub use tonic::Code;

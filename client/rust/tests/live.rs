@@ -73,7 +73,7 @@ fn full_has_every_field_over_tcp_and_unix() {
     block_on(async {
         for target in [&server.tcp_target, &server.unix_target] {
             let source = connect(target).await.get("full").await.expect("full");
-            assert_eq!(source, full_source(), "via {target}");
+            assert_eq!(*source, full_source(), "via {target}");
         }
     });
 }
@@ -182,4 +182,98 @@ fn example_prints_json_or_the_error() {
     );
     assert!(stderr.ends_with(" [SOURCE_NOT_FOUND]\n"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// Runs the example without a name, writes `commands` to its stdin (one per
+/// line) and returns its stdout lines, each parsed as JSON.
+fn script(target: &str, extra: &[&str], commands: &[&str]) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let mut child = Command::new(example_program())
+        .args(["--target", target, "--timeout", "30"])
+        .args(extra)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run egress-example");
+    let mut stdin = child.stdin.take().unwrap();
+    for command in commands {
+        writeln!(stdin, "{command}").unwrap();
+    }
+    drop(stdin); // EOF: the example exits
+    let output = child.wait_with_output().expect("egress-example output");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
+        .collect()
+}
+
+#[test]
+fn example_answers_one_json_line_per_command_on_stdin() {
+    let server = Server::start_with(support::Config {
+        policy: Some("tests/fixtures/pools.lua".into()),
+        ..Default::default()
+    });
+    let commands = [
+        r#"{"get": "ip-1"}"#,
+        r#"{"get": "ip-9"}"#,
+        "",
+        r#"{"pool": "medium"}"#,
+        r#"{"select": "medium", "n": 4}"#,
+        r#"{"select": "empty", "n": 2}"#,
+        r#"{"bench": "ip-1", "n": 100}"#,
+        r#"{"stats": {}}"#,
+        "not json",
+        r#"{"frob": 1}"#,
+        r#"{"select": "medium", "n": -1}"#,
+    ];
+    let replies = script(&server.tcp_target, &["--cache"], &commands);
+    let expected = [
+        r#"{"source": {"name": "ip-1", "source_address": "10.0.0.1", "ttl": "60s"}}"#,
+        "",
+        r#"{"pool": {"name": "medium", "entries": [{"name": "ip-2", "weight": 2}, {"name": "ip-3", "weight": 1}], "ttl": "300s"}}"#,
+        r#"{"sources": ["ip-3", "ip-2", "ip-2", "ip-3"]}"#,
+    ];
+    assert_eq!(replies.len(), commands.len() - 1, "{replies:?}");
+    assert_eq!(
+        replies[0],
+        serde_json::from_str::<serde_json::Value>(expected[0]).unwrap()
+    );
+    let missing = &replies[1]["error"];
+    assert_eq!(missing["code"], "NOT_FOUND");
+    assert_eq!(missing["reason"], "SOURCE_NOT_FOUND");
+    assert!(
+        missing["message"].as_str().unwrap().contains("ip-9"),
+        "{missing}"
+    );
+    assert_eq!(
+        replies[2],
+        serde_json::from_str::<serde_json::Value>(expected[2]).unwrap()
+    );
+    assert_eq!(
+        replies[3],
+        serde_json::from_str::<serde_json::Value>(expected[3]).unwrap()
+    );
+    assert_eq!(replies[4]["error"]["code"], "FAILED_PRECONDITION");
+    assert_eq!(replies[4]["error"]["reason"], "POOL_HAS_NO_SOURCES");
+    assert_eq!(
+        replies[4]["error"]["message"],
+        "pool 'empty' has no source with a weight above 0"
+    );
+    assert!(
+        replies[5]["ns_per_call"].as_f64().unwrap() > 0.0,
+        "{}",
+        replies[5]
+    );
+    let stats = &replies[6];
+    assert!(stats["rpcs"].as_u64().unwrap() >= 3, "{stats}");
+    assert!(
+        stats["entries"].is_u64() && stats["watching"].is_boolean(),
+        "{stats}"
+    );
+    for bad in &replies[7..] {
+        assert_eq!(bad["error"]["code"], "INVALID_ARGUMENT", "{bad}");
+        assert_eq!(bad["error"]["reason"], "BAD_COMMAND", "{bad}");
+    }
 }

@@ -150,7 +150,7 @@ fn vault_json(vault: &VaultKeySource) -> Json {
 
 /// A `google.protobuf.Duration` in protobuf JSON: seconds with 0, 3, 6 or 9
 /// fractional digits and an `s` suffix, e.g. "90s", "1.500s", "-0.000001s".
-fn duration_json(duration: &prost_types::Duration) -> String {
+pub(crate) fn duration_json(duration: &prost_types::Duration) -> String {
     let sign = if duration.seconds < 0 || duration.nanos < 0 {
         "-"
     } else {

@@ -1,3 +1,5 @@
+#![allow(dead_code)] // each test binary uses a part of these helpers
+
 //! A real egress-resolver process for the live tests: started on
 //! 127.0.0.1:0 and a unix socket, ready once its log says the policy is
 //! loaded, and always stopped (SIGTERM, then SIGKILL) when dropped.
@@ -14,7 +16,7 @@ use std::time::{Duration, Instant};
 const START_DEADLINE: Duration = Duration::from_secs(60);
 /// How long the server may take to exit after SIGTERM before it is killed.
 const STOP_DEADLINE: Duration = Duration::from_secs(10);
-/// Makes each server's socket directory unique within this test binary.
+/// Makes each temp directory unique within this test binary.
 static SERVERS_STARTED: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `future` on a runtime of its own and shuts that runtime down before
@@ -34,20 +36,54 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// A running `egress-resolver serve --policy tests/fixtures/clients.lua`.
+/// A running `egress-resolver serve --policy …` (tests/fixtures/clients.lua
+/// unless told otherwise).
 pub struct Server {
     child: Child,
     socket_dir: PathBuf,
+    /// Removed on drop: a directory of this server's own.
+    own_socket_dir: bool,
+    log: Receiver<String>,
     /// `127.0.0.1:PORT`, as the server reported it.
     pub tcp_target: String,
     /// `unix:/…/resolver.sock`.
     pub unix_target: String,
 }
 
+/// What to serve and how.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// The policy file, relative to the repository root or absolute.
+    pub policy: Option<PathBuf>,
+    /// The directory of the unix socket `resolver.sock`; a fresh one if `None`.
+    /// Give the same one to a second server to restart "the same" sidecar.
+    pub socket_dir: Option<PathBuf>,
+    /// More arguments to `serve`.
+    pub args: Vec<String>,
+    /// More environment variables of the server process.
+    pub env: Vec<(String, String)>,
+}
+
+/// A fresh directory under the temp dir, unique to this test process.
+pub fn temp_dir(purpose: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "egress-client-rust-{}-{}-{purpose}",
+        std::process::id(),
+        SERVERS_STARTED.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("create a temp directory");
+    dir
+}
+
 impl Server {
+    /// Serves tests/fixtures/clients.lua; see [`Server::start_with`].
+    pub fn start() -> Server {
+        Server::start_with(Config::default())
+    }
+
     /// Starts the server and waits until its policy is loaded; panics with
     /// the server's log if it does not get there within [`START_DEADLINE`].
-    pub fn start() -> Server {
+    pub fn start_with(config: Config) -> Server {
         let root = repo_root();
         let program = root.join(".venv/bin/egress-resolver");
         assert!(
@@ -55,18 +91,22 @@ impl Server {
             "{} is missing: run `make install` in the repository root",
             program.display()
         );
-        let socket_dir = std::env::temp_dir().join(format!(
-            "egress-client-rust-{}-{}",
-            std::process::id(),
-            SERVERS_STARTED.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&socket_dir).expect("create the socket directory");
+        let own_socket_dir = config.socket_dir.is_none();
+        let socket_dir = config.socket_dir.unwrap_or_else(|| temp_dir("sockets"));
         let socket = socket_dir.join("resolver.sock");
+        let policy = config
+            .policy
+            .unwrap_or_else(|| PathBuf::from("tests/fixtures/clients.lua"));
         let mut child = Command::new(program)
             .current_dir(&root)
-            .args(["serve", "--policy", "tests/fixtures/clients.lua"])
+            .arg("serve")
+            .arg("--policy")
+            .arg(policy)
             .args(["--listen", "127.0.0.1:0", "--listen"])
             .arg(format!("unix:{}", socket.display()))
+            .args(["--watch-interval", "0"])
+            .args(&config.args)
+            .envs(config.env)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -77,22 +117,55 @@ impl Server {
         let mut server = Server {
             child,
             socket_dir,
+            own_socket_dir,
+            log,
             tcp_target: String::new(),
             unix_target: String::new(),
         };
-        server.wait_until_ready(&log);
+        server.wait_until_ready();
         server
+    }
+
+    /// Sends SIGHUP (reload the policy) and waits for the log to say the
+    /// policy was loaded again.
+    pub fn reload(&self) {
+        self.signal(libc::SIGHUP);
+        self.wait_for_event("policy loaded");
+    }
+
+    /// Sends `signal` to the server process.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) only sends a signal to our own child, still unreaped.
+        unsafe { libc::kill(pid, signal) };
+    }
+
+    /// Reads log lines until one with this `event`; panics after [`START_DEADLINE`].
+    pub fn wait_for_event(&self, wanted: &str) -> serde_json::Value {
+        let deadline = Instant::now() + START_DEADLINE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .log
+                .recv_timeout(left)
+                .unwrap_or_else(|err| panic!("no {wanted:?} event in the log: {err}"));
+            if let Ok(event) = serde_json::from_str::<serde_json::Value>(&line)
+                && event["event"] == wanted
+            {
+                return event;
+            }
+        }
     }
 
     /// Reads log lines until "listening" (which names the bound addresses)
     /// and "policy loaded" have both been seen.
-    fn wait_until_ready(&mut self, log: &Receiver<String>) {
+    fn wait_until_ready(&mut self) {
         let deadline = Instant::now() + START_DEADLINE;
         let mut seen = Vec::new();
         let mut policy_loaded = false;
         while self.tcp_target.is_empty() || !policy_loaded {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = match log.recv_timeout(left) {
+            let line = match self.log.recv_timeout(left) {
                 Ok(line) => line,
                 Err(RecvTimeoutError::Timeout) => {
                     panic!(
@@ -134,9 +207,7 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) only sends a signal to our own child, still unreaped.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        self.signal(libc::SIGTERM);
         let deadline = Instant::now() + STOP_DEADLINE;
         while matches!(self.child.try_wait(), Ok(None)) && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(20));
@@ -145,7 +216,9 @@ impl Drop for Server {
             let _ = self.child.kill();
             let _ = self.child.wait();
         }
-        let _ = std::fs::remove_dir_all(&self.socket_dir);
+        if self.own_socket_dir {
+            let _ = std::fs::remove_dir_all(&self.socket_dir);
+        }
     }
 }
 
