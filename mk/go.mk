@@ -37,7 +37,8 @@ test-go: $(STAMP) ## gofmt, go vet and go test of client/go against a real serve
 	cd $(GO_DIR) && $(GO_ENV) $(GO) vet ./...
 	cd $(GO_DIR) && $(GO_ENV) EGRESS_RESOLVER=$(CURDIR)/$(BIN)/egress-resolver $(GO) test -count=1 -timeout 5m ./...
 
-example-go: ## resolve one name with the Go client: make example-go TARGET=127.0.0.1:50051 NAME=ip-1
-	$(if $(NAME),,$(error NAME is required, e.g. make example-go TARGET=$(LISTEN) NAME=ip-1))
+# Without NAME the example reads JSON commands on stdin (see
+# client/go/cmd/egress-example); CACHE=1 turns the client's cache on.
+example-go: ## the Go client's example: make example-go TARGET=127.0.0.1:50051 [CACHE=1] [NAME=ip-1] (no NAME: commands on stdin)
 	@cd $(GO_DIR) && $(GO_ENV) $(GO) build -o $(GO_EXAMPLE) ./cmd/egress-example
-	@$(GO_EXAMPLE) '$(or $(TARGET),$(LISTEN))' '$(NAME)'
+	@$(GO_EXAMPLE) $(if $(TARGET),--target '$(TARGET)',$(if $(EGRESS_CLIENT_TARGET),,--target '$(LISTEN)')) $(if $(filter 1 true yes on,$(CACHE)),--cache) $(if $(NAME),'$(NAME)')

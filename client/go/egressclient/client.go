@@ -28,6 +28,7 @@ type Client struct {
 	selectors    selectors
 	rpcs         atomic.Int64
 	staleServed  atomic.Int64
+	sharedWaits  atomic.Int64 // callers that went into shared (for the coalescing test)
 	stopWatch    context.CancelFunc
 	watchDone    chan struct{}
 }

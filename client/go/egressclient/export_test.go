@@ -44,3 +44,13 @@ func (c *FakeClock) SkewWall(d time.Duration) {
 	defer c.mu.Unlock()
 	c.wall = c.wall.Add(d)
 }
+
+// SharedWaits counts the lookups that went to the single-flight group.
+func SharedWaits(c *Client) int64 { return c.sharedWaits.Load() }
+
+// Sequence is the sequence of the last invalidation message applied.
+func Sequence(c *Client) uint64 {
+	c.state.mu.Lock()
+	defer c.state.mu.Unlock()
+	return c.state.sequence
+}

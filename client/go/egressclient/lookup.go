@@ -78,6 +78,7 @@ func (c *Client) servedStale(name string, cause *Error) {
 // waiting when its own context ends.
 func shared[T any](ctx context.Context, c *Client, group *singleflight.Group, name string,
 	fetch func(context.Context, string) (T, error)) (T, error) {
+	c.sharedWaits.Add(1)
 	outcome := group.DoChan(name, func() (any, error) {
 		callCtx := context.WithoutCancel(ctx)
 		if deadline, ok := ctx.Deadline(); ok {
