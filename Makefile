@@ -14,7 +14,7 @@ POLICY ?= examples/policy.lua
 LISTEN ?= 127.0.0.1:50051
 
 .PHONY: help install gen gen-check gen-python gen-check-python proto-lint lint typecheck test \
-	test-python test-unit test-integration example-python run clean
+	test-python test-unit test-integration test-conformance example-python run clean
 
 # Each client language and the benchmarks live in mk/<part>.mk and add their
 # targets to these lists, so `make gen`, `make gen-check` and `make test`
@@ -79,13 +79,20 @@ test-integration: $(STAMP)
 # ghz (pinned in mk/bench.mk) runs the README's reflection-only load test in
 # tests/integration/test_reflection.py.
 test-python: $(STAMP) $(GHZ_STAMP)
-	GHZ=$(CURDIR)/$(GHZ) $(BIN)/pytest -q
+	GHZ=$(CURDIR)/$(GHZ) $(BIN)/pytest -q --ignore=tests/conformance
 
-test: lint typecheck gen-check test-python $(CLIENT_TEST_TARGETS) ## everything CI runs
+# One suite for every client: tests/conformance/scenarios/*.json played against
+# each language's example (make example-<lang>), after each language's own tests.
+CONFORMANCE_LANGUAGES ?= python go typescript rust
+test-conformance: $(STAMP) ## the shared client conformance suite, every language (tests/conformance)
+	CONFORMANCE_LANGUAGES='$(CONFORMANCE_LANGUAGES)' $(BIN)/pytest -q tests/conformance
 
-example-python: $(STAMP) ## resolve one name with the Python client: make example-python TARGET=127.0.0.1:50051 NAME=ip-1
-	@test -n "$(NAME)" || { echo "usage: make example-python TARGET=ADDR NAME=NAME" >&2; exit 2; }
-	@$(BIN)/egress-resolver resolve --target $(or $(TARGET),$(LISTEN)) $(NAME)
+test: lint typecheck gen-check test-python $(CLIENT_TEST_TARGETS) test-conformance ## everything CI runs
+
+# With NAME: resolve it once. Without: the scriptable example (JSON lines on
+# stdin, one JSON line out per command; see client/python/egress_client/example.py).
+example-python: $(STAMP) ## the Python client's example: make example-python TARGET=127.0.0.1:50051 [CACHE=1] [NAME=ip-1]
+	@$(PY) -m egress_client.example --target '$(or $(TARGET),$(LISTEN))' $(if $(CACHE),--cache) $(NAME)
 
 run: $(STAMP) ## serve examples/policy.lua on 127.0.0.1:50051
 	$(BIN)/egress-resolver serve --policy $(POLICY) --listen $(LISTEN)

@@ -36,19 +36,12 @@ bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~4 
 	$(PY) bench/hot_path.py
 	$(MAKE) bench-client
 
-# The Go client's BenchmarkGetUncached (client/go/egressclient/bench_test.go)
-# starts its own server; `go test` without -bench (make test-go) never runs it.
-# Its output goes to $(GO_CLIENT_BENCH), which bench/client_bench.py parses
-# into the same table as the Python rows.
-GO_CLIENT_BENCH := build/bench/go-client-bench.txt
-GO_CLIENT_BENCH_COUNT ?= 5
-
-bench-client: $(STAMP) ## cost of the Python client's cached/uncached get and the Go client's Get (~45 s)
-	mkdir -p $(dir $(GO_CLIENT_BENCH))
-	set -o pipefail; cd $(GO_DIR) && $(GO_ENV) EGRESS_RESOLVER=$(CURDIR)/$(BIN)/egress-resolver \
-	  $(GO) test -run '^$$' -bench '^BenchmarkGetUncached$$' -benchmem -count $(GO_CLIENT_BENCH_COUNT) \
-	  -timeout 5m ./egressclient | tee $(CURDIR)/$(GO_CLIENT_BENCH)
-	$(PY) bench/client_bench.py --go-bench $(GO_CLIENT_BENCH)
+# Every client (python, go, typescript, rust) measured through its own
+# example program by bench/client_matrix.py: cached get, uncached round trip,
+# select, and reload-to-fresh latency; the table in BENCHMARKS.md.
+BENCH_CLIENT_ARGS ?=
+bench-client: $(STAMP) ## every client's cached/uncached get, select and reload-to-fresh latency (~3 min)
+	$(PY) bench/client_matrix.py $(BENCH_CLIENT_ARGS)
 
 bench-profile: bench-tools ## py-spy profile of the sidecar's hit path (~20 s)
 	$(BENCH_PY) bench/profile.py $(PROFILE_ARGS)

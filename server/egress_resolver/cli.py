@@ -1,4 +1,4 @@
-"""The `egress-resolver` command: serve, check and resolve."""
+"""The `egress-resolver` command: serve, check, resolve and invalidate."""
 
 from __future__ import annotations
 
@@ -64,12 +64,28 @@ def _parser() -> argparse.ArgumentParser:
         help="also say where each answer came from: cache hit, age, ttl left, policy generation",
     )
     resolve_cmd.add_argument("names", nargs="+", metavar="NAME")
+    invalidate_cmd = commands.add_parser(
+        "invalidate",
+        help="make a running sidecar drop cached names (or all) and announce them to clients",
+    )
+    invalidate_cmd.add_argument("--target", default=DEFAULT_TARGET, help="HOST:PORT or unix:PATH")
+    invalidate_cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per call")
+    invalidate_cmd.add_argument(
+        "--pool", action="store_true", help="the names are egress pool names"
+    )
+    invalidate_cmd.add_argument("--all", action="store_true", help="drop every cached name")
+    invalidate_cmd.add_argument("names", nargs="*", metavar="NAME")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "invalidate":
+        if bool(args.names) == args.all:
+            parser.error("invalidate: give NAMEs or --all (not both)")
+        return _invalidate(args)
     if args.command == "resolve":
         if args.explain:
             return _explain(args.target, args.names, args.timeout)
@@ -115,6 +131,30 @@ def _resolve(target: str, names: Sequence[str], timeout: float) -> int:
                 prefix = f"{name}: " if len(names) > 1 else ""
                 print(f"{prefix}{err.code.name}: {err.message}{reason}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _invalidate(args: argparse.Namespace) -> int:
+    import grpc
+
+    from egress_client import ResolverError
+    from kumo.egress.v1 import resolver_service_pb2 as pb
+    from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
+
+    names = [] if args.pool else list(args.names)
+    pools = list(args.names) if args.pool else []
+    request = pb.InvalidateRequest(names=names, pool_names=pools, all=args.all)
+    with grpc.insecure_channel(args.target) as channel:
+        try:
+            response = pb_grpc.EgressResolverServiceStub(channel).Invalidate(
+                request, timeout=args.timeout
+            )
+        except grpc.RpcError as rpc_error:
+            err = ResolverError.from_rpc_error(rpc_error)
+            reason = f" [{err.reason}]" if err.reason else ""
+            print(f"{err.code.name}: {err.message}{reason}", file=sys.stderr)
+            return 1
+    print(json.dumps({"sequence": response.sequence, "dropped": response.dropped}))
+    return 0
 
 
 def _explain(target: str, names: Sequence[str], timeout: float) -> int:

@@ -43,6 +43,8 @@ class Invalidation:
     all: bool = False
     names: frozenset[str] = frozenset()
     pools: frozenset[str] = frozenset()
+    previous_revision: str = ""
+    """The revision before this event (for replay: what a client at sequence - 1 held)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -66,7 +68,6 @@ class InvalidationHub:
         self.sequence = 0
         self.revision = ""
         self.generation = 0
-        self._first_revision = ""
         self._log: collections.deque[Invalidation] = collections.deque(maxlen=log_size)
         self._queues: set[asyncio.Queue[object]] = set()
         self._ready = asyncio.Event()
@@ -79,7 +80,7 @@ class InvalidationHub:
 
     def start(self, revision: str, generation: int) -> None:
         """The first policy loaded: streams may begin (no event: nothing was served before)."""
-        self.revision = self._first_revision = revision
+        self.revision = revision
         self.generation = generation
         self._ready.set()
 
@@ -94,6 +95,7 @@ class InvalidationHub:
     ) -> Invalidation:
         """Record and send one event; `revision`/`generation` change after a reload."""
         self.sequence += 1
+        previous = self.revision
         if revision is not None:
             self.revision = revision
         if generation is not None:
@@ -105,6 +107,7 @@ class InvalidationHub:
             everything,
             frozenset() if everything else frozenset(names),
             frozenset() if everything else frozenset(pools),
+            previous,
         )
         self._log.append(event)
         for queue in self._queues:
@@ -137,15 +140,13 @@ class InvalidationHub:
         )
 
     def _revision_at(self, sequence: int) -> str | None:
-        """The revision right after event `sequence`, if the log still reaches back to it."""
+        """The revision right after event `sequence`, if the log still holds
+        every event since (None otherwise)."""
         if sequence == self.sequence:
             return self.revision
-        oldest = self._log[0].sequence if self._log else self.sequence + 1
-        if sequence == 0 and oldest == 1:
-            return self._first_revision
         for event in self._log:
-            if event.sequence == sequence:
-                return event.revision
+            if event.sequence == sequence + 1:
+                return event.previous_revision
         return None
 
     def _state(

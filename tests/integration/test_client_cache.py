@@ -6,9 +6,10 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
-from egress_client import AsyncResolver, Resolver
+from egress_client import AsyncResolver, Resolver, ResolverError
 from egress_resolver.settings import Settings
 from support import DEADLINE, FakeClock, InProcessServer, fixture
 
@@ -181,3 +182,31 @@ async def test_async_concurrent_misses_share_one_call(server: InProcessServer) -
         results = await asyncio.gather(*(resolver.get("async-b") for _ in range(10)))
         assert lookups(server) == before + 1
         assert len({r.ehlo_domain for r in results}) == 1
+
+
+def test_stale_if_error_serves_an_expired_entry_only_while_the_sidecar_is_unreachable(
+    tmp_path: Path,
+) -> None:
+    clock = FakeClock()
+    config = Settings(policy=fixture("counter.lua"), listen=[f"unix:{tmp_path / 's.sock'}"])
+    srv = InProcessServer(config).__enter__()
+    resolver = Resolver(srv.target, cache=True, clock=clock, stale_if_error=30, timeout=5)
+    try:
+        assert resolver.wait_until_watching(DEADLINE)
+        assert resolver.get("short-a").ehlo_domain == "call-1"  # ttl 10 s
+        clock.advance(11)
+        resolver.get("short-a")  # reachable: asked again (the sidecar's own entry, real time)
+        assert (resolver.stats()["rpcs"], resolver.stale_served) == (2, 0)
+    finally:
+        srv.__exit__(None, None, None)
+    try:
+        clock.advance(11)  # expired again, and now the sidecar is gone
+        assert resolver.get("short-a").ehlo_domain == "call-1"
+        assert (resolver.stats()["rpcs"], resolver.stale_served) == (3, 1)
+        clock.advance(30)  # past the stale window
+        with pytest.raises(ResolverError) as err:
+            resolver.get("short-a")
+        assert err.value.code == grpc.StatusCode.UNAVAILABLE
+        assert resolver.stale_served == 1
+    finally:
+        resolver.close()

@@ -109,7 +109,7 @@ class Core:
         self.stale_served += 1
         _log.warning(
             "egress-resolver unreachable; serving an expired definition (stale_if_error)",
-            extra={"name": name, "stale_served": self.stale_served, "error": error.message},
+            extra={"egress_name": name, "stale_served": self.stale_served, "error": error.message},
         )
         return stale
 

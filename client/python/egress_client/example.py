@@ -1,0 +1,152 @@
+"""The scriptable example: `python -m egress_client.example [--target ADDR] [--cache] [NAME]`.
+
+With NAME it resolves that name once and prints the source as one JSON line
+(or the error on stderr, exit 1). Without NAME it reads JSON commands on
+stdin, one per line, and writes one JSON line per command, flushed, in order
+(the same protocol in every language's example; tests/conformance drives it):
+
+    {"get": NAME}              -> {"source": {...}} | {"error": {...}}
+    {"pool": NAME}             -> {"pool": {"name", "entries": [{"name", "weight"}], "ttl"}}
+    {"select": POOL, "n": N}   -> {"sources": [N names in selection order]}
+    {"bench": NAME, "n": N}    -> {"ns_per_call": X}   (N gets, timed in process)
+    {"bench_select": POOL, "n": N} -> {"ns_per_call": X}   (N selects, timed in process)
+    {"stats": {}}              -> {"rpcs": R, "entries": E, "watching": B}
+
+Errors are {"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND", "message": "..."}}.
+Other options come from the EGRESS_CLIENT_* variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from egress_client._errors import ResolverError
+from egress_client._resolver import Resolver
+from kumo.egress.v1.egress_pool_pb2 import EgressPool
+
+REDACTED = "[redacted]"
+_SECRETS = frozenset({"key_data", "vault_token"})  # the fields marked debug_redact
+
+
+def message_json(message: Message) -> dict[str, Any]:
+    """Protobuf JSON with the proto field names, secrets redacted."""
+    return _redact(json_format.MessageToDict(message, preserving_proto_field_name=True))  # type: ignore[no-any-return]
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: REDACTED if k in _SECRETS else _redact(v) for k, v in value.items()}
+    return value
+
+
+def pool_json(pool: EgressPool) -> dict[str, Any]:
+    """A pool with every entry's weight (even 0) and its ttl as protobuf JSON."""
+    return {
+        "name": pool.name,
+        "entries": [{"name": e.name, "weight": e.weight} for e in pool.entries],
+        "ttl": json_format.MessageToDict(pool.ttl),
+    }
+
+
+def error_json(error: ResolverError) -> dict[str, Any]:
+    """The error object of the protocol."""
+    return {
+        "error": {"code": error.code.name, "reason": error.reason or "", "message": error.message}
+    }
+
+
+def _bad(message: str) -> dict[str, Any]:
+    return {"error": {"code": "INVALID_ARGUMENT", "reason": "BAD_COMMAND", "message": message}}
+
+
+def answer(resolver: Resolver, line: str) -> dict[str, Any]:
+    """The reply to one command line."""
+    try:
+        command = json.loads(line)
+    except json.JSONDecodeError as err:
+        return _bad(f"not JSON: {err}")
+    if not isinstance(command, dict):
+        return _bad("a command is a JSON object")
+    handlers: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+        "get": lambda c: {"source": message_json(resolver.get(_text(c, "get")))},
+        "pool": lambda c: {"pool": pool_json(resolver.get_pool(_text(c, "pool")))},
+        "select": lambda c: {
+            "sources": [resolver.select(_text(c, "select")) for _ in range(_count(c))]
+        },
+        "bench_select": lambda c: {
+            "ns_per_call": _timed(resolver.select, _text(c, "bench_select"), _count(c))
+        },
+        "bench": lambda c: {"ns_per_call": _timed(resolver.get, _text(c, "bench"), _count(c))},
+        "stats": lambda _c: resolver.stats(),
+    }
+    for key, handler in handlers.items():
+        if key in command:
+            try:
+                return handler(command)
+            except ResolverError as err:
+                return error_json(err)
+            except ValueError as err:
+                return _bad(str(err))
+    return _bad(f"unknown command {line.strip()!r}; expected one of {', '.join(handlers)}")
+
+
+def _text(command: dict[str, Any], key: str) -> str:
+    value = command[key]
+    if not isinstance(value, str):
+        raise ValueError(f"{key!r} takes a string")
+    return value
+
+
+def _count(command: dict[str, Any]) -> int:
+    value = command.get("n", 1)
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise ValueError("'n' takes an integer of 0 or more")
+    return value
+
+
+def _timed(call: Callable[[str], object], name: str, n: int) -> float:
+    call(name)  # a first call may be a miss; the figure is for what follows
+    start = time.perf_counter_ns()
+    for _ in range(n):
+        call(name)
+    return (time.perf_counter_ns() - start) / max(n, 1)
+
+
+def serve_lines(resolver: Resolver, lines: TextIO, out: TextIO) -> None:
+    """Answer every command line until end of input."""
+    for line in lines:
+        if line.strip():
+            out.write(json.dumps(answer(resolver, line)) + "\n")
+            out.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point."""
+    parser = argparse.ArgumentParser(prog="egress-example", description=__doc__.split("\n")[0])
+    parser.add_argument("--target", help="sidecar address (default: EGRESS_CLIENT_TARGET)")
+    parser.add_argument("--cache", action="store_true", help="turn the client cache on")
+    parser.add_argument("name", nargs="?", help="resolve this name once and exit")
+    args = parser.parse_args(argv)
+    with Resolver(args.target, cache=True if args.cache else None) as resolver:
+        if args.name is None:
+            serve_lines(resolver, sys.stdin, sys.stdout)
+            return 0
+        try:
+            print(json.dumps(message_json(resolver.get(args.name))))
+        except ResolverError as err:
+            reason = f" [{err.reason}]" if err.reason else ""
+            print(f"{err.code.name}: {err.message}{reason}", file=sys.stderr)
+            return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

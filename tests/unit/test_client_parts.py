@@ -1,0 +1,121 @@
+"""The Python client's parts without a server: options, the bounded cache, the selector."""
+
+import pytest
+from google.protobuf.duration_pb2 import Duration
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from egress_client import OptionError, Options
+from egress_client._cache import DefinitionCache
+from egress_client._selector import NoSourcesError, PoolSelector
+from kumo.egress.v1.egress_pool_pb2 import EgressPool, EgressPoolEntry
+from kumo.egress.v1.egress_source_pb2 import EgressSource
+from support import FakeClock
+
+WALL = 1_800_000_000.0
+
+
+def stamp(seconds: float) -> Timestamp:
+    produced = Timestamp()
+    produced.FromNanoseconds(round(seconds * 1e9))
+    return produced
+
+
+def make(
+    max_entries: int = 10, stale: float = 0.0
+) -> tuple[DefinitionCache[EgressSource], FakeClock]:
+    clock = FakeClock()
+    wall = FakeClock(WALL)
+    cache: DefinitionCache[EgressSource] = DefinitionCache(
+        max_entries, clock=clock, wall_clock=lambda: wall.now + (clock.now - 1000.0),
+        stale_if_error=stale,
+    )  # fmt: skip
+    return cache, clock
+
+
+def test_options_come_from_code_then_variables_then_defaults() -> None:
+    env = {
+        "EGRESS_CLIENT_TIMEOUT": "500ms",
+        "EGRESS_CLIENT_CACHE": "yes",
+        "EGRESS_CLIENT_MAX_ENTRIES": "7",
+        "EGRESS_CLIENT_TARGET": "unix:/run/x.sock",
+    }
+    options = Options.resolve(env, timeout=3.0)
+    assert options == Options(target="unix:/run/x.sock", timeout=3.0, cache=True, max_entries=7)
+    assert Options.resolve({}) == Options()
+    assert Options.resolve({"EGRESS_CLIENT_STALE_IF_ERROR": "2"}).stale_if_error == 2.0
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "words"),
+    [
+        ("EGRESS_CLIENT_TIMEOUT", "soon", "is not a duration"),
+        ("EGRESS_CLIENT_TIMEOUT", "-1s", "must be a finite duration"),
+        ("EGRESS_CLIENT_CACHE", "maybe", "is not a boolean"),
+        ("EGRESS_CLIENT_MAX_ENTRIES", "0", "must be at least 1"),
+    ],
+)
+def test_bad_variables_are_refused_by_name(variable: str, value: str, words: str) -> None:
+    with pytest.raises(OptionError, match=variable) as err:
+        Options.resolve({variable: value})
+    assert words in str(err.value)
+
+
+def test_an_entry_lives_until_produced_at_plus_ttl() -> None:
+    cache, clock = make()
+    source = EgressSource(name="a")
+    cache.put("a", source, Duration(seconds=10), stamp(WALL - 6))  # 6 s old: 4 s left
+    assert cache.get("a") is source
+    clock.advance(3.999)
+    assert cache.get("a") is source
+    clock.advance(0.002)
+    assert cache.get("a") is None
+    cache.put("b", source, Duration(seconds=10), stamp(WALL - 20))  # already past its ttl
+    assert len(cache) == 1
+    cache.put("c", source, Duration(seconds=0), stamp(WALL))  # ttl 0: never kept
+    assert len(cache) == 1
+
+
+def test_least_recently_used_entries_go_first() -> None:
+    cache, _ = make(max_entries=2)
+    for name in ("a", "b"):
+        cache.put(name, EgressSource(name=name), Duration(seconds=60), stamp(WALL))
+    assert cache.get("a") is not None  # a is now the most recently used
+    cache.put("c", EgressSource(name="c"), Duration(seconds=60), stamp(WALL))
+    assert (cache.get("a") is not None, cache.get("b"), cache.get("c") is not None) == (
+        True, None, True,
+    )  # fmt: skip
+
+
+def test_expired_entries_stay_for_stale_if_error_only() -> None:
+    cache, clock = make(stale=5)
+    cache.put("a", EgressSource(name="a"), Duration(seconds=10), stamp(WALL))
+    clock.advance(12)
+    assert cache.get("a") is None
+    assert cache.get_stale("a") is not None
+    clock.advance(3.5)
+    assert cache.get_stale("a") is None
+    cache.put("b", EgressSource(name="b"), Duration(seconds=10), stamp(WALL + 15.5))
+    cache.drop(["b"])
+    assert cache.get_stale("b") is None  # invalidated: never served stale
+
+
+def pool(*weights: int) -> EgressPool:
+    names = ["one", "two", "three", "four"][: len(weights)]
+    entries = [EgressPoolEntry(name=n, weight=w) for n, w in zip(names, weights, strict=True)]
+    return EgressPool(name="p", entries=entries)
+
+
+def test_selection_is_kumods_round_robin() -> None:
+    selector = PoolSelector(pool(5, 2, 3))
+    picks = [selector.next() for _ in range(100)]
+    assert picks[:5] == ["two", "three", "one", "one", "one"]
+    assert (picks.count("one"), picks.count("two"), picks.count("three")) == (50, 20, 30)
+
+
+def test_weight_zero_is_never_chosen_and_an_empty_pool_is_an_error() -> None:
+    selector = PoolSelector(pool(1, 0, 2))
+    picks = [selector.next() for _ in range(30)]
+    assert "two" not in picks
+    for empty in (pool(), pool(0, 0)):
+        with pytest.raises(NoSourcesError, match="pool 'p' has no source with a weight above 0"):
+            PoolSelector(empty).next()
