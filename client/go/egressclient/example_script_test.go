@@ -28,12 +28,15 @@ func TestExampleScript(t *testing.T) {
 		{`{"frobnicate": 1}`, ``},
 		{`not json`, ``},
 		{`{"select": "weighted", "n": "x"}`, ``},
+		{`{"get": 7}`, ``},
+		{`{"select": "weighted", "n": 0}`, `{"sources": []}`},
 	}
 	var stdin strings.Builder
 	for _, step := range steps {
 		stdin.WriteString(step.command + "\n")
 	}
-	stdin.WriteString(`{"bench": "script-a", "n": 1000}` + "\n" + `{"stats": {}}` + "\n")
+	stdin.WriteString(`{"bench": "script-a", "n": 1000}` + "\n" + `{"bench_select": "weighted", "n": 1000}` + "\n" +
+		`{"stats": {}}` + "\n")
 	cmd := exec.Command(program, "--target", server.UnixTarget, "--cache")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = strings.NewReader(stdin.String()), &stdout, &stderr
@@ -41,8 +44,8 @@ func TestExampleScript(t *testing.T) {
 		t.Fatalf("%v; stderr %s", err, stderr.String())
 	}
 	lines := strings.Split(strings.TrimSuffix(stdout.String(), "\n"), "\n")
-	if len(lines) != len(steps)+2 {
-		t.Fatalf("%d answers for %d commands:\n%s", len(lines), len(steps)+2, stdout.String())
+	if len(lines) != len(steps)+3 {
+		t.Fatalf("%d answers for %d commands:\n%s", len(lines), len(steps)+3, stdout.String())
 	}
 	for i, step := range steps {
 		var got map[string]any
@@ -64,18 +67,20 @@ func TestExampleScript(t *testing.T) {
 			t.Errorf("%s:\n got  %s\n want %s", step.command, lines[i], step.want)
 		}
 	}
-	var bench struct {
-		NsPerCall *float64 `json:"ns_per_call"`
-	}
-	if err := json.Unmarshal([]byte(lines[len(steps)]), &bench); err != nil || bench.NsPerCall == nil || *bench.NsPerCall <= 0 {
-		t.Errorf("bench answer %q", lines[len(steps)])
+	for _, line := range lines[len(steps) : len(steps)+2] {
+		var bench struct {
+			NsPerCall *float64 `json:"ns_per_call"`
+		}
+		if err := json.Unmarshal([]byte(line), &bench); err != nil || bench.NsPerCall == nil || *bench.NsPerCall <= 0 {
+			t.Errorf("bench answer %q", line)
+		}
 	}
 	var stats map[string]any
-	if err := json.Unmarshal([]byte(lines[len(steps)+1]), &stats); err != nil {
+	if err := json.Unmarshal([]byte(lines[len(steps)+2]), &stats); err != nil {
 		t.Fatal(err)
 	}
 	rpcs, _ := stats["rpcs"].(float64)
 	if _, isBool := stats["watching"].(bool); len(stats) != 3 || rpcs < 1 || !isBool {
-		t.Errorf("stats %q", lines[len(steps)+1])
+		t.Errorf("stats %q", lines[len(steps)+2])
 	}
 }
