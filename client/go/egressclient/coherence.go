@@ -93,8 +93,10 @@ func (c *coherence) apply(event *egressv1.WatchInvalidationsResponse, hello bool
 	if hello {
 		c.previousStreamEnded = false
 		c.epoch++
-		c.watching = true
-		close(c.connected)
+		if !c.watching { // always so: streamEnded runs between two streams
+			c.watching = true
+			close(c.connected)
+		}
 	}
 }
 
