@@ -76,10 +76,10 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-# ghz (pinned in mk/bench.mk) runs the README's reflection-only load test in
-# tests/integration/test_reflection.py.
-test-python: $(STAMP) $(GHZ_STAMP)
-	GHZ=$(CURDIR)/$(GHZ) $(BIN)/pytest -q --ignore=tests/conformance
+# ghz (pinned in mk/bench.mk) and grpcurl (mk/grpcurl.mk) run the README's
+# reflection-only commands in tests/integration/test_reflection.py.
+test-python: $(STAMP) $(GHZ_STAMP) $(GRPCURL_STAMP)
+	GHZ=$(CURDIR)/$(GHZ) GRPCURL=$(CURDIR)/$(GRPCURL) $(BIN)/pytest -q --ignore=tests/conformance
 
 # One suite for every client: tests/conformance/scenarios/*.json played against
 # each language's example (make example-<lang>), after each language's own tests.

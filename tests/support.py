@@ -43,6 +43,25 @@ def fixture(name: str) -> Path:
     return FIXTURES / name
 
 
+LUA_IDSIZE = 60
+"""Lua 5.4's buffer for a chunk's name in messages, its final NUL included."""
+
+
+def lua_chunk_name(path: Path | str) -> str:
+    """How Lua (and so kumod) names a policy file in an error message.
+
+    Lua's `luaO_chunkid` keeps a file name of up to LUA_IDSIZE - 1 characters and
+    shortens a longer one to "..." and its last LUA_IDSIZE - 4 characters, so a
+    message's text depends on where the checkout lives: tests compare against
+    this, never against the path itself.
+    """
+    name = str(path)
+    if len(name.encode()) < LUA_IDSIZE:
+        return name
+    tail = name.encode()[-(LUA_IDSIZE - 4) :]
+    return "..." + tail.decode(errors="replace")
+
+
 class InProcessServer:
     """An App on its own event loop thread, listening on real sockets."""
 

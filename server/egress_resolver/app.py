@@ -64,12 +64,14 @@ class App:
             negative_ttl=settings.negative_ttl,
             max_pending=settings.max_pending_misses,
             clock=clock,
+            transient_ttl=settings.transient_error_ttl,
         )
         self.pool_cache: DefinitionCache[EncodedPool] = DefinitionCache(
             settings.cache_size,
             negative_ttl=settings.negative_ttl,
             max_pending=settings.max_pending_misses,
             clock=clock,
+            transient_ttl=settings.transient_error_ttl,
         )
         self.invalidations = InvalidationHub(log_size=settings.invalidation_log_size)
         self.warmer = Warmer(self.runner, self.cache, self.pool_cache, clock)
@@ -221,6 +223,7 @@ class App:
         for grpc_server in (self._server, self._health_server):
             if grpc_server is not None:
                 await grpc_server.stop(0)
+        await self.runner.close_data_sources()
         self.runner.close()
         if self.metrics is not None:
             self.metrics.close()

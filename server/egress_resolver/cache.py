@@ -140,10 +140,17 @@ class DefinitionCache(Generic[V]):
         negative_ttl: float,
         max_pending: int,
         clock: Callable[[], float] = time.monotonic,
+        transient_ttl: float | None = None,
     ) -> None:
         self._clock = clock
         self._store: _Store[V] = _Store(capacity)
         self._negative_ttl = negative_ttl
+        # Data-source failures (Reason.transient) are kept for a short while
+        # only, never longer than other errors: a Redis outage must not pin a
+        # name's failure for the whole negative ttl after Redis is back.
+        self._transient_ttl = min(
+            negative_ttl, negative_ttl if transient_ttl is None else transient_ttl
+        )
         self._max_pending = max_pending
         self._pending: dict[str, asyncio.Future[V]] = {}
         self._tokens: dict[str, object] = {}  # name -> token of the load that may store
@@ -217,7 +224,7 @@ class DefinitionCache(Generic[V]):
         if isinstance(value, ResolveError):
             if not value.reason.cacheable:
                 return
-            ttl = self._negative_ttl
+            ttl = self._transient_ttl if value.reason.transient else self._negative_ttl
         else:
             ttl = value.ttl_seconds
         now = self._clock()

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-from google.protobuf import duration_pb2, timestamp_pb2
+from google.protobuf import duration_pb2, empty_pb2, timestamp_pb2
 
 from egress_resolver.durations import NANOS_PER_SECOND
 from egress_resolver.pools import PoolDefinition
+from egress_resolver.suspend import SUSPEND_FIELDS, SuspendOnFailure
 from egress_resolver.validation import KeySource, SourceDefinition
 from kumo.egress.v1 import egress_pool_pb2, egress_source_pb2, resolver_service_pb2
 
@@ -116,6 +117,10 @@ def encode_source(
         message.remote_port = definition.remote_port
     if definition.socks5_proxy_password is not None:
         message.socks5_proxy_password.CopyFrom(_key_source(definition.socks5_proxy_password))
+    for field in SUSPEND_FIELDS:
+        rule = getattr(definition, field)
+        if rule is not None:
+            getattr(message, field).CopyFrom(_suspend_rule(rule))
     stamp = None if produced_at is None else timestamp(produced_at)
     response = resolver_service_pb2.GetEgressSourceResponse(
         source=message, revision=revision, produced_at=stamp
@@ -133,3 +138,10 @@ def _key_source(source: KeySource) -> egress_source_pb2.KeySource:
     return egress_source_pb2.KeySource(
         vault=egress_source_pb2.VaultKeySource(**dict(source.vault or {}))
     )
+
+
+def _suspend_rule(rule: SuspendOnFailure) -> egress_source_pb2.SuspendOnFailure:
+    duration = _duration(rule.duration_nanos)
+    if rule.threshold is None:
+        return egress_source_pb2.SuspendOnFailure(immediate=empty_pb2.Empty(), duration=duration)
+    return egress_source_pb2.SuspendOnFailure(threshold=rule.threshold, duration=duration)

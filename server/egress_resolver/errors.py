@@ -35,6 +35,8 @@ class Reason(enum.StrEnum):
     NO_HANDLER = "NO_HANDLER"
     INVALID_POOL_SOURCE = "INVALID_POOL_SOURCE"
     HANDLER_TIMEOUT = "HANDLER_TIMEOUT"
+    DATA_SOURCE_ERROR = "DATA_SOURCE_ERROR"
+    DATA_SOURCE_TIMEOUT = "DATA_SOURCE_TIMEOUT"
     DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
     TOO_MANY_PENDING_MISSES = "TOO_MANY_PENDING_MISSES"
     LUA_MEMORY_LIMIT = "LUA_MEMORY_LIMIT"
@@ -56,6 +58,13 @@ class Reason(enum.StrEnum):
         """
         return self in _CACHEABLE
 
+    @property
+    def transient(self) -> bool:
+        """A data source failed (down, slow, locked): cached only for
+        `--transient-error-ttl`, so the name answers again soon after the
+        data source is back."""
+        return self in _TRANSIENT
+
 
 _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.EMPTY_NAME: grpc.StatusCode.INVALID_ARGUMENT,
@@ -71,6 +80,8 @@ _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.NO_HANDLER: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.INVALID_POOL_SOURCE: grpc.StatusCode.FAILED_PRECONDITION,
     Reason.HANDLER_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
+    Reason.DATA_SOURCE_ERROR: grpc.StatusCode.FAILED_PRECONDITION,
+    Reason.DATA_SOURCE_TIMEOUT: grpc.StatusCode.DEADLINE_EXCEEDED,
     Reason.DEADLINE_EXCEEDED: grpc.StatusCode.DEADLINE_EXCEEDED,
     Reason.TOO_MANY_PENDING_MISSES: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Reason.LUA_MEMORY_LIMIT: grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -89,8 +100,11 @@ _CACHEABLE = frozenset(
         Reason.NO_HANDLER,
         Reason.INVALID_POOL_SOURCE,
         Reason.HANDLER_TIMEOUT,
+        Reason.DATA_SOURCE_ERROR,
+        Reason.DATA_SOURCE_TIMEOUT,
     }
 )
+_TRANSIENT = frozenset({Reason.DATA_SOURCE_ERROR, Reason.DATA_SOURCE_TIMEOUT})
 
 
 class ResolveError(Exception):

@@ -7,57 +7,39 @@ swaps it in. A host is not thread-safe: the app calls it from one thread.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import lupa.lua54 as lua
 
+from egress_resolver import kumo_api
 from egress_resolver.errors import Reason, ResolveError, handler_failure
+from egress_resolver.fields import ValidationError
+from egress_resolver.kumo_api import ApiContext, IoContext, IoOutcome, IoRequest
 from egress_resolver.kumo_module import KumoModule, PolicyLoadError
+from egress_resolver.lua_events import (
+    LOAD_BUDGET_SECONDS,
+    POOL_EVENT,
+    SOURCE_EVENT,
+    UNSPECIFIED,
+    ConfigValidation,
+    Definition,
+    check_result,
+    event_default,
+    lua_message,
+)
 from egress_resolver.lua_prelude import HOOK_EVERY, PRELUDE
+from egress_resolver.lua_tasks import HandlerTask, Pending
 from egress_resolver.lua_values import to_lua
 from egress_resolver.memoize import MemoStore
-from egress_resolver.pools import PoolDefinition, default_pool, pool_params, pool_source_failure
-from egress_resolver.validation import (
-    SourceDefinition,
-    ValidationError,
-    default_source,
-    source_params,
-)
+from egress_resolver.pools import PoolDefinition, pool_params, pool_source_failure
+from egress_resolver.validation import SourceDefinition, source_params
 
-UNSPECIFIED = "unspecified"
-"""The name kumod resolves to a default source (and pool) without calling the policy."""
-LOAD_BUDGET_SECONDS = 30.0
-"""How long the policy's top-level code, and each validate_config handler, may run."""
-SOURCE_EVENT = "get_egress_source"
-POOL_EVENT = "get_egress_pool"
-_LUA_TYPE_NAMES = {str: "string", int: "number", float: "number", bool: "boolean"}
+__all__ = ["POOL_EVENT", "SOURCE_EVENT", "UNSPECIFIED", "ConfigValidation", "PolicyHost"]
 
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Event:
-    kind: str
-    returns: type[SourceDefinition] | type[PoolDefinition]
-    not_found: Reason
-    default: Callable[[str], SourceDefinition | PoolDefinition]
-
-
-_EVENTS = {
-    SOURCE_EVENT: _Event("source", SourceDefinition, Reason.SOURCE_NOT_FOUND, default_source),
-    POOL_EVENT: _Event("pool", PoolDefinition, Reason.POOL_NOT_FOUND, default_pool),
-}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ConfigValidation:
-    """The outcome of the policy's `validate_config` handlers."""
-
-    ok: bool
-    output: list[str]
-    """What the handlers printed, line by line (KumoMTA's helpers print their findings)."""
-    error: str | None = None
+Step = SourceDefinition | PoolDefinition | Pending
+"""What begin/resume return: the definition, or a handler waiting on I/O."""
 
 
 def _deny_attributes(obj: object, name: object, is_setting: bool) -> object:
@@ -76,6 +58,7 @@ class PolicyHost:
         memory_limit: int = 0,
         memo: MemoStore | None = None,
         clock: Callable[[], float] = time.monotonic,
+        io: IoContext | None = None,
     ) -> None:
         """Load `policy`; raise PolicyLoadError if it does not load."""
         self.policy = policy
@@ -83,6 +66,9 @@ class PolicyHost:
         self.memory_limit = memory_limit
         self._clock = clock
         self._in_lua = 0  # > 0 while Lua runs: invoke_* calls nest inside that call's budget
+        self._io = io or IoContext()
+        self._deadline = 0.0  # of the budget running now (for I/O that blocks)
+        self._current: HandlerTask | None = None  # the handler running now
         self._runtime = lua.LuaRuntime(
             unpack_returned_tuples=True,
             register_eval=False,
@@ -95,8 +81,13 @@ class PolicyHost:
         )
         dirs = [policy.parent, *lua_paths]
         search = "".join(f"{d}/?.lua;{d}/?/init.lua;" for d in dirs)
+        kumo = self._kumo.install()
         self._budget = self._runtime.execute(
-            PRELUDE, self._kumo.install(), search, HOOK_EVERY, self._kumo.track_file
+            PRELUDE, kumo, search, HOOK_EVERY, self._kumo.track_file
+        )
+        self._budget.set_block_on(self._block_on)
+        kumo_api.install(
+            ApiContext(self._runtime, self._budget["await"], self._io, policy.parent), kumo
         )
         self._load()
 
@@ -110,16 +101,100 @@ class PolicyHost:
         return list(self._kumo.handlers.get(event, []))
 
     def resolve_source(self, name: str) -> SourceDefinition:
-        """Run `get_egress_source` for `name`; raise ResolveError on any failure."""
-        result = self._resolve(SOURCE_EVENT, name)
+        """Run `get_egress_source` for `name`, waiting here for its I/O;
+        raise ResolveError on any failure."""
+        result = self._run_to_end(SOURCE_EVENT, name)
         assert isinstance(result, SourceDefinition)
         return result
 
     def resolve_pool(self, name: str) -> PoolDefinition:
         """Run `get_egress_pool` for `name` (its sources are not resolved here)."""
-        result = self._resolve(POOL_EVENT, name)
+        result = self._run_to_end(POOL_EVENT, name)
         assert isinstance(result, PoolDefinition)
         return result
+
+    def _run_to_end(self, event: str, name: str) -> Definition:
+        step = self.begin(event, name)
+        while isinstance(step, Pending):
+            step = self.resume(step, self._io.block_on(step.request, self.time_left(step)))
+        return step
+
+    def begin(self, event: str, name: str) -> Step:
+        """Start the `event` handler for `name`: its definition, or Pending when
+        it waits on I/O (perform the request, then `resume`). Raises ResolveError."""
+        if name == UNSPECIFIED:
+            return event_default(event, name)
+        handler = self._handler(event, name)
+        started = self._clock()
+        task = HandlerTask(
+            event, name, self._budget.spawn(handler), started, started + self.handler_timeout
+        )
+        return self._advance(task, name)
+
+    def resume(self, pending: Pending, outcome: IoOutcome) -> Step:
+        """Continue a handler with the outcome of the request it waited on."""
+        task = pending.task
+        if outcome.expired:
+            raise self._timeout(task.name, task.event)
+        if outcome.error is not None:
+            if outcome.reason is not None:
+                task.failures.append((outcome.reason, outcome.error))
+            return self._advance(task, False, outcome.error)
+        task.answered_failure = outcome.reason
+        try:
+            value = pending.request.to_lua(outcome.value)
+        except Exception as err:  # a reply that cannot be handed to Lua (an error inside)
+            return self._advance(task, False, f"{pending.request.what}: {err}")
+        return self._advance(task, True, value)
+
+    def time_left(self, pending: Pending) -> float:
+        """Seconds left of the waiting handler's budget."""
+        return pending.task.deadline - self._clock()
+
+    def _advance(self, task: HandlerTask, *args: object) -> Step:
+        event, name = task.event, task.name
+        self._current, self._deadline = task, task.deadline
+        self._in_lua += 1
+        try:
+            out = self._budget.step(self._clock, task.deadline, task.coroutine, *args)
+        except ValidationError as err:
+            raise handler_failure(Reason.INVALID_DEFINITION, name, str(err), event) from None
+        except lua.LuaMemoryError:
+            out = ("memory",)
+        except Exception as err:
+            if self._clock() - task.started >= self.handler_timeout:
+                raise self._timeout(name, event) from None
+            message = lua_message(err)
+            raise handler_failure(task.failure_reason(message), name, message, event) from None
+        finally:
+            self._in_lua -= 1
+            self._current = None
+        if not isinstance(out, tuple):
+            out = (out,)
+        kind = out[0]
+        if kind == "io":
+            return Pending(task, out[1])
+        if kind == "memory":
+            self._runtime.gccollect()
+            raise self._memory_error(name, event)
+        if self._clock() - task.started >= self.handler_timeout:
+            raise self._timeout(name, event)
+        return check_result(event, name, out[1] if len(out) > 1 else None)
+
+    def _block_on(self, request: object) -> tuple[bool, object]:
+        """Lua's way to wait for I/O where it cannot yield: block this thread."""
+        assert isinstance(request, IoRequest)
+        outcome = self._io.block_on(request, self._deadline - self._clock())
+        task = self._current
+        if outcome.expired:
+            return False, f"{request.what}: no answer within the handler's time budget"
+        if outcome.error is not None:
+            if task is not None and outcome.reason is not None:
+                task.failures.append((outcome.reason, outcome.error))
+            return False, outcome.error
+        if task is not None:
+            task.answered_failure = outcome.reason
+        return True, request.to_lua(outcome.value)
 
     def validate_config(self) -> ConfigValidation:
         """Run every `validate_config` handler, capturing what they print."""
@@ -133,17 +208,14 @@ class PolicyHost:
             self._runtime.gccollect()
             error = f"validate_config: the Lua memory limit of {self.memory_limit} bytes was hit"
         except Exception as err:
-            error = f"validate_config: {_lua_message(err)}"
+            error = f"validate_config: {lua_message(err)}"
         finally:
             output, helpers.printed = helpers.printed, None
         if error is None and helpers.validation_failed:
             error = "validate_config: the policy called kumo.validation_failed()"
         return ConfigValidation(error is None, output, error)
 
-    def _resolve(self, event: str, name: str) -> SourceDefinition | PoolDefinition:
-        spec = _EVENTS[event]
-        if name == UNSPECIFIED:
-            return spec.default(name)
+    def _handler(self, event: str, name: str) -> object:
         handlers = self._kumo.handlers.get(event)
         if not handlers:
             raise handler_failure(
@@ -153,25 +225,14 @@ class PolicyHost:
                 f"(the policy must call kumo.on('{event}', function(name) ... end))",
                 event,
             )
-        result = self._call(handlers[0], name, event=event)
-        if isinstance(result, tuple):
-            result = result[0] if result else None
-        if result is None:
-            raise ResolveError(
-                spec.not_found,
-                f"{event} '{name}': the policy returned nil (no such {spec.kind})",
-                name,
-            )
-        if not isinstance(result, spec.returns):
-            kind = lua.lua_type(result) or _LUA_TYPE_NAMES.get(type(result), "userdata")
-            raise handler_failure(
-                Reason.INVALID_RETURN_TYPE,
-                name,
-                f"the handler returned a {kind}; "
-                f"expected the result of kumo.make_egress_{spec.kind}",
-                event,
-            )
-        return result
+        return handlers[0]
+
+    def _resolve(self, event: str, name: str) -> Definition:
+        """Run a handler inside the running one (kumo.invoke_*), on the main thread."""
+        if name == UNSPECIFIED:
+            return event_default(event, name)
+        result = self._call(self._handler(event, name), name, event=event)
+        return check_result(event, name, result)
 
     def _invoke_from_lua(self, event: str, name: object) -> object:
         """`kumo.invoke_get_egress_*`: resolve inside the running call, as a params table."""
@@ -199,6 +260,7 @@ class PolicyHost:
         try:
             if nested:
                 return fn(*args)  # type: ignore[operator]
+            self._deadline = self._clock() + seconds
             return self._budget.call(self._clock, seconds, fn, *args)
         finally:
             self._in_lua -= 1
@@ -214,21 +276,24 @@ class PolicyHost:
             if nested:
                 raise
             self._runtime.gccollect()
-            raise ResolveError(
-                Reason.LUA_MEMORY_LIMIT,
-                f"{event} '{name}': the policy reached its Lua memory limit "
-                f"of {self.memory_limit} bytes",
-                name,
-            ) from None
+            raise self._memory_error(name, event) from None
         except ValidationError as err:
             raise handler_failure(Reason.INVALID_DEFINITION, name, str(err), event) from None
         except Exception as err:
             if not nested and self._clock() - started >= self.handler_timeout:
                 raise self._timeout(name, event) from None
-            raise handler_failure(Reason.HANDLER_ERROR, name, _lua_message(err), event) from None
+            raise handler_failure(Reason.HANDLER_ERROR, name, lua_message(err), event) from None
         if not nested and self._clock() - started >= self.handler_timeout:
             raise self._timeout(name, event)
         return result
+
+    def _memory_error(self, name: str, event: str) -> ResolveError:
+        return ResolveError(
+            Reason.LUA_MEMORY_LIMIT,
+            f"{event} '{name}': the policy reached its Lua memory limit "
+            f"of {self.memory_limit} bytes",
+            name,
+        )
 
     def _timeout(self, name: str, event: str) -> ResolveError:
         return ResolveError(
@@ -250,12 +315,4 @@ class PolicyHost:
         except PolicyLoadError:
             raise
         except Exception as err:
-            raise PolicyLoadError(_lua_message(err)) from None
-
-
-def _lua_message(err: BaseException) -> str:
-    """What the policy said, without Lua's stack traceback."""
-    text = str(err).split("\nstack traceback:", 1)[0].strip()
-    if not text:
-        return f"the policy raised an error value that is not a string ({type(err).__name__})"
-    return text
+            raise PolicyLoadError(lua_message(err)) from None

@@ -1,4 +1,5 @@
-"""The Lua side of PolicyHost: module path, the `kumo` global, and the time budget.
+"""The Lua side of PolicyHost: module path, the `kumo` global, the time budget, and
+handler coroutines that wait on I/O.
 
 `PRELUDE` runs first in every new runtime with the `kumo` table, the module
 search path and the hook interval, and returns the `budget` functions the
@@ -25,11 +26,26 @@ python = nil
 -- instructions and raises once the deadline has passed. pcall, xpcall and
 -- coroutines would swallow that error and let a runaway loop go on, so they
 -- are wrapped to raise it again, and new coroutines inherit the hook.
+--
+-- Handlers run as coroutines (budget.spawn / budget.step) so that one can
+-- wait on I/O while others run: an I/O function yields `IO, request` to
+-- the host, which performs the request off the Lua thread and resumes the
+-- coroutine with `ok, value`. Only one coroutine runs at a time, so the
+-- deadline of the one running is a single variable set at each step.
 local sethook, error, select = debug.sethook, error, select
 local raw_pcall, raw_xpcall = pcall, xpcall
-local raw_create, raw_resume, raw_status = coroutine.create, coroutine.resume, coroutine.status
+local raw_create, raw_resume = coroutine.create, coroutine.resume
+local raw_yield, isyieldable = coroutine.yield, coroutine.isyieldable
 local EXPIRED = 'handler time budget exhausted'
-local hook, expired = nil, false
+local IO = setmetatable({}, { __name = 'io request' })
+local clock, deadline, expired, block_on = nil, nil, false, nil
+
+local function hook()
+  if expired or (deadline and clock() > deadline) then
+    expired = true
+    error(EXPIRED, 0)
+  end
+end
 
 local function reraise_if_expired(...)
   if expired then error(EXPIRED, 0) end
@@ -39,10 +55,27 @@ pcall = function(...) return reraise_if_expired(raw_pcall(...)) end
 xpcall = function(...) return reraise_if_expired(raw_xpcall(...)) end
 coroutine.create = function(fn)
   local co = raw_create(fn)
-  if hook then sethook(co, hook, '', hook_every) end
+  sethook(co, hook, '', hook_every)
   return co
 end
-coroutine.resume = function(...) return reraise_if_expired(raw_resume(...)) end
+
+-- Wait for an I/O request: yield it to the host, or, where no yield can
+-- reach the host (load time, a C function such as table.sort in between),
+-- have the host block this thread until it is done.
+local function wait_for(request)
+  if isyieldable() then return raw_yield(IO, request) end
+  return block_on(request)
+end
+
+-- A policy's own coroutine that waits on I/O yields the request to the
+-- resume below, which passes it on and hands the outcome back in.
+local function forward(co, ok, ...)
+  if ok and (...) == IO then
+    return forward(co, raw_resume(co, wait_for((select(2, ...)))))
+  end
+  return ok, ...
+end
+coroutine.resume = function(co, ...) return reraise_if_expired(forward(co, raw_resume(co, ...))) end
 coroutine.wrap = function(fn)
   local co = coroutine.create(fn)
   return function(...)
@@ -54,27 +87,69 @@ coroutine.wrap = function(fn)
   end
 end
 
-local budget = {}
-function budget.call(clock, seconds, fn, ...)
-  local deadline = clock() + seconds
+local budget = { IO = IO }
+function budget.call(clock_fn, seconds, fn, ...)
+  clock = clock_fn
+  deadline = clock() + seconds
   expired = false
-  hook = function()
-    if expired or clock() > deadline then
-      expired = true
-      error(EXPIRED, 0)
-    end
-  end
   sethook(hook, '', hook_every)
   return fn(...)
 end
 function budget.clear()
-  hook = nil
+  deadline = nil
   sethook()
 end
 function budget.load(path)
   local chunk, err = loadfile(path)
   if not chunk then error(err, 0) end
   return chunk
+end
+function budget.set_block_on(fn) block_on = fn end
+
+-- `await(request)`: what the kumo_api modules tail-call; raises the error
+-- the request failed with, blaming the policy's line.
+function budget.await(request)
+  local ok, value = wait_for(request)
+  if not ok then error(value, 2) end
+  return value
+end
+
+-- A handler's coroutine, boxed in a table: lupa hands a Lua thread to
+-- Python as a function, and a table comes back as itself.
+function budget.spawn(fn)
+  local co = raw_create(fn)
+  sethook(co, hook, '', hook_every)
+  return { co }
+end
+
+-- Run `co` until it yields an I/O request or ends, under `until_` (an
+-- absolute clock reading). Returns 'io', request; 'done', the handler's
+-- results; or 'memory' when the memory cap was hit. Any other error is
+-- raised again here, on the main thread, so that a Python exception raised
+-- inside comes back to Python as itself.
+local raw_status = coroutine.status
+local function finish(box, ok, ...)
+  deadline = nil
+  sethook()
+  local co = box[1]
+  if ok and (...) == IO then return 'io', (select(2, ...)) end
+  box[1] = nil -- ended: let its stack be collected even while Python holds the box
+  if ok then
+    if raw_status(co) == 'suspended' then
+      error('coroutine.yield() was called outside a coroutine the policy created', 0)
+    end
+    return 'done', ...
+  end
+  local err = ...
+  if err == 'not enough memory' then return 'memory' end
+  if expired then error(EXPIRED, 0) end
+  error(err, 0)
+end
+function budget.step(clock_fn, until_, box, ...)
+  local co = box[1]
+  clock, deadline, expired = clock_fn, until_, false
+  sethook(hook, '', hook_every) -- for kumo.invoke_*, which runs on the main thread
+  return finish(box, raw_resume(co, ...))
 end
 return budget
 """

@@ -4,10 +4,15 @@ Lua runtimes are single-threaded, and a handler may block (file reads, a
 `while true do end` until its budget runs out), so every call into Lua runs on
 a dedicated thread while the event loop keeps answering cache hits. lupa
 releases the GIL while Lua runs, so hits are not slowed by a busy handler.
+
+A handler that waits on a data source (kumo_api) hands its request back
+here: the request runs on the event loop, and the handler is resumed on the
+Lua thread when it completes, so other misses run meanwhile (lua_tasks.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Sequence
@@ -17,13 +22,15 @@ import structlog
 
 from egress_resolver.codec import EncodedPool, EncodedSource, encode_pool, encode_source
 from egress_resolver.errors import Reason, ResolveError
+from egress_resolver.kumo_api import IoContext, perform
 from egress_resolver.kumo_module import PolicyLoadError
-from egress_resolver.lua_host import UNSPECIFIED, PolicyHost
+from egress_resolver.lua_host import POOL_EVENT, SOURCE_EVENT, UNSPECIFIED, PolicyHost
+from egress_resolver.lua_tasks import Pending
 from egress_resolver.lua_thread import LuaThread
 from egress_resolver.memoize import MemoStore
-from egress_resolver.pools import default_pool
+from egress_resolver.pools import PoolDefinition, default_pool
 from egress_resolver.revision import policy_revision
-from egress_resolver.validation import default_source
+from egress_resolver.validation import SourceDefinition, default_source
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,6 +64,8 @@ class PolicyRunner:
         self.current: Policy | None = None
         self.memo = MemoStore(clock)
         """kumo.memoize's caches: they outlive reloads, as in kumod."""
+        self.io = IoContext()
+        """Where the policy's I/O runs, and its shared clients: they outlive reloads."""
         self.generation = 0
         self.last_error: str | None = "the policy has not been loaded yet"
         self._log = structlog.get_logger("egress_resolver.policy")
@@ -92,6 +101,7 @@ class PolicyRunner:
 
         On failure the error is logged and kept in `last_error`, and None returned.
         """
+        self.io.attach(asyncio.get_running_loop())
         try:
             return await self._thread.run(self._build)
         except PolicyLoadError as err:
@@ -122,6 +132,7 @@ class PolicyRunner:
             handler_timeout=self._handler_timeout,
             memory_limit=self._memory_limit,
             memo=self.memo,
+            io=self.io,
         )
         validation = host.validate_config()
         for line in validation.output:
@@ -138,7 +149,9 @@ class PolicyRunner:
             definition = default_source(name)
         else:
             try:
-                definition = await self._thread.run(policy.host.resolve_source, name)
+                found = await self._drive(policy.host, SOURCE_EVENT, name)
+                assert isinstance(found, SourceDefinition)
+                definition = found
             except ResolveError as err:
                 # Per-call lines are debug only; the definition (and its secrets) never is.
                 self._log.debug("miss failed", name=name, reason=err.reason.value)
@@ -158,13 +171,24 @@ class PolicyRunner:
         if name == UNSPECIFIED:
             definition = default_pool(name)
         else:
-            definition = await self._thread.run(policy.host.resolve_pool, name)
+            found = await self._drive(policy.host, POOL_EVENT, name)
+            assert isinstance(found, PoolDefinition)
+            definition = found
         return encode_pool(
             definition,
             revision=policy.revision,
             produced_at=self._wall_clock(),
             produced_monotonic=self._clock(),
         )
+
+    async def _drive(self, host: PolicyHost, event: str, name: str) -> object:
+        """Run a handler on the Lua thread; while it waits on I/O, perform the
+        request here on the event loop and let other handlers run."""
+        step = await self._thread.run(host.begin, event, name)
+        while isinstance(step, Pending):
+            outcome = await perform(step.request, host.time_left(step))
+            step = await self._thread.run(host.resume, step, outcome)
+        return step
 
     def _current(self) -> Policy:
         if self.current is None:
@@ -176,3 +200,7 @@ class PolicyRunner:
     def close(self) -> None:
         """Stop the Lua thread once the running call (if any) returns."""
         self._thread.shutdown()
+
+    async def close_data_sources(self) -> None:
+        """Close the policy's shared clients (Redis pools, HTTP connections)."""
+        await self.io.aclose()

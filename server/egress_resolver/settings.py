@@ -114,6 +114,12 @@ class Settings:
     negative_ttl: float = _setting(
         60.0, _seconds, "how long errors and NOT_FOUND are cached; 0 disables", metavar="DURATION"
     )
+    transient_error_ttl: float = _setting(
+        1.0,
+        _seconds,
+        "how long data-source failures (DATA_SOURCE_*) are cached; at most --negative-ttl",
+        metavar="DURATION",
+    )
     handler_timeout: float = _setting(
         1.0, _seconds, "time budget of one policy handler call", metavar="DURATION"
     )

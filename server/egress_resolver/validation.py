@@ -2,9 +2,10 @@
 
 The source rules follow KumoMTA's `EgressSource` (serde with
 `deny_unknown_fields`): the same keys, the same types, addresses parsed as IP
-addresses, proxy servers as socket addresses, host names or unix paths, and
-serde-shaped messages ("unknown field `x`, expected one of ...") so that
-helpers written against kumod's messages keep working.
+addresses, proxy servers as socket addresses, host names or unix paths
+(proxy_server.py), the auto-suspend rules of suspend.py, and serde-shaped
+messages ("unknown field `x`, expected one of ...", fields.py) so that helpers
+written against kumod's messages keep working.
 """
 
 from __future__ import annotations
@@ -13,22 +14,25 @@ import dataclasses
 import functools
 import ipaddress
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from egress_resolver.durations import (
-    NANOS_PER_SECOND,
-    DurationError,
-    format_humantime,
-    parse_duration,
-)
+from egress_resolver.durations import NANOS_PER_SECOND, format_humantime
 from egress_resolver.errors import Reason, ResolveError
+from egress_resolver.fields import (
+    ValidationError,
+    check_fields,
+    describe_type,
+    duration_field,
+    string_field,
+)
+from egress_resolver.proxy_server import proxy_server_field
+from egress_resolver.suspend import SUSPEND_FIELDS, SuspendOnFailure, rule_params, suspend_field
 
 T = TypeVar("T")
 MAX_NAME_BYTES = 1024
 DEFAULT_TTL_NANOS = 60 * NANOS_PER_SECOND
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
 SOURCE_FIELDS = (
     "name",
@@ -41,13 +45,20 @@ SOURCE_FIELDS = (
     "socks5_proxy_source_address",
     "socks5_proxy_username",
     "socks5_proxy_password",
+    *SUSPEND_FIELDS,
     "ttl",
 )
+_PLAIN_FIELDS = (
+    "ehlo_domain",
+    "source_address",
+    "remote_port",
+    "ha_proxy_server",
+    "ha_proxy_source_address",
+    "socks5_proxy_server",
+    "socks5_proxy_source_address",
+    "socks5_proxy_username",
+)
 _VAULT_FIELDS = ("vault_address", "vault_token", "vault_mount", "vault_path", "vault_key")
-
-
-class ValidationError(ValueError):
-    """A definition the policy built that KumoMTA would refuse."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -73,6 +84,8 @@ class SourceDefinition:
     socks5_proxy_source_address: str | None = None
     socks5_proxy_username: str | None = None
     socks5_proxy_password: KeySource | None = None
+    suspend_when_unplumbed: SuspendOnFailure | None = None
+    suspend_when_proxy_unhealthy: SuspendOnFailure | None = None
     ttl_nanos: int = DEFAULT_TTL_NANOS
 
     @property
@@ -108,33 +121,20 @@ def build_source(params: Mapping[object, object]) -> SourceDefinition:
     for key in ("source_address", "ha_proxy_source_address", "socks5_proxy_source_address"):
         values[key] = _optional(params, key, _ip_address)
     for key in ("ha_proxy_server", "socks5_proxy_server"):
-        values[key] = _optional(params, key, _proxy_server)
+        values[key] = _optional(params, key, proxy_server_field)
     values["remote_port"] = _optional(params, "remote_port", _port)
     values["socks5_proxy_password"] = _optional(params, "socks5_proxy_password", _key_source)
+    for key in SUSPEND_FIELDS:
+        values[key] = _optional(params, key, suspend_field)
     ttl = _optional(params, "ttl", duration_field)
     values["ttl_nanos"] = DEFAULT_TTL_NANOS if ttl is None else ttl
     return SourceDefinition(**values)  # type: ignore[arg-type]
 
 
-def check_fields(
-    params: Mapping[object, object], fields: Sequence[str], *, required: Sequence[str]
-) -> None:
-    """Reject non-string and unknown keys and missing required ones, as serde words it."""
-    for key in params:
-        if not isinstance(key, str):
-            raise ValidationError(f"invalid key {key!r}: keys must be strings")
-        if key not in fields:
-            expected = ", ".join(f"`{f}`" for f in fields)
-            raise ValidationError(f"unknown field `{key}`, expected one of {expected}")
-    for key in required:
-        if key not in params:
-            raise ValidationError(f"missing field `{key}`")
-
-
 def source_params(definition: SourceDefinition) -> dict[str, object]:
     """The definition as a `kumo.make_egress_source` table (what invoke_* returns)."""
     params: dict[str, object] = {"name": definition.name}
-    for key in SOURCE_FIELDS[1:-2]:
+    for key in _PLAIN_FIELDS:
         value = getattr(definition, key)
         if value is not None:
             params[key] = value
@@ -146,6 +146,10 @@ def source_params(definition: SourceDefinition) -> dict[str, object]:
             params["socks5_proxy_password"] = {"key_data": password.key_data}
         else:
             params["socks5_proxy_password"] = dict(password.vault or {})
+    for key in SUSPEND_FIELDS:
+        rule = getattr(definition, key)
+        if rule is not None:
+            params[key] = rule_params(rule)
     params["ttl"] = format_humantime(definition.ttl_nanos)
     return params
 
@@ -159,24 +163,6 @@ def _optional(
     params: Mapping[object, object], key: str, parse: Callable[[Mapping[object, object], str], T]
 ) -> T | None:
     return None if params.get(key) is None else parse(params, key)
-
-
-def describe_type(value: object) -> str:
-    """How serde names the type of a value in its messages ("integer", "string", ...)."""
-    kinds = {
-        bool: "boolean", int: "integer", float: "floating point", str: "string", list: "sequence"
-    }  # fmt: skip
-    return kinds.get(type(value), "table" if hasattr(value, "items") else type(value).__name__)
-
-
-def string_field(params: Mapping[object, object], key: str) -> str:
-    """`params[key]`, which must be a string."""
-    value = params[key]
-    if not isinstance(value, str):
-        raise ValidationError(
-            f"invalid type for `{key}`: {describe_type(value)} {value!r}, expected a string"
-        )
-    return value
 
 
 def _ip_address(params: Mapping[object, object], key: str) -> str:
@@ -194,36 +180,6 @@ def _canonical_ip(text: str) -> str:
     return str(ipaddress.ip_address(text))
 
 
-def _proxy_server(params: Mapping[object, object], key: str) -> str:
-    text = string_field(params, key)
-    if text.startswith("/"):
-        return text
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValidationError(
-            f"invalid value for `{key}`: {text!r} is not IP:port, [IPv6]:port, "
-            "host:port or an absolute unix socket path"
-        )
-    if host.startswith("[") and host.endswith("]"):
-        _require_address(key, text, host[1:-1], ipaddress.IPv6Address)
-    elif host.replace(".", "").isdigit():
-        _require_address(key, text, host, ipaddress.IPv4Address)
-    elif len(host) > 253 or not all(_HOST_LABEL.fullmatch(p) for p in host.split(".")):
-        raise ValidationError(f"invalid value for `{key}`: {host!r} in {text!r} is not a host name")
-    return text
-
-
-def _require_address(
-    key: str, text: str, host: str, kind: type[ipaddress.IPv4Address] | type[ipaddress.IPv6Address]
-) -> None:
-    try:
-        kind(host)
-    except ValueError:
-        raise ValidationError(
-            f"invalid value for `{key}`: {host!r} in {text!r} is not an IP address"
-        ) from None
-
-
 def _port(params: Mapping[object, object], key: str) -> int:
     value = params[key]
     if isinstance(value, float) and value.is_integer():
@@ -235,22 +191,6 @@ def _port(params: Mapping[object, object], key: str) -> int:
     if not 0 <= value <= 65535:
         raise ValidationError(f"invalid value for `{key}`: {value} is not in 0..=65535")
     return value
-
-
-def duration_field(params: Mapping[object, object], key: str) -> int:
-    """`params[key]` as a duration in nanoseconds."""
-    value = params[key]
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
-        # serde's wording for a wrong type, which KumoMTA's typing.lua matches on
-        raise ValidationError(
-            f"invalid type for `{key}`: {describe_type(value)}"
-            f"{f' {value!r}'.lower() if isinstance(value, bool) else ''}, "
-            "expected a duration string or a number of seconds"
-        )
-    try:
-        return parse_duration(value)
-    except DurationError as err:
-        raise ValidationError(f"invalid value for `{key}`: {err}") from None
 
 
 def _key_source(params: Mapping[object, object], key: str) -> KeySource:

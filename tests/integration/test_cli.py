@@ -93,6 +93,10 @@ def test_check_reports_json_and_exit_status() -> None:
     assert report["results"][1]["source"]["socks5_proxy_password"] == {
         "file": "/etc/kumomta/socks5-password"
     }
+    assert report["results"][1]["source"]["suspend_when_proxy_unhealthy"] == {
+        "threshold": "3/300s",
+        "duration": "600s",
+    }
     bad = cli("check", "--policy", str(fixture("errors.lua")), "ok", "invalid")
     assert bad.returncode == 1
     result = json.loads(bad.stdout)["results"][1]["error"]

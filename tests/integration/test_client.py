@@ -6,9 +6,10 @@ from collections.abc import Iterator
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from google.protobuf.empty_pb2 import Empty
 
 from egress_client import AsyncResolver, Resolver, ResolverError
-from kumo.egress.v1.egress_source_pb2 import EgressSource, KeySource
+from kumo.egress.v1.egress_source_pb2 import EgressSource, KeySource, SuspendOnFailure
 from support import ServerProcess, fixture
 
 FULL = EgressSource(
@@ -22,6 +23,10 @@ FULL = EgressSource(
     socks5_proxy_source_address="2001:db8::2",
     socks5_proxy_username="mta",
     socks5_proxy_password=KeySource(key_data="hunter2"),
+    suspend_when_unplumbed=SuspendOnFailure(immediate=Empty(), duration=Duration(seconds=300)),
+    suspend_when_proxy_unhealthy=SuspendOnFailure(
+        threshold="3/300s", duration=Duration(seconds=600)
+    ),
     ttl=Duration(seconds=90),
 )
 

@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from egress_resolver.reflection import v1_file_descriptor
 from egress_resolver.settings import Settings
 from support import DEADLINE, InProcessServer, fixture
 
@@ -24,9 +26,12 @@ def settings(policy: str) -> Settings:
     return Settings(policy=fixture(policy), listen=["127.0.0.1:0"])
 
 
-def ask(channel: grpc.Channel, **request: Any) -> reflection_pb2.ServerReflectionResponse:
+def ask(
+    channel: grpc.Channel, version: str = "v1alpha", **request: Any
+) -> reflection_pb2.ServerReflectionResponse:
+    """One reflection request on `grpc.reflection.<version>`; v1's messages are v1alpha's."""
     call = channel.stream_stream(
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+        f"/grpc.reflection.{version}.ServerReflection/ServerReflectionInfo",
         request_serializer=reflection_pb2.ServerReflectionRequest.SerializeToString,
         response_deserializer=reflection_pb2.ServerReflectionResponse.FromString,
     )
@@ -56,18 +61,51 @@ def test_reflection_call_like_grpcurl() -> None:
         channel.close()
 
 
+SERVICES = [
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+    SERVICE,
+]
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_both_reflection_versions_list_the_services(version: str) -> None:
+    with InProcessServer(settings("seed_source_address.lua")) as srv:
+        channel = grpc.insecure_channel(srv.target)
+        response = ask(channel, version, list_services="")
+        channel.close()
+    assert sorted(s.name for s in response.list_services_response.service) == SERVICES
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
+def test_reflection_off_serves_neither_version(version: str) -> None:
+    config = Settings(
+        policy=fixture("seed_source_address.lua"), listen=["127.0.0.1:0"], reflection=False
+    )
+    with (
+        InProcessServer(config) as srv,
+        grpc.insecure_channel(srv.target) as channel,
+        pytest.raises(grpc.RpcError) as err,
+    ):
+        ask(channel, version, list_services="")
+    assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+
+@pytest.mark.parametrize("version", ["v1", "v1alpha"])
 @pytest.mark.parametrize(
     ("symbol", "file"),
     [
         (f"{SERVICE}.GetEgressSource", "kumo/egress/v1/resolver_service.proto"),  # what ghz asks
         (SERVICE, "kumo/egress/v1/resolver_service.proto"),  # what grpcurl asks
         ("kumo.egress.v1.EgressSource", "kumo/egress/v1/egress_source.proto"),
+        ("grpc.reflection.v1.ServerReflection", "grpc/reflection/v1/reflection.proto"),
     ],
 )
-def test_file_containing_symbol(symbol: str, file: str) -> None:
+def test_file_containing_symbol(version: str, symbol: str, file: str) -> None:
     with InProcessServer(settings("seed_source_address.lua")) as srv:
         channel = grpc.insecure_channel(srv.target)
-        response = ask(channel, file_containing_symbol=symbol)
+        response = ask(channel, version, file_containing_symbol=symbol)
         channel.close()
     assert response.WhichOneof("message_response") == "file_descriptor_response"
     names = [
@@ -75,7 +113,20 @@ def test_file_containing_symbol(symbol: str, file: str) -> None:
         for raw in response.file_descriptor_response.file_descriptor_proto
     ]
     assert names[0] == file
-    assert "google/protobuf/duration.proto" in names
+    if file.startswith("kumo/"):
+        assert "google/protobuf/duration.proto" in names
+
+
+def test_v1_file_is_v1alpha_renamed() -> None:
+    v1 = v1_file_descriptor()
+    alpha = descriptor_pb2.FileDescriptorProto.FromString(reflection_pb2.DESCRIPTOR.serialized_pb)
+    assert (v1.name, v1.package) == ("grpc/reflection/v1/reflection.proto", "grpc.reflection.v1")
+    assert [m.name for m in v1.message_type] == [m.name for m in alpha.message_type]
+    for ours, theirs in zip(v1.message_type, alpha.message_type, strict=True):
+        assert [(f.name, f.number, f.type) for f in ours.field] == [
+            (f.name, f.number, f.type) for f in theirs.field
+        ]
+    assert "v1alpha" not in v1.SerializeToString().decode("utf-8", "replace")
 
 
 @pytest.mark.parametrize(
@@ -127,3 +178,71 @@ def test_ghz_by_reflection(name: str, status: str) -> None:
     report = json.loads(completed.stdout)
     assert report["count"] == 200
     assert report["statusCodeDistribution"] == {status: 200}
+
+
+def grpcurl_binary() -> Path:
+    """The grpcurl `make test` installs (GRPCURL=bin/grpcurl); skipped only without it."""
+    path = os.environ.get("GRPCURL")
+    if not path:
+        pytest.skip("GRPCURL is not set: `make test` installs grpcurl and sets it")
+    assert Path(path).is_file(), f"GRPCURL={path} does not exist"
+    return Path(path)
+
+
+def grpcurl(target: str, *args: str, flags: tuple[str, ...] = ()) -> str:
+    """`grpcurl -plaintext [flags] target args...`; its output, which must be a success."""
+    completed = subprocess.run(
+        [str(grpcurl_binary()), "-plaintext", "-max-time", "30", *flags, target, *args],
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr + completed.stdout
+    return completed.stdout
+
+
+@pytest.fixture(scope="module")
+def live_target() -> Iterator[str]:
+    with InProcessServer(settings("suspend_and_proxy_hosts.lua")) as srv:
+        yield srv.target
+
+
+def test_grpcurl_list(live_target: str) -> None:
+    assert grpcurl(live_target, "list").split() == SERVICES
+    methods = grpcurl(live_target, "list", SERVICE).split()
+    assert f"{SERVICE}.GetEgressSource" in methods
+    assert f"{SERVICE}.WatchInvalidations" in methods
+
+
+def test_grpcurl_describe_egress_source(live_target: str) -> None:
+    described = grpcurl(live_target, "describe", "kumo.egress.v1.EgressSource")
+    assert described.startswith("kumo.egress.v1.EgressSource is a message:\n")
+    assert "optional string ha_proxy_server = 5;" in described
+    assert ".kumo.egress.v1.SuspendOnFailure suspend_when_unplumbed = 12;" in described
+    assert ".kumo.egress.v1.SuspendOnFailure suspend_when_proxy_unhealthy = 13;" in described
+    rule = grpcurl(live_target, "describe", "kumo.egress.v1.SuspendOnFailure")
+    assert "oneof trigger {" in rule
+    assert ".google.protobuf.Empty immediate = 1;" in rule
+    assert "string threshold = 2;" in rule
+    assert ".google.protobuf.Duration duration = 3;" in rule
+
+
+def test_grpcurl_describe_reflection_v1(live_target: str) -> None:
+    described = grpcurl(live_target, "describe", "grpc.reflection.v1.ServerReflection")
+    assert (
+        "rpc ServerReflectionInfo ( stream .grpc.reflection.v1.ServerReflectionRequest ) "
+        "returns ( stream .grpc.reflection.v1.ServerReflectionResponse );"
+    ) in described
+
+
+def test_grpcurl_calls_by_reflection(live_target: str) -> None:
+    """The README's grpcurl command: no .proto files, JSON in and out."""
+    out = grpcurl(live_target, f"{SERVICE}/GetEgressSource", flags=("-d", '{"name": "both"}'))
+    source = json.loads(out)["source"]
+    assert source["ha_proxy_server"] == "proxy.example.com:1080"
+    assert source["suspend_when_unplumbed"] == {"immediate": {}, "duration": "90s"}
+    assert source["suspend_when_proxy_unhealthy"] == {
+        "threshold": "local:1000/h,max_burst=5",
+        "duration": "3600s",
+    }

@@ -7,7 +7,7 @@ import pytest
 from egress_resolver.errors import Reason, ResolveError
 from egress_resolver.kumo_module import PolicyLoadError
 from egress_resolver.lua_host import PolicyHost
-from support import fixture
+from support import fixture, lua_chunk_name
 
 
 def host(name: str, **kwargs: object) -> PolicyHost:
@@ -33,6 +33,26 @@ def test_seed_source_address() -> None:
     assert err.reason is Reason.HANDLER_ERROR
     assert err.message.startswith("get_egress_source 'ip-2': ")
     assert err.message.endswith("you need to do something for other source names")
+
+
+@pytest.mark.parametrize(("relative", "shortened"), [(True, False), (False, True)])
+def test_error_messages_name_the_policy_as_lua_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, relative: bool, shortened: bool
+) -> None:
+    """Lua shortens a file name of 60 characters or more to "..." and its tail (as
+    kumod does); lua_chunk_name, which the other tests use, predicts both forms."""
+    directory = tmp_path.joinpath(*["a-rather-long-directory-name"] * 4)
+    directory.mkdir(parents=True)
+    (directory / "policy.lua").write_text(fixture("seed_source_address.lua").read_text())
+    monkeypatch.chdir(directory)
+    policy = Path("policy.lua") if relative else directory / "policy.lua"
+    shown = lua_chunk_name(policy)
+    assert shown.startswith("...") is shortened
+    assert shown.endswith("a-rather-long-directory-name/policy.lua" if shortened else "policy.lua")
+    err = failure(PolicyHost(policy), "ip-2")
+    assert err.message == (
+        f"get_egress_source 'ip-2': {shown}:10: you need to do something for other source names"
+    )
 
 
 def test_seed_ehlo_and_ha_proxy() -> None:

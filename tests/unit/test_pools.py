@@ -3,6 +3,7 @@
 import pytest
 
 from egress_resolver.errors import Reason, ResolveError
+from egress_resolver.fields import ValidationError
 from egress_resolver.pools import (
     PoolDefinition,
     PoolEntry,
@@ -11,7 +12,6 @@ from egress_resolver.pools import (
     pool_params,
     pool_source_failure,
 )
-from egress_resolver.validation import ValidationError
 
 
 def test_weight_defaults_to_one_and_ttl_to_sixty_seconds() -> None:

@@ -13,17 +13,19 @@ import (
 
 // fullJSON is the example program's output for "full", as parsed JSON.
 var fullJSON = map[string]any{
-	"name":                        "full",
-	"source_address":              "10.0.0.1",
-	"ehlo_domain":                 "mta1.examplecorp.com",
-	"remote_port":                 2525.0,
-	"ha_proxy_server":             "10.0.0.9:5000",
-	"ha_proxy_source_address":     "10.0.0.2",
-	"ttl":                         "90s",
-	"socks5_proxy_server":         "[2001:db8::1]:1080",
-	"socks5_proxy_source_address": "2001:db8::2",
-	"socks5_proxy_username":       "mta",
-	"socks5_proxy_password":       map[string]any{"key_data": "[redacted]"},
+	"name":                         "full",
+	"source_address":               "10.0.0.1",
+	"ehlo_domain":                  "mta1.examplecorp.com",
+	"remote_port":                  2525.0,
+	"ha_proxy_server":              "10.0.0.9:5000",
+	"ha_proxy_source_address":      "10.0.0.2",
+	"ttl":                          "90s",
+	"socks5_proxy_server":          "[2001:db8::1]:1080",
+	"socks5_proxy_source_address":  "2001:db8::2",
+	"socks5_proxy_username":        "mta",
+	"socks5_proxy_password":        map[string]any{"key_data": "[redacted]"},
+	"suspend_when_unplumbed":       map[string]any{"immediate": map[string]any{}, "duration": "300s"},
+	"suspend_when_proxy_unhealthy": map[string]any{"threshold": "3/300s", "duration": "600s"},
 }
 
 // buildExample builds cmd/egress-example into a temporary directory.

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	"github.com/egress-resolver/egress-resolver/client/go/egressclient"
 	egressv1 "github.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1"
@@ -34,6 +35,14 @@ func fullSource() *egressv1.EgressSource {
 		Socks5ProxySourceAddress: proto.String("2001:db8::2"),
 		Socks5ProxyUsername:      proto.String("mta"),
 		Socks5ProxyPassword:      &egressv1.KeySource{Source: &egressv1.KeySource_KeyData{KeyData: "hunter2"}},
+		SuspendWhenUnplumbed: &egressv1.SuspendOnFailure{
+			Trigger:  &egressv1.SuspendOnFailure_Immediate{Immediate: &emptypb.Empty{}},
+			Duration: durationpb.New(5 * time.Minute),
+		},
+		SuspendWhenProxyUnhealthy: &egressv1.SuspendOnFailure{
+			Trigger:  &egressv1.SuspendOnFailure_Threshold{Threshold: "3/300s"},
+			Duration: durationpb.New(10 * time.Minute),
+		},
 	}
 }
 

@@ -20,7 +20,9 @@ mod resolver;
 mod target;
 
 pub use error::{ResolverError, code_name};
-pub use pb::{EgressSource, KeySource, VaultKeySource, key_source};
+pub use pb::{
+    EgressSource, KeySource, SuspendOnFailure, VaultKeySource, key_source, suspend_on_failure,
+};
 pub use redact::REDACTED;
 pub use resolver::{DEFAULT_TIMEOUT, Resolver};
 pub use tonic::Code;

@@ -7,7 +7,10 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use egress_client::{Code, EgressSource, KeySource, Resolver, ResolverError, key_source::Source};
+use egress_client::{
+    Code, EgressSource, KeySource, Resolver, ResolverError, SuspendOnFailure, key_source::Source,
+    suspend_on_failure::Trigger,
+};
 use support::{Server, block_on};
 
 /// Per-call time-out of these tests: generous, for a loaded 2-core machine.
@@ -31,6 +34,20 @@ fn full_source() -> EgressSource {
         socks5_proxy_username: Some("mta".into()),
         socks5_proxy_password: Some(KeySource {
             source: Some(Source::KeyData("hunter2".into())),
+        }),
+        suspend_when_unplumbed: Some(SuspendOnFailure {
+            trigger: Some(Trigger::Immediate(())),
+            duration: Some(prost_types::Duration {
+                seconds: 300,
+                nanos: 0,
+            }),
+        }),
+        suspend_when_proxy_unhealthy: Some(SuspendOnFailure {
+            trigger: Some(Trigger::Threshold("3/300s".into())),
+            duration: Some(prost_types::Duration {
+                seconds: 600,
+                nanos: 0,
+            }),
         }),
     }
 }
@@ -148,7 +165,9 @@ fn example_prints_json_or_the_error() {
             r#""remote_port": 2525, "ha_proxy_server": "10.0.0.9:5000", "ha_proxy_source_address": "10.0.0.2", "#,
             r#""ttl": "90s", "socks5_proxy_server": "[2001:db8::1]:1080", "#,
             r#""socks5_proxy_source_address": "2001:db8::2", "socks5_proxy_username": "mta", "#,
-            r#""socks5_proxy_password": {"key_data": "[redacted]"}}"#,
+            r#""socks5_proxy_password": {"key_data": "[redacted]"}, "#,
+            r#""suspend_when_unplumbed": {"immediate": {}, "duration": "300s"}, "#,
+            r#""suspend_when_proxy_unhealthy": {"threshold": "3/300s", "duration": "600s"}}"#,
             "\n"
         )
     );

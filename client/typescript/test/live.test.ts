@@ -26,6 +26,8 @@ const FULL_JSON = {
   socks5_proxy_source_address: "2001:db8::2",
   socks5_proxy_username: "mta",
   socks5_proxy_password: { key_data: "[redacted]" },
+  suspend_when_unplumbed: { immediate: {}, duration: "300s" },
+  suspend_when_proxy_unhealthy: { threshold: "3/300s", duration: "600s" },
 };
 
 /** Asserts every field of the fixture's "full" source, the secret and the ttl included. */
@@ -42,6 +44,10 @@ function assertFull(source: EgressSource): void {
   assert.deepEqual(source.socks5ProxyPassword?.source, { case: "keyData", value: "hunter2" });
   assert.equal(source.ttl?.seconds, 90n);
   assert.equal(source.ttl?.nanos, 0);
+  assert.equal(source.suspendWhenUnplumbed?.trigger.case, "immediate");
+  assert.equal(source.suspendWhenUnplumbed?.duration?.seconds, 300n);
+  assert.deepEqual(source.suspendWhenProxyUnhealthy?.trigger, { case: "threshold", value: "3/300s" });
+  assert.equal(source.suspendWhenProxyUnhealthy?.duration?.seconds, 600n);
 }
 
 /** Asserts that `value` is a ResolverError with this code, reason and source name. */

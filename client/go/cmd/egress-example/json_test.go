@@ -3,8 +3,11 @@ package main
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	egressv1 "github.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1"
 )
@@ -42,6 +45,30 @@ func TestRedactedJSONKeepsFilePath(t *testing.T) {
 	}
 	if !strings.Contains(string(line), `"file":"/etc/mta/socks"`) {
 		t.Errorf("a file reference is not a secret and should be printed: %s", line)
+	}
+}
+
+func TestRedactedJSONPrintsSuspendRules(t *testing.T) {
+	source := &egressv1.EgressSource{
+		Name: "suspending",
+		SuspendWhenUnplumbed: &egressv1.SuspendOnFailure{
+			Trigger:  &egressv1.SuspendOnFailure_Immediate{Immediate: &emptypb.Empty{}},
+			Duration: durationpb.New(5 * time.Minute),
+		},
+		SuspendWhenProxyUnhealthy: &egressv1.SuspendOnFailure{
+			Trigger:  &egressv1.SuspendOnFailure_Threshold{Threshold: "3/300s"},
+			Duration: durationpb.New(1500 * time.Millisecond),
+		},
+	}
+	line, err := redactedJSON(source)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"name":"suspending",` +
+		`"suspend_when_unplumbed":{"immediate":{},"duration":"300s"},` +
+		`"suspend_when_proxy_unhealthy":{"threshold":"3/300s","duration":"1.500s"}}`
+	if string(line) != want {
+		t.Errorf("got  %s\nwant %s", line, want)
 	}
 }
 

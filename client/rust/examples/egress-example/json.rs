@@ -1,11 +1,15 @@
 //! An [`EgressSource`] as protobuf JSON: proto field names in field-number
-//! order, unset fields omitted, the ttl as a duration string ("90s",
-//! "1.500s") and every secret replaced by `[redacted]`. Separators are
+//! order, unset fields omitted, durations as strings ("90s", "1.500s"), a
+//! oneof by its case's name (`"immediate": {}`) and every secret replaced by
+//! `[redacted]`. Separators are
 //! `", "` and `": "`, so the line matches `egress-resolver resolve` byte for byte.
 
 use std::fmt;
 
-use egress_client::{EgressSource, KeySource, REDACTED, VaultKeySource, key_source::Source};
+use egress_client::{
+    EgressSource, KeySource, REDACTED, SuspendOnFailure, VaultKeySource, key_source::Source,
+    suspend_on_failure::Trigger,
+};
 
 /// A JSON value whose objects keep the order their fields were added in.
 enum Json {
@@ -93,8 +97,34 @@ pub(crate) fn source_json(source: &EgressSource) -> String {
             "socks5_proxy_password",
             source.socks5_proxy_password.as_ref().map(key_source_json),
         )
+        .object(
+            "suspend_when_unplumbed",
+            source.suspend_when_unplumbed.as_ref().map(suspend_json),
+        )
+        .object(
+            "suspend_when_proxy_unhealthy",
+            source
+                .suspend_when_proxy_unhealthy
+                .as_ref()
+                .map(suspend_json),
+        )
         .build()
         .to_string()
+}
+
+fn suspend_json(rule: &SuspendOnFailure) -> Json {
+    let mut fields = Fields::default();
+    match &rule.trigger {
+        Some(Trigger::Immediate(())) => fields.object("immediate", Some(Json::Object(Vec::new()))),
+        Some(Trigger::Threshold(spec)) => fields.string("threshold", Some(spec)),
+        None => &mut fields,
+    };
+    fields
+        .string(
+            "duration",
+            rule.duration.as_ref().map(duration_json).as_deref(),
+        )
+        .build()
 }
 
 fn key_source_json(key: &KeySource) -> Json {
@@ -173,6 +203,37 @@ mod tests {
         assert_eq!(
             source_json(&source),
             r#"{"name": "a \"quoted\" name", "remote_port": 25, "ttl": "60s"}"#
+        );
+    }
+
+    #[test]
+    fn suspend_rules_print_their_trigger_case_and_duration() {
+        let source = EgressSource {
+            name: "suspending".into(),
+            suspend_when_unplumbed: Some(SuspendOnFailure {
+                trigger: Some(Trigger::Immediate(())),
+                duration: Some(Duration {
+                    seconds: 300,
+                    nanos: 0,
+                }),
+            }),
+            suspend_when_proxy_unhealthy: Some(SuspendOnFailure {
+                trigger: Some(Trigger::Threshold("local:1000/h,max_burst=5".into())),
+                duration: Some(Duration {
+                    seconds: 1,
+                    nanos: 500_000_000,
+                }),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            source_json(&source),
+            concat!(
+                r#"{"name": "suspending", "#,
+                r#""suspend_when_unplumbed": {"immediate": {}, "duration": "300s"}, "#,
+                r#""suspend_when_proxy_unhealthy": {"threshold": "local:1000/h,max_burst=5", "#,
+                r#""duration": "1.500s"}}"#
+            )
         );
     }
 

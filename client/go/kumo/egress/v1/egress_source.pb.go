@@ -10,6 +10,7 @@ import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	durationpb "google.golang.org/protobuf/types/known/durationpb"
+	emptypb "google.golang.org/protobuf/types/known/emptypb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -37,13 +38,14 @@ type EgressSource struct {
 	EhloDomain *string `protobuf:"bytes,3,opt,name=ehlo_domain,json=ehloDomain,proto3,oneof" json:"ehlo_domain,omitempty"`
 	// Overrides the remote SMTP port (0-65535).
 	RemotePort *uint32 `protobuf:"varint,4,opt,name=remote_port,json=remotePort,proto3,oneof" json:"remote_port,omitempty"`
-	// HA Proxy server: `IP:port`, `[v6]:port`, `host:port` or an absolute unix path.
+	// HA Proxy server: `IP:port` or `[v6]:port` (canonical form), `host:port`
+	// (a DNS name the MTA resolves at connect time) or an absolute unix path.
 	HaProxyServer *string `protobuf:"bytes,5,opt,name=ha_proxy_server,json=haProxyServer,proto3,oneof" json:"ha_proxy_server,omitempty"`
 	// Source address the HA Proxy server binds when it connects onwards.
 	HaProxySourceAddress *string `protobuf:"bytes,6,opt,name=ha_proxy_source_address,json=haProxySourceAddress,proto3,oneof" json:"ha_proxy_source_address,omitempty"`
 	// How long the definition may be cached. Always set; the default is 60 s.
 	Ttl *durationpb.Duration `protobuf:"bytes,7,opt,name=ttl,proto3" json:"ttl,omitempty"`
-	// SOCKS5 proxy server: `IP:port`, `[v6]:port`, `host:port` or an absolute unix path.
+	// SOCKS5 proxy server, in the same forms as `ha_proxy_server`.
 	Socks5ProxyServer *string `protobuf:"bytes,8,opt,name=socks5_proxy_server,json=socks5ProxyServer,proto3,oneof" json:"socks5_proxy_server,omitempty"`
 	// Source address the SOCKS5 proxy binds when it connects onwards.
 	Socks5ProxySourceAddress *string `protobuf:"bytes,9,opt,name=socks5_proxy_source_address,json=socks5ProxySourceAddress,proto3,oneof" json:"socks5_proxy_source_address,omitempty"`
@@ -53,8 +55,15 @@ type EgressSource struct {
 	// secret lives, or the secret itself when the policy gave it inline.
 	// Unset when the policy set no password.
 	Socks5ProxyPassword *KeySource `protobuf:"bytes,11,opt,name=socks5_proxy_password,json=socks5ProxyPassword,proto3" json:"socks5_proxy_password,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// Suspend the source from pool selection when its `source_address` appears
+	// unplumbed (binding it fails with EADDRNOTAVAIL). Unset: no such rule.
+	SuspendWhenUnplumbed *SuspendOnFailure `protobuf:"bytes,12,opt,name=suspend_when_unplumbed,json=suspendWhenUnplumbed,proto3" json:"suspend_when_unplumbed,omitempty"`
+	// Suspend the source from pool selection when its proxy server appears
+	// unreachable or reports that it cannot bind the source address.
+	// Unset: no such rule.
+	SuspendWhenProxyUnhealthy *SuspendOnFailure `protobuf:"bytes,13,opt,name=suspend_when_proxy_unhealthy,json=suspendWhenProxyUnhealthy,proto3" json:"suspend_when_proxy_unhealthy,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
 }
 
 func (x *EgressSource) Reset() {
@@ -164,6 +173,122 @@ func (x *EgressSource) GetSocks5ProxyPassword() *KeySource {
 	return nil
 }
 
+func (x *EgressSource) GetSuspendWhenUnplumbed() *SuspendOnFailure {
+	if x != nil {
+		return x.SuspendWhenUnplumbed
+	}
+	return nil
+}
+
+func (x *EgressSource) GetSuspendWhenProxyUnhealthy() *SuspendOnFailure {
+	if x != nil {
+		return x.SuspendWhenProxyUnhealthy
+	}
+	return nil
+}
+
+// A KumoMTA auto-suspend rule: `{ trigger = ..., duration = ... }`.
+//
+// Once the trigger fires, the MTA skips the source in pool selection for
+// `duration`. The resolver always sets one of the trigger's cases.
+type SuspendOnFailure struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// When the rule fires; the policy's default is `immediate`.
+	//
+	// Types that are valid to be assigned to Trigger:
+	//
+	//	*SuspendOnFailure_Immediate
+	//	*SuspendOnFailure_Threshold
+	Trigger isSuspendOnFailure_Trigger `protobuf_oneof:"trigger"`
+	// How long the source stays suspended once the rule fires. Always set.
+	Duration      *durationpb.Duration `protobuf:"bytes,3,opt,name=duration,proto3" json:"duration,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SuspendOnFailure) Reset() {
+	*x = SuspendOnFailure{}
+	mi := &file_kumo_egress_v1_egress_source_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SuspendOnFailure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SuspendOnFailure) ProtoMessage() {}
+
+func (x *SuspendOnFailure) ProtoReflect() protoreflect.Message {
+	mi := &file_kumo_egress_v1_egress_source_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SuspendOnFailure.ProtoReflect.Descriptor instead.
+func (*SuspendOnFailure) Descriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_egress_source_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *SuspendOnFailure) GetTrigger() isSuspendOnFailure_Trigger {
+	if x != nil {
+		return x.Trigger
+	}
+	return nil
+}
+
+func (x *SuspendOnFailure) GetImmediate() *emptypb.Empty {
+	if x != nil {
+		if x, ok := x.Trigger.(*SuspendOnFailure_Immediate); ok {
+			return x.Immediate
+		}
+	}
+	return nil
+}
+
+func (x *SuspendOnFailure) GetThreshold() string {
+	if x != nil {
+		if x, ok := x.Trigger.(*SuspendOnFailure_Threshold); ok {
+			return x.Threshold
+		}
+	}
+	return ""
+}
+
+func (x *SuspendOnFailure) GetDuration() *durationpb.Duration {
+	if x != nil {
+		return x.Duration
+	}
+	return nil
+}
+
+type isSuspendOnFailure_Trigger interface {
+	isSuspendOnFailure_Trigger()
+}
+
+type SuspendOnFailure_Immediate struct {
+	// On the first matching failure (the policy wrote `'Immediate'` or
+	// nothing).
+	Immediate *emptypb.Empty `protobuf:"bytes,1,opt,name=immediate,proto3,oneof"`
+}
+
+type SuspendOnFailure_Threshold struct {
+	// When matching failures reach a rate: a KumoMTA throttle spec
+	// `[local:]LIMIT/[SCALE]UNIT[,max_burst=N]` in kumod's canonical form
+	// (the policy's `{ Threshold = '3/5m' }` is `3/300s`, `'10/1h'` is `10/h`).
+	Threshold string `protobuf:"bytes,2,opt,name=threshold,proto3,oneof"`
+}
+
+func (*SuspendOnFailure_Immediate) isSuspendOnFailure_Trigger() {}
+
+func (*SuspendOnFailure_Threshold) isSuspendOnFailure_Trigger() {}
+
 // A KumoMTA KeySource: a secret given by reference or inline.
 //
 // The policy writes a plain string (a file path), `{ key_data = '...' }` or a
@@ -183,7 +308,7 @@ type KeySource struct {
 
 func (x *KeySource) Reset() {
 	*x = KeySource{}
-	mi := &file_kumo_egress_v1_egress_source_proto_msgTypes[1]
+	mi := &file_kumo_egress_v1_egress_source_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -195,7 +320,7 @@ func (x *KeySource) String() string {
 func (*KeySource) ProtoMessage() {}
 
 func (x *KeySource) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_egress_source_proto_msgTypes[1]
+	mi := &file_kumo_egress_v1_egress_source_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -208,7 +333,7 @@ func (x *KeySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeySource.ProtoReflect.Descriptor instead.
 func (*KeySource) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_egress_source_proto_rawDescGZIP(), []int{1}
+	return file_kumo_egress_v1_egress_source_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *KeySource) GetSource() isKeySource_Source {
@@ -289,7 +414,7 @@ type VaultKeySource struct {
 
 func (x *VaultKeySource) Reset() {
 	*x = VaultKeySource{}
-	mi := &file_kumo_egress_v1_egress_source_proto_msgTypes[2]
+	mi := &file_kumo_egress_v1_egress_source_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -301,7 +426,7 @@ func (x *VaultKeySource) String() string {
 func (*VaultKeySource) ProtoMessage() {}
 
 func (x *VaultKeySource) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_egress_source_proto_msgTypes[2]
+	mi := &file_kumo_egress_v1_egress_source_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -314,7 +439,7 @@ func (x *VaultKeySource) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VaultKeySource.ProtoReflect.Descriptor instead.
 func (*VaultKeySource) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_egress_source_proto_rawDescGZIP(), []int{2}
+	return file_kumo_egress_v1_egress_source_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *VaultKeySource) GetVaultAddress() string {
@@ -356,7 +481,7 @@ var File_kumo_egress_v1_egress_source_proto protoreflect.FileDescriptor
 
 const file_kumo_egress_v1_egress_source_proto_rawDesc = "" +
 	"\n" +
-	"\"kumo/egress/v1/egress_source.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\"\xe6\x05\n" +
+	"\"kumo/egress/v1/egress_source.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\"\xa1\a\n" +
 	"\fEgressSource\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12*\n" +
 	"\x0esource_address\x18\x02 \x01(\tH\x00R\rsourceAddress\x88\x01\x01\x12$\n" +
@@ -371,7 +496,9 @@ const file_kumo_egress_v1_egress_source_proto_rawDesc = "" +
 	"\x1bsocks5_proxy_source_address\x18\t \x01(\tH\x06R\x18socks5ProxySourceAddress\x88\x01\x01\x127\n" +
 	"\x15socks5_proxy_username\x18\n" +
 	" \x01(\tH\aR\x13socks5ProxyUsername\x88\x01\x01\x12M\n" +
-	"\x15socks5_proxy_password\x18\v \x01(\v2\x19.kumo.egress.v1.KeySourceR\x13socks5ProxyPasswordB\x11\n" +
+	"\x15socks5_proxy_password\x18\v \x01(\v2\x19.kumo.egress.v1.KeySourceR\x13socks5ProxyPassword\x12V\n" +
+	"\x16suspend_when_unplumbed\x18\f \x01(\v2 .kumo.egress.v1.SuspendOnFailureR\x14suspendWhenUnplumbed\x12a\n" +
+	"\x1csuspend_when_proxy_unhealthy\x18\r \x01(\v2 .kumo.egress.v1.SuspendOnFailureR\x19suspendWhenProxyUnhealthyB\x11\n" +
 	"\x0f_source_addressB\x0e\n" +
 	"\f_ehlo_domainB\x0e\n" +
 	"\f_remote_portB\x12\n" +
@@ -379,7 +506,12 @@ const file_kumo_egress_v1_egress_source_proto_rawDesc = "" +
 	"\x18_ha_proxy_source_addressB\x16\n" +
 	"\x14_socks5_proxy_serverB\x1e\n" +
 	"\x1c_socks5_proxy_source_addressB\x18\n" +
-	"\x16_socks5_proxy_username\"\x85\x01\n" +
+	"\x16_socks5_proxy_username\"\xac\x01\n" +
+	"\x10SuspendOnFailure\x126\n" +
+	"\timmediate\x18\x01 \x01(\v2\x16.google.protobuf.EmptyH\x00R\timmediate\x12\x1e\n" +
+	"\tthreshold\x18\x02 \x01(\tH\x00R\tthreshold\x125\n" +
+	"\bduration\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\bdurationB\t\n" +
+	"\atrigger\"\x85\x01\n" +
 	"\tKeySource\x12\x14\n" +
 	"\x04file\x18\x01 \x01(\tH\x00R\x04file\x12 \n" +
 	"\bkey_data\x18\x02 \x01(\tB\x03\x80\x01\x01H\x00R\akeyData\x126\n" +
@@ -411,22 +543,28 @@ func file_kumo_egress_v1_egress_source_proto_rawDescGZIP() []byte {
 	return file_kumo_egress_v1_egress_source_proto_rawDescData
 }
 
-var file_kumo_egress_v1_egress_source_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_kumo_egress_v1_egress_source_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_kumo_egress_v1_egress_source_proto_goTypes = []any{
 	(*EgressSource)(nil),        // 0: kumo.egress.v1.EgressSource
-	(*KeySource)(nil),           // 1: kumo.egress.v1.KeySource
-	(*VaultKeySource)(nil),      // 2: kumo.egress.v1.VaultKeySource
-	(*durationpb.Duration)(nil), // 3: google.protobuf.Duration
+	(*SuspendOnFailure)(nil),    // 1: kumo.egress.v1.SuspendOnFailure
+	(*KeySource)(nil),           // 2: kumo.egress.v1.KeySource
+	(*VaultKeySource)(nil),      // 3: kumo.egress.v1.VaultKeySource
+	(*durationpb.Duration)(nil), // 4: google.protobuf.Duration
+	(*emptypb.Empty)(nil),       // 5: google.protobuf.Empty
 }
 var file_kumo_egress_v1_egress_source_proto_depIdxs = []int32{
-	3, // 0: kumo.egress.v1.EgressSource.ttl:type_name -> google.protobuf.Duration
-	1, // 1: kumo.egress.v1.EgressSource.socks5_proxy_password:type_name -> kumo.egress.v1.KeySource
-	2, // 2: kumo.egress.v1.KeySource.vault:type_name -> kumo.egress.v1.VaultKeySource
-	3, // [3:3] is the sub-list for method output_type
-	3, // [3:3] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	4, // 0: kumo.egress.v1.EgressSource.ttl:type_name -> google.protobuf.Duration
+	2, // 1: kumo.egress.v1.EgressSource.socks5_proxy_password:type_name -> kumo.egress.v1.KeySource
+	1, // 2: kumo.egress.v1.EgressSource.suspend_when_unplumbed:type_name -> kumo.egress.v1.SuspendOnFailure
+	1, // 3: kumo.egress.v1.EgressSource.suspend_when_proxy_unhealthy:type_name -> kumo.egress.v1.SuspendOnFailure
+	5, // 4: kumo.egress.v1.SuspendOnFailure.immediate:type_name -> google.protobuf.Empty
+	4, // 5: kumo.egress.v1.SuspendOnFailure.duration:type_name -> google.protobuf.Duration
+	3, // 6: kumo.egress.v1.KeySource.vault:type_name -> kumo.egress.v1.VaultKeySource
+	7, // [7:7] is the sub-list for method output_type
+	7, // [7:7] is the sub-list for method input_type
+	7, // [7:7] is the sub-list for extension type_name
+	7, // [7:7] is the sub-list for extension extendee
+	0, // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_kumo_egress_v1_egress_source_proto_init() }
@@ -436,18 +574,22 @@ func file_kumo_egress_v1_egress_source_proto_init() {
 	}
 	file_kumo_egress_v1_egress_source_proto_msgTypes[0].OneofWrappers = []any{}
 	file_kumo_egress_v1_egress_source_proto_msgTypes[1].OneofWrappers = []any{
+		(*SuspendOnFailure_Immediate)(nil),
+		(*SuspendOnFailure_Threshold)(nil),
+	}
+	file_kumo_egress_v1_egress_source_proto_msgTypes[2].OneofWrappers = []any{
 		(*KeySource_File)(nil),
 		(*KeySource_KeyData)(nil),
 		(*KeySource_Vault)(nil),
 	}
-	file_kumo_egress_v1_egress_source_proto_msgTypes[2].OneofWrappers = []any{}
+	file_kumo_egress_v1_egress_source_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kumo_egress_v1_egress_source_proto_rawDesc), len(file_kumo_egress_v1_egress_source_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -56,7 +56,7 @@ type EgressResolverServiceClient interface {
 	// Drops cached source and pool definitions (or all of them) so that the
 	// next request runs the policy again, and announces exactly those names on
 	// WatchInvalidations. Refused with PERMISSION_DENIED when the operator
-	// turned it off (`--no-invalidate`).
+	// turned it off (`--allow-invalidate false`).
 	Invalidate(ctx context.Context, in *InvalidateRequest, opts ...grpc.CallOption) (*InvalidateResponse, error)
 	// Streams cache invalidations so that client-side caches stay correct.
 	//
@@ -177,7 +177,7 @@ type EgressResolverServiceServer interface {
 	// Drops cached source and pool definitions (or all of them) so that the
 	// next request runs the policy again, and announces exactly those names on
 	// WatchInvalidations. Refused with PERMISSION_DENIED when the operator
-	// turned it off (`--no-invalidate`).
+	// turned it off (`--allow-invalidate false`).
 	Invalidate(context.Context, *InvalidateRequest) (*InvalidateResponse, error)
 	// Streams cache invalidations so that client-side caches stay correct.
 	//

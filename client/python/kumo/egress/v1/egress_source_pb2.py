@@ -23,9 +23,10 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
+from google.protobuf import empty_pb2 as google_dot_protobuf_dot_empty__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"kumo/egress/v1/egress_source.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\"\xb8\x04\n\x0c\x45gressSource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1b\n\x0esource_address\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x65hlo_domain\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bremote_port\x18\x04 \x01(\rH\x02\x88\x01\x01\x12\x1c\n\x0fha_proxy_server\x18\x05 \x01(\tH\x03\x88\x01\x01\x12$\n\x17ha_proxy_source_address\x18\x06 \x01(\tH\x04\x88\x01\x01\x12&\n\x03ttl\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12 \n\x13socks5_proxy_server\x18\x08 \x01(\tH\x05\x88\x01\x01\x12(\n\x1bsocks5_proxy_source_address\x18\t \x01(\tH\x06\x88\x01\x01\x12\"\n\x15socks5_proxy_username\x18\n \x01(\tH\x07\x88\x01\x01\x12\x38\n\x15socks5_proxy_password\x18\x0b \x01(\x0b\x32\x19.kumo.egress.v1.KeySourceB\x11\n\x0f_source_addressB\x0e\n\x0c_ehlo_domainB\x0e\n\x0c_remote_portB\x12\n\x10_ha_proxy_serverB\x1a\n\x18_ha_proxy_source_addressB\x16\n\x14_socks5_proxy_serverB\x1e\n\x1c_socks5_proxy_source_addressB\x18\n\x16_socks5_proxy_username\"o\n\tKeySource\x12\x0e\n\x04\x66ile\x18\x01 \x01(\tH\x00\x12\x17\n\x08key_data\x18\x02 \x01(\tB\x03\x80\x01\x01H\x00\x12/\n\x05vault\x18\x03 \x01(\x0b\x32\x1e.kumo.egress.v1.VaultKeySourceH\x00\x42\x08\n\x06source\"\xbc\x01\n\x0eVaultKeySource\x12\x1a\n\rvault_address\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1d\n\x0bvault_token\x18\x02 \x01(\tB\x03\x80\x01\x01H\x01\x88\x01\x01\x12\x13\n\x0bvault_mount\x18\x03 \x01(\t\x12\x12\n\nvault_path\x18\x04 \x01(\t\x12\x16\n\tvault_key\x18\x05 \x01(\tH\x02\x88\x01\x01\x42\x10\n\x0e_vault_addressB\x0e\n\x0c_vault_tokenB\x0c\n\n_vault_keyBNZLgithub.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1;egressv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"kumo/egress/v1/egress_source.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1bgoogle/protobuf/empty.proto\"\xc2\x05\n\x0c\x45gressSource\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1b\n\x0esource_address\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x18\n\x0b\x65hlo_domain\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x18\n\x0bremote_port\x18\x04 \x01(\rH\x02\x88\x01\x01\x12\x1c\n\x0fha_proxy_server\x18\x05 \x01(\tH\x03\x88\x01\x01\x12$\n\x17ha_proxy_source_address\x18\x06 \x01(\tH\x04\x88\x01\x01\x12&\n\x03ttl\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12 \n\x13socks5_proxy_server\x18\x08 \x01(\tH\x05\x88\x01\x01\x12(\n\x1bsocks5_proxy_source_address\x18\t \x01(\tH\x06\x88\x01\x01\x12\"\n\x15socks5_proxy_username\x18\n \x01(\tH\x07\x88\x01\x01\x12\x38\n\x15socks5_proxy_password\x18\x0b \x01(\x0b\x32\x19.kumo.egress.v1.KeySource\x12@\n\x16suspend_when_unplumbed\x18\x0c \x01(\x0b\x32 .kumo.egress.v1.SuspendOnFailure\x12\x46\n\x1csuspend_when_proxy_unhealthy\x18\r \x01(\x0b\x32 .kumo.egress.v1.SuspendOnFailureB\x11\n\x0f_source_addressB\x0e\n\x0c_ehlo_domainB\x0e\n\x0c_remote_portB\x12\n\x10_ha_proxy_serverB\x1a\n\x18_ha_proxy_source_addressB\x16\n\x14_socks5_proxy_serverB\x1e\n\x1c_socks5_proxy_source_addressB\x18\n\x16_socks5_proxy_username\"\x8c\x01\n\x10SuspendOnFailure\x12+\n\timmediate\x18\x01 \x01(\x0b\x32\x16.google.protobuf.EmptyH\x00\x12\x13\n\tthreshold\x18\x02 \x01(\tH\x00\x12+\n\x08\x64uration\x18\x03 \x01(\x0b\x32\x19.google.protobuf.DurationB\t\n\x07trigger\"o\n\tKeySource\x12\x0e\n\x04\x66ile\x18\x01 \x01(\tH\x00\x12\x17\n\x08key_data\x18\x02 \x01(\tB\x03\x80\x01\x01H\x00\x12/\n\x05vault\x18\x03 \x01(\x0b\x32\x1e.kumo.egress.v1.VaultKeySourceH\x00\x42\x08\n\x06source\"\xbc\x01\n\x0eVaultKeySource\x12\x1a\n\rvault_address\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x1d\n\x0bvault_token\x18\x02 \x01(\tB\x03\x80\x01\x01H\x01\x88\x01\x01\x12\x13\n\x0bvault_mount\x18\x03 \x01(\t\x12\x12\n\nvault_path\x18\x04 \x01(\t\x12\x16\n\tvault_key\x18\x05 \x01(\tH\x02\x88\x01\x01\x42\x10\n\x0e_vault_addressB\x0e\n\x0c_vault_tokenB\x0c\n\n_vault_keyBNZLgithub.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1;egressv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,10 +38,12 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_KEYSOURCE'].fields_by_name['key_data']._serialized_options = b'\200\001\001'
   _globals['_VAULTKEYSOURCE'].fields_by_name['vault_token']._loaded_options = None
   _globals['_VAULTKEYSOURCE'].fields_by_name['vault_token']._serialized_options = b'\200\001\001'
-  _globals['_EGRESSSOURCE']._serialized_start=87
-  _globals['_EGRESSSOURCE']._serialized_end=655
-  _globals['_KEYSOURCE']._serialized_start=657
-  _globals['_KEYSOURCE']._serialized_end=768
-  _globals['_VAULTKEYSOURCE']._serialized_start=771
-  _globals['_VAULTKEYSOURCE']._serialized_end=959
+  _globals['_EGRESSSOURCE']._serialized_start=116
+  _globals['_EGRESSSOURCE']._serialized_end=822
+  _globals['_SUSPENDONFAILURE']._serialized_start=825
+  _globals['_SUSPENDONFAILURE']._serialized_end=965
+  _globals['_KEYSOURCE']._serialized_start=967
+  _globals['_KEYSOURCE']._serialized_end=1078
+  _globals['_VAULTKEYSOURCE']._serialized_start=1081
+  _globals['_VAULTKEYSOURCE']._serialized_end=1269
 # @@protoc_insertion_point(module_scope)

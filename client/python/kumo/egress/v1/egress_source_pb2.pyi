@@ -5,6 +5,7 @@ isort:skip_file
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2 as _duration_pb2
+from google.protobuf import empty_pb2 as _empty_pb2
 from google.protobuf import message as _message
 import builtins as _builtins
 import sys
@@ -39,6 +40,8 @@ class EgressSource(_message.Message):
     SOCKS5_PROXY_SOURCE_ADDRESS_FIELD_NUMBER: _builtins.int
     SOCKS5_PROXY_USERNAME_FIELD_NUMBER: _builtins.int
     SOCKS5_PROXY_PASSWORD_FIELD_NUMBER: _builtins.int
+    SUSPEND_WHEN_UNPLUMBED_FIELD_NUMBER: _builtins.int
+    SUSPEND_WHEN_PROXY_UNHEALTHY_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name of the source, used in logging and reporting."""
     source_address: _builtins.str
@@ -48,11 +51,13 @@ class EgressSource(_message.Message):
     remote_port: _builtins.int
     """Overrides the remote SMTP port (0-65535)."""
     ha_proxy_server: _builtins.str
-    """HA Proxy server: `IP:port`, `[v6]:port`, `host:port` or an absolute unix path."""
+    """HA Proxy server: `IP:port` or `[v6]:port` (canonical form), `host:port`
+    (a DNS name the MTA resolves at connect time) or an absolute unix path.
+    """
     ha_proxy_source_address: _builtins.str
     """Source address the HA Proxy server binds when it connects onwards."""
     socks5_proxy_server: _builtins.str
-    """SOCKS5 proxy server: `IP:port`, `[v6]:port`, `host:port` or an absolute unix path."""
+    """SOCKS5 proxy server, in the same forms as `ha_proxy_server`."""
     socks5_proxy_source_address: _builtins.str
     """Source address the SOCKS5 proxy binds when it connects onwards."""
     socks5_proxy_username: _builtins.str
@@ -66,6 +71,19 @@ class EgressSource(_message.Message):
         """Password for SOCKS5 authentication, as a KumoMTA KeySource: where the
         secret lives, or the secret itself when the policy gave it inline.
         Unset when the policy set no password.
+        """
+
+    @_builtins.property
+    def suspend_when_unplumbed(self) -> Global___SuspendOnFailure:
+        """Suspend the source from pool selection when its `source_address` appears
+        unplumbed (binding it fails with EADDRNOTAVAIL). Unset: no such rule.
+        """
+
+    @_builtins.property
+    def suspend_when_proxy_unhealthy(self) -> Global___SuspendOnFailure:
+        """Suspend the source from pool selection when its proxy server appears
+        unreachable or reports that it cannot bind the source address.
+        Unset: no such rule.
         """
 
     def __init__(
@@ -82,10 +100,12 @@ class EgressSource(_message.Message):
         socks5_proxy_source_address: _builtins.str | None = ...,
         socks5_proxy_username: _builtins.str | None = ...,
         socks5_proxy_password: Global___KeySource | None = ...,
+        suspend_when_unplumbed: Global___SuspendOnFailure | None = ...,
+        suspend_when_proxy_unhealthy: Global___SuspendOnFailure | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_ehlo_domain", b"_ehlo_domain", "_ha_proxy_server", b"_ha_proxy_server", "_ha_proxy_source_address", b"_ha_proxy_source_address", "_remote_port", b"_remote_port", "_socks5_proxy_server", b"_socks5_proxy_server", "_socks5_proxy_source_address", b"_socks5_proxy_source_address", "_socks5_proxy_username", b"_socks5_proxy_username", "_source_address", b"_source_address", "ehlo_domain", b"ehlo_domain", "ha_proxy_server", b"ha_proxy_server", "ha_proxy_source_address", b"ha_proxy_source_address", "remote_port", b"remote_port", "socks5_proxy_password", b"socks5_proxy_password", "socks5_proxy_server", b"socks5_proxy_server", "socks5_proxy_source_address", b"socks5_proxy_source_address", "socks5_proxy_username", b"socks5_proxy_username", "source_address", b"source_address", "ttl", b"ttl"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_ehlo_domain", b"_ehlo_domain", "_ha_proxy_server", b"_ha_proxy_server", "_ha_proxy_source_address", b"_ha_proxy_source_address", "_remote_port", b"_remote_port", "_socks5_proxy_server", b"_socks5_proxy_server", "_socks5_proxy_source_address", b"_socks5_proxy_source_address", "_socks5_proxy_username", b"_socks5_proxy_username", "_source_address", b"_source_address", "ehlo_domain", b"ehlo_domain", "ha_proxy_server", b"ha_proxy_server", "ha_proxy_source_address", b"ha_proxy_source_address", "remote_port", b"remote_port", "socks5_proxy_password", b"socks5_proxy_password", "socks5_proxy_server", b"socks5_proxy_server", "socks5_proxy_source_address", b"socks5_proxy_source_address", "socks5_proxy_username", b"socks5_proxy_username", "source_address", b"source_address", "suspend_when_proxy_unhealthy", b"suspend_when_proxy_unhealthy", "suspend_when_unplumbed", b"suspend_when_unplumbed", "ttl", b"ttl"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_ehlo_domain", b"_ehlo_domain", "_ha_proxy_server", b"_ha_proxy_server", "_ha_proxy_source_address", b"_ha_proxy_source_address", "_remote_port", b"_remote_port", "_socks5_proxy_server", b"_socks5_proxy_server", "_socks5_proxy_source_address", b"_socks5_proxy_source_address", "_socks5_proxy_username", b"_socks5_proxy_username", "_source_address", b"_source_address", "ehlo_domain", b"ehlo_domain", "ha_proxy_server", b"ha_proxy_server", "ha_proxy_source_address", b"ha_proxy_source_address", "name", b"name", "remote_port", b"remote_port", "socks5_proxy_password", b"socks5_proxy_password", "socks5_proxy_server", b"socks5_proxy_server", "socks5_proxy_source_address", b"socks5_proxy_source_address", "socks5_proxy_username", b"socks5_proxy_username", "source_address", b"source_address", "ttl", b"ttl"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_ehlo_domain", b"_ehlo_domain", "_ha_proxy_server", b"_ha_proxy_server", "_ha_proxy_source_address", b"_ha_proxy_source_address", "_remote_port", b"_remote_port", "_socks5_proxy_server", b"_socks5_proxy_server", "_socks5_proxy_source_address", b"_socks5_proxy_source_address", "_socks5_proxy_username", b"_socks5_proxy_username", "_source_address", b"_source_address", "ehlo_domain", b"ehlo_domain", "ha_proxy_server", b"ha_proxy_server", "ha_proxy_source_address", b"ha_proxy_source_address", "name", b"name", "remote_port", b"remote_port", "socks5_proxy_password", b"socks5_proxy_password", "socks5_proxy_server", b"socks5_proxy_server", "socks5_proxy_source_address", b"socks5_proxy_source_address", "socks5_proxy_username", b"socks5_proxy_username", "source_address", b"source_address", "suspend_when_proxy_unhealthy", b"suspend_when_proxy_unhealthy", "suspend_when_unplumbed", b"suspend_when_unplumbed", "ttl", b"ttl"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__ehlo_domain: _TypeAlias = _typing.Literal["ehlo_domain"]  # noqa: Y015
     _WhichOneofArgType__ehlo_domain: _TypeAlias = _typing.Literal["_ehlo_domain", b"_ehlo_domain"]  # noqa: Y015
@@ -121,6 +141,51 @@ class EgressSource(_message.Message):
     def WhichOneof(self, oneof_group: _WhichOneofArgType__source_address) -> _WhichOneofReturnType__source_address | None: ...
 
 Global___EgressSource: _TypeAlias = EgressSource  # noqa: Y015
+
+@_typing.final
+class SuspendOnFailure(_message.Message):
+    """A KumoMTA auto-suspend rule: `{ trigger = ..., duration = ... }`.
+
+    Once the trigger fires, the MTA skips the source in pool selection for
+    `duration`. The resolver always sets one of the trigger's cases.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IMMEDIATE_FIELD_NUMBER: _builtins.int
+    THRESHOLD_FIELD_NUMBER: _builtins.int
+    DURATION_FIELD_NUMBER: _builtins.int
+    threshold: _builtins.str
+    """When matching failures reach a rate: a KumoMTA throttle spec
+    `[local:]LIMIT/[SCALE]UNIT[,max_burst=N]` in kumod's canonical form
+    (the policy's `{ Threshold = '3/5m' }` is `3/300s`, `'10/1h'` is `10/h`).
+    """
+    @_builtins.property
+    def immediate(self) -> _empty_pb2.Empty:
+        """On the first matching failure (the policy wrote `'Immediate'` or
+        nothing).
+        """
+
+    @_builtins.property
+    def duration(self) -> _duration_pb2.Duration:
+        """How long the source stays suspended once the rule fires. Always set."""
+
+    def __init__(
+        self,
+        *,
+        immediate: _empty_pb2.Empty | None = ...,
+        threshold: _builtins.str = ...,
+        duration: _duration_pb2.Duration | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "immediate", b"immediate", "threshold", b"threshold", "trigger", b"trigger"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["duration", b"duration", "immediate", b"immediate", "threshold", b"threshold", "trigger", b"trigger"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_trigger: _TypeAlias = _typing.Literal["immediate", "threshold"]  # noqa: Y015
+    _WhichOneofArgType_trigger: _TypeAlias = _typing.Literal["trigger", b"trigger"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_trigger) -> _WhichOneofReturnType_trigger | None: ...
+
+Global___SuspendOnFailure: _TypeAlias = SuspendOnFailure  # noqa: Y015
 
 @_typing.final
 class KeySource(_message.Message):

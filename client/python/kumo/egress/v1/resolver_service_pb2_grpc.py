@@ -119,7 +119,7 @@ class EgressResolverServiceServicer:
         """Drops cached source and pool definitions (or all of them) so that the
         next request runs the policy again, and announces exactly those names on
         WatchInvalidations. Refused with PERMISSION_DENIED when the operator
-        turned it off (`--no-invalidate`).
+        turned it off (`--allow-invalidate false`).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

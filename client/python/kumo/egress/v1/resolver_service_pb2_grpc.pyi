@@ -62,7 +62,7 @@ class EgressResolverServiceStub:
     """Drops cached source and pool definitions (or all of them) so that the
     next request runs the policy again, and announces exactly those names on
     WatchInvalidations. Refused with PERMISSION_DENIED when the operator
-    turned it off (`--no-invalidate`).
+    turned it off (`--allow-invalidate false`).
     """
     WatchInvalidations: _grpc.UnaryStreamMultiCallable[_resolver_service_pb2.WatchInvalidationsRequest, _resolver_service_pb2.WatchInvalidationsResponse]
     """Streams cache invalidations so that client-side caches stay correct.
@@ -111,7 +111,7 @@ class EgressResolverServiceAsyncStub(EgressResolverServiceStub):
     """Drops cached source and pool definitions (or all of them) so that the
     next request runs the policy again, and announces exactly those names on
     WatchInvalidations. Refused with PERMISSION_DENIED when the operator
-    turned it off (`--no-invalidate`).
+    turned it off (`--allow-invalidate false`).
     """
     WatchInvalidations: _aio.UnaryStreamMultiCallable[_resolver_service_pb2.WatchInvalidationsRequest, _resolver_service_pb2.WatchInvalidationsResponse]  # type: ignore[assignment]
     """Streams cache invalidations so that client-side caches stay correct.
@@ -187,7 +187,7 @@ class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
         """Drops cached source and pool definitions (or all of them) so that the
         next request runs the policy again, and announces exactly those names on
         WatchInvalidations. Refused with PERMISSION_DENIED when the operator
-        turned it off (`--no-invalidate`).
+        turned it off (`--allow-invalidate false`).
         """
 
     @_abc_1.abstractmethod

@@ -4,15 +4,15 @@
 
 import type { GenFile, GenMessage } from "@bufbuild/protobuf/codegenv2";
 import { fileDesc, messageDesc } from "@bufbuild/protobuf/codegenv2";
-import type { Duration } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_duration } from "@bufbuild/protobuf/wkt";
+import type { Duration, Empty } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_empty } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file kumo/egress/v1/egress_source.proto.
  */
 export const file_kumo_egress_v1_egress_source: GenFile = /*@__PURE__*/
-  fileDesc("CiJrdW1vL2VncmVzcy92MS9lZ3Jlc3Nfc291cmNlLnByb3RvEg5rdW1vLmVncmVzcy52MSK4BAoMRWdyZXNzU291cmNlEgwKBG5hbWUYASABKAkSGwoOc291cmNlX2FkZHJlc3MYAiABKAlIAIgBARIYCgtlaGxvX2RvbWFpbhgDIAEoCUgBiAEBEhgKC3JlbW90ZV9wb3J0GAQgASgNSAKIAQESHAoPaGFfcHJveHlfc2VydmVyGAUgASgJSAOIAQESJAoXaGFfcHJveHlfc291cmNlX2FkZHJlc3MYBiABKAlIBIgBARImCgN0dGwYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIAoTc29ja3M1X3Byb3h5X3NlcnZlchgIIAEoCUgFiAEBEigKG3NvY2tzNV9wcm94eV9zb3VyY2VfYWRkcmVzcxgJIAEoCUgGiAEBEiIKFXNvY2tzNV9wcm94eV91c2VybmFtZRgKIAEoCUgHiAEBEjgKFXNvY2tzNV9wcm94eV9wYXNzd29yZBgLIAEoCzIZLmt1bW8uZWdyZXNzLnYxLktleVNvdXJjZUIRCg9fc291cmNlX2FkZHJlc3NCDgoMX2VobG9fZG9tYWluQg4KDF9yZW1vdGVfcG9ydEISChBfaGFfcHJveHlfc2VydmVyQhoKGF9oYV9wcm94eV9zb3VyY2VfYWRkcmVzc0IWChRfc29ja3M1X3Byb3h5X3NlcnZlckIeChxfc29ja3M1X3Byb3h5X3NvdXJjZV9hZGRyZXNzQhgKFl9zb2NrczVfcHJveHlfdXNlcm5hbWUibwoJS2V5U291cmNlEg4KBGZpbGUYASABKAlIABIXCghrZXlfZGF0YRgCIAEoCUIDgAEBSAASLwoFdmF1bHQYAyABKAsyHi5rdW1vLmVncmVzcy52MS5WYXVsdEtleVNvdXJjZUgAQggKBnNvdXJjZSK8AQoOVmF1bHRLZXlTb3VyY2USGgoNdmF1bHRfYWRkcmVzcxgBIAEoCUgAiAEBEh0KC3ZhdWx0X3Rva2VuGAIgASgJQgOAAQFIAYgBARITCgt2YXVsdF9tb3VudBgDIAEoCRISCgp2YXVsdF9wYXRoGAQgASgJEhYKCXZhdWx0X2tleRgFIAEoCUgCiAEBQhAKDl92YXVsdF9hZGRyZXNzQg4KDF92YXVsdF90b2tlbkIMCgpfdmF1bHRfa2V5Qk5aTGdpdGh1Yi5jb20vZWdyZXNzLXJlc29sdmVyL2VncmVzcy1yZXNvbHZlci9jbGllbnQvZ28va3Vtby9lZ3Jlc3MvdjE7ZWdyZXNzdjFiBnByb3RvMw", [file_google_protobuf_duration]);
+  fileDesc("CiJrdW1vL2VncmVzcy92MS9lZ3Jlc3Nfc291cmNlLnByb3RvEg5rdW1vLmVncmVzcy52MSLCBQoMRWdyZXNzU291cmNlEgwKBG5hbWUYASABKAkSGwoOc291cmNlX2FkZHJlc3MYAiABKAlIAIgBARIYCgtlaGxvX2RvbWFpbhgDIAEoCUgBiAEBEhgKC3JlbW90ZV9wb3J0GAQgASgNSAKIAQESHAoPaGFfcHJveHlfc2VydmVyGAUgASgJSAOIAQESJAoXaGFfcHJveHlfc291cmNlX2FkZHJlc3MYBiABKAlIBIgBARImCgN0dGwYByABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24SIAoTc29ja3M1X3Byb3h5X3NlcnZlchgIIAEoCUgFiAEBEigKG3NvY2tzNV9wcm94eV9zb3VyY2VfYWRkcmVzcxgJIAEoCUgGiAEBEiIKFXNvY2tzNV9wcm94eV91c2VybmFtZRgKIAEoCUgHiAEBEjgKFXNvY2tzNV9wcm94eV9wYXNzd29yZBgLIAEoCzIZLmt1bW8uZWdyZXNzLnYxLktleVNvdXJjZRJAChZzdXNwZW5kX3doZW5fdW5wbHVtYmVkGAwgASgLMiAua3Vtby5lZ3Jlc3MudjEuU3VzcGVuZE9uRmFpbHVyZRJGChxzdXNwZW5kX3doZW5fcHJveHlfdW5oZWFsdGh5GA0gASgLMiAua3Vtby5lZ3Jlc3MudjEuU3VzcGVuZE9uRmFpbHVyZUIRCg9fc291cmNlX2FkZHJlc3NCDgoMX2VobG9fZG9tYWluQg4KDF9yZW1vdGVfcG9ydEISChBfaGFfcHJveHlfc2VydmVyQhoKGF9oYV9wcm94eV9zb3VyY2VfYWRkcmVzc0IWChRfc29ja3M1X3Byb3h5X3NlcnZlckIeChxfc29ja3M1X3Byb3h5X3NvdXJjZV9hZGRyZXNzQhgKFl9zb2NrczVfcHJveHlfdXNlcm5hbWUijAEKEFN1c3BlbmRPbkZhaWx1cmUSKwoJaW1tZWRpYXRlGAEgASgLMhYuZ29vZ2xlLnByb3RvYnVmLkVtcHR5SAASEwoJdGhyZXNob2xkGAIgASgJSAASKwoIZHVyYXRpb24YAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CCQoHdHJpZ2dlciJvCglLZXlTb3VyY2USDgoEZmlsZRgBIAEoCUgAEhcKCGtleV9kYXRhGAIgASgJQgOAAQFIABIvCgV2YXVsdBgDIAEoCzIeLmt1bW8uZWdyZXNzLnYxLlZhdWx0S2V5U291cmNlSABCCAoGc291cmNlIrwBCg5WYXVsdEtleVNvdXJjZRIaCg12YXVsdF9hZGRyZXNzGAEgASgJSACIAQESHQoLdmF1bHRfdG9rZW4YAiABKAlCA4ABAUgBiAEBEhMKC3ZhdWx0X21vdW50GAMgASgJEhIKCnZhdWx0X3BhdGgYBCABKAkSFgoJdmF1bHRfa2V5GAUgASgJSAKIAQFCEAoOX3ZhdWx0X2FkZHJlc3NCDgoMX3ZhdWx0X3Rva2VuQgwKCl92YXVsdF9rZXlCTlpMZ2l0aHViLmNvbS9lZ3Jlc3MtcmVzb2x2ZXIvZWdyZXNzLXJlc29sdmVyL2NsaWVudC9nby9rdW1vL2VncmVzcy92MTtlZ3Jlc3N2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_empty]);
 
 /**
  * An egress source as defined by `kumo.make_egress_source`.
@@ -53,7 +53,8 @@ export type EgressSource = Message<"kumo.egress.v1.EgressSource"> & {
   remotePort?: number | undefined;
 
   /**
-   * HA Proxy server: `IP:port`, `[v6]:port`, `host:port` or an absolute unix path.
+   * HA Proxy server: `IP:port` or `[v6]:port` (canonical form), `host:port`
+   * (a DNS name the MTA resolves at connect time) or an absolute unix path.
    *
    * @generated from field: optional string ha_proxy_server = 5;
    */
@@ -74,7 +75,7 @@ export type EgressSource = Message<"kumo.egress.v1.EgressSource"> & {
   ttl?: Duration | undefined;
 
   /**
-   * SOCKS5 proxy server: `IP:port`, `[v6]:port`, `host:port` or an absolute unix path.
+   * SOCKS5 proxy server, in the same forms as `ha_proxy_server`.
    *
    * @generated from field: optional string socks5_proxy_server = 8;
    */
@@ -102,6 +103,23 @@ export type EgressSource = Message<"kumo.egress.v1.EgressSource"> & {
    * @generated from field: kumo.egress.v1.KeySource socks5_proxy_password = 11;
    */
   socks5ProxyPassword?: KeySource | undefined;
+
+  /**
+   * Suspend the source from pool selection when its `source_address` appears
+   * unplumbed (binding it fails with EADDRNOTAVAIL). Unset: no such rule.
+   *
+   * @generated from field: kumo.egress.v1.SuspendOnFailure suspend_when_unplumbed = 12;
+   */
+  suspendWhenUnplumbed?: SuspendOnFailure | undefined;
+
+  /**
+   * Suspend the source from pool selection when its proxy server appears
+   * unreachable or reports that it cannot bind the source address.
+   * Unset: no such rule.
+   *
+   * @generated from field: kumo.egress.v1.SuspendOnFailure suspend_when_proxy_unhealthy = 13;
+   */
+  suspendWhenProxyUnhealthy?: SuspendOnFailure | undefined;
 };
 
 /**
@@ -110,6 +128,56 @@ export type EgressSource = Message<"kumo.egress.v1.EgressSource"> & {
  */
 export const EgressSourceSchema: GenMessage<EgressSource> = /*@__PURE__*/
   messageDesc(file_kumo_egress_v1_egress_source, 0);
+
+/**
+ * A KumoMTA auto-suspend rule: `{ trigger = ..., duration = ... }`.
+ *
+ * Once the trigger fires, the MTA skips the source in pool selection for
+ * `duration`. The resolver always sets one of the trigger's cases.
+ *
+ * @generated from message kumo.egress.v1.SuspendOnFailure
+ */
+export type SuspendOnFailure = Message<"kumo.egress.v1.SuspendOnFailure"> & {
+  /**
+   * When the rule fires; the policy's default is `immediate`.
+   *
+   * @generated from oneof kumo.egress.v1.SuspendOnFailure.trigger
+   */
+  trigger: {
+    /**
+     * On the first matching failure (the policy wrote `'Immediate'` or
+     * nothing).
+     *
+     * @generated from field: google.protobuf.Empty immediate = 1;
+     */
+    value: Empty;
+    case: "immediate";
+  } | {
+    /**
+     * When matching failures reach a rate: a KumoMTA throttle spec
+     * `[local:]LIMIT/[SCALE]UNIT[,max_burst=N]` in kumod's canonical form
+     * (the policy's `{ Threshold = '3/5m' }` is `3/300s`, `'10/1h'` is `10/h`).
+     *
+     * @generated from field: string threshold = 2;
+     */
+    value: string;
+    case: "threshold";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * How long the source stays suspended once the rule fires. Always set.
+   *
+   * @generated from field: google.protobuf.Duration duration = 3;
+   */
+  duration?: Duration | undefined;
+};
+
+/**
+ * Describes the message kumo.egress.v1.SuspendOnFailure.
+ * Use `create(SuspendOnFailureSchema)` to create a new message.
+ */
+export const SuspendOnFailureSchema: GenMessage<SuspendOnFailure> = /*@__PURE__*/
+  messageDesc(file_kumo_egress_v1_egress_source, 1);
 
 /**
  * A KumoMTA KeySource: a secret given by reference or inline.
@@ -156,7 +224,7 @@ export type KeySource = Message<"kumo.egress.v1.KeySource"> & {
  * Use `create(KeySourceSchema)` to create a new message.
  */
 export const KeySourceSchema: GenMessage<KeySource> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_egress_source, 1);
+  messageDesc(file_kumo_egress_v1_egress_source, 2);
 
 /**
  * Coordinates of a secret stored in HashiCorp Vault.
@@ -205,5 +273,5 @@ export type VaultKeySource = Message<"kumo.egress.v1.VaultKeySource"> & {
  * Use `create(VaultKeySourceSchema)` to create a new message.
  */
 export const VaultKeySourceSchema: GenMessage<VaultKeySource> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_egress_source, 2);
+  messageDesc(file_kumo_egress_v1_egress_source, 3);
 

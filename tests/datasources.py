@@ -1,0 +1,202 @@
+"""Real data sources for the tests: a local HTTP server and redis-server processes.
+
+Each listens on 127.0.0.1 on a free port and is stopped by the test that
+started it (context managers). `RedisServer.stop()` / `start()` kill and
+restart the same server on the same port, for outage tests.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import redis
+
+DEADLINE = 60.0
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # the listen backlog: 50 connections arrive at once
+
+
+class SourceHttpServer:
+    """Answers GET /source/NAME with {"source_address": ...} after `delay` seconds.
+
+    Names choose a fault: `fail-*` gets a 503, a name with `slow-` waits 5 s, `garbage-*`
+    gets bytes that are not HTTP. `gather-*` requests are held until `gather`
+    of them are in at once (then all are answered; after 20 s each gets a
+    504): only handlers that wait side by side can all be answered.
+    Query parameters: `status=`, `delay=`. `max_in_flight` is the most
+    requests it held at once.
+    """
+
+    def __init__(self, delay: float = 0.0, gather: int = 1) -> None:
+        self.delay = delay
+        self._gather = threading.Barrier(gather)
+        self.requests = 0
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.headers_seen: list[dict[str, str]] = []
+        self.bodies: list[bytes] = []
+        self._lock = threading.Lock()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # headers and body are two writes
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _answer(self) -> None:
+                server._enter(dict(self.headers.items()))
+                try:
+                    length = int(self.headers.get("content-length") or 0)
+                    server.bodies.append(self.rfile.read(length) if length else b"")
+                    parts = urlsplit(self.path)
+                    query = parse_qs(parts.query)
+                    name = parts.path.rsplit("/", 1)[-1]
+                    if name.startswith("garbage-"):
+                        self.wfile.write(b"\x00\x01 this is not HTTP\r\n\r\n")
+                        self.close_connection = True
+                        return
+                    if name.startswith("gather-"):
+                        try:
+                            server._gather.wait(20.0)
+                        except threading.BrokenBarrierError:
+                            self.send_error(504)
+                            return
+                    delay = 5.0 if "slow-" in name else server.delay
+                    time.sleep(float(query.get("delay", [delay])[0]))
+                    status = 503 if name.startswith("fail-") else 200
+                    status = int(query.get("status", [status])[0])
+                    body = json.dumps({"name": name, "source_address": "10.9.0.1"}).encode()
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("X-Served-By", "test")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                finally:
+                    server._leave()
+
+            do_GET = do_POST = do_PUT = _answer  # noqa: N815 (http.server calls these names)
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def gather(self, count: int) -> None:
+        """From now on, hold `gather-*` requests until `count` are in at once."""
+        self._gather = threading.Barrier(count)
+
+    def _enter(self, headers: dict[str, str]) -> None:
+        with self._lock:
+            self.requests += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+            self.headers_seen.append(headers)
+
+    def _leave(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> SourceHttpServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(DEADLINE)
+
+
+def redis_server_binary() -> str:
+    """The path of redis-server; `make test` installs it (mk/redis.mk)."""
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if Path("/usr/bin/redis-server").exists() else None
+    )
+    if found is None:
+        raise RuntimeError("redis-server is not installed: run `make redis-server` (apt-get)")
+    return found
+
+
+class RedisServer:
+    """A redis-server process on 127.0.0.1:`port`, no persistence; stop() kills it."""
+
+    def __init__(self, workdir: Path, port: int | None = None, *extra: str) -> None:
+        self.port = port or free_port()
+        self.workdir = workdir
+        self.extra = extra
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/"
+
+    def start(self) -> None:
+        """Start (or restart) the server and wait until it answers PING."""
+        assert self.proc is None or self.proc.poll() is not None
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        args = [redis_server_binary(), "--port", str(self.port), "--bind", "127.0.0.1"]
+        args += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir), *self.extra]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited with {self.proc.returncode}")
+            try:
+                if self.client().ping():
+                    return
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.02)
+        raise RuntimeError("redis-server did not answer PING in time")
+
+    def stop(self) -> None:
+        """Kill the server (SIGKILL: an outage, not a shutdown) and reap it."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(DEADLINE)
+
+    def client(self) -> redis.Redis:
+        """A synchronous redis-py client, for the test to load data and look."""
+        return redis.Redis(
+            host="127.0.0.1", port=self.port, socket_timeout=5, decode_responses=True
+        )
+
+    def __enter__(self) -> RedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def wait_until(check: Callable[[], bool], timeout: float = DEADLINE) -> None:
+    """Poll `check` (bounded) until it is true."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.01)
