@@ -9,6 +9,9 @@ PROTOC_GEN_GO_VERSION := v1.36.12
 PROTOC_GEN_GO_GRPC_VERSION := v1.6.2
 GO_PLUGINS := $(GOBIN_DIR)/.go-plugins-$(PROTOC_GEN_GO_VERSION)-$(PROTOC_GEN_GO_GRPC_VERSION)
 GO_EXAMPLE := $(CURDIR)/build/go/egress-example
+# Extra `go test` flags, e.g. GO_TEST_FLAGS=-race (off by default: a cold race
+# build of grpc-go costs minutes on a small CI machine).
+GO_TEST_FLAGS ?=
 # buf generates from the repository root; $(1) is an extra output base directory.
 gen_go = $(BIN)/buf generate --template $(GO_DIR)/buf.gen.yaml --path proto/kumo $(1)
 
@@ -35,9 +38,10 @@ test-go: $(STAMP) ## gofmt, go vet and go test of client/go against a real serve
 	@unformatted="$$(cd $(GO_DIR) && "$$($(GO_ENV) $(GO) env GOROOT)/bin/gofmt" -l .)"; \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	cd $(GO_DIR) && $(GO_ENV) $(GO) vet ./...
-	cd $(GO_DIR) && $(GO_ENV) EGRESS_RESOLVER=$(CURDIR)/$(BIN)/egress-resolver $(GO) test -count=1 -timeout 5m ./...
+	cd $(GO_DIR) && $(GO_ENV) EGRESS_RESOLVER=$(CURDIR)/$(BIN)/egress-resolver $(GO) test $(GO_TEST_FLAGS) -count=1 -timeout 5m ./...
 
-example-go: ## resolve one name with the Go client: make example-go TARGET=127.0.0.1:50051 NAME=ip-1
-	$(if $(NAME),,$(error NAME is required, e.g. make example-go TARGET=$(LISTEN) NAME=ip-1))
+# Without NAME the example reads JSON commands on stdin (see
+# client/go/cmd/egress-example); CACHE=1 turns the client's cache on.
+example-go: ## the Go client's example: make example-go TARGET=127.0.0.1:50051 [CACHE=1] [NAME=ip-1] (no NAME: commands on stdin)
 	@cd $(GO_DIR) && $(GO_ENV) $(GO) build -o $(GO_EXAMPLE) ./cmd/egress-example
-	@$(GO_EXAMPLE) '$(or $(TARGET),$(LISTEN))' '$(NAME)'
+	@$(GO_EXAMPLE) $(if $(TARGET),--target '$(TARGET)',$(if $(EGRESS_CLIENT_TARGET),,--target '$(LISTEN)')) $(if $(filter 1 true yes on,$(CACHE)),--cache) $(if $(NAME),'$(NAME)')

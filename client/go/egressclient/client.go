@@ -2,24 +2,35 @@ package egressclient
 
 import (
 	"context"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
 	egressv1 "github.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1"
 )
 
-// DefaultTimeout bounds a call whose context has no deadline. A cache miss runs
-// the Lua policy, so a call may take longer than a plain round trip.
-const DefaultTimeout = 2 * time.Second
-
-// Client resolves egress source names against one egress-resolver sidecar.
-// It is safe for concurrent use; share one Client per sidecar.
+// Client resolves egress source and pool names against one egress-resolver
+// sidecar. It is safe for concurrent use; share one Client per sidecar.
 type Client struct {
 	conn    *grpc.ClientConn
 	stub    egressv1.EgressResolverServiceClient
-	timeout time.Duration
+	options Options
+	logger  *slog.Logger
+
+	state        *coherence // nil when the cache is off
+	sourceFlight singleflight.Group
+	poolFlight   singleflight.Group
+	selectors    selectors
+	rpcs         atomic.Int64
+	staleServed  atomic.Int64
+	sharedWaits  atomic.Int64 // callers that went into shared (for the coalescing test)
+	stopWatch    context.CancelFunc
+	watchDone    chan struct{}
 }
 
 // Result is the outcome of one name in GetMany: Source is set on success,
@@ -33,62 +44,110 @@ type Result struct {
 	Err *Error
 }
 
-// Option customizes New.
-type Option func(*settings)
-
-type settings struct {
-	timeout     time.Duration
-	dialOptions []grpc.DialOption
-}
-
-// WithTimeout sets the timeout applied to calls whose context has no deadline
-// (DefaultTimeout unless set). Zero or less disables it.
-func WithTimeout(timeout time.Duration) Option {
-	return func(s *settings) { s.timeout = timeout }
-}
-
-// WithDialOptions adds gRPC dial options, e.g. interceptors. The connection
-// is plaintext unless an option sets transport credentials.
-func WithDialOptions(opts ...grpc.DialOption) Option {
-	return func(s *settings) { s.dialOptions = append(s.dialOptions, opts...) }
+// Stats are a client's counters.
+type Stats struct {
+	// RPCs counts the unary calls sent (Get, GetPool, GetMany; not the stream).
+	RPCs int64
+	// Entries counts the sources and pools cached (expired ones included).
+	Entries int
+	// Watching says whether the WatchInvalidations stream is connected.
+	Watching bool
+	// StaleServed counts expired definitions served under stale_if_error.
+	StaleServed int64
 }
 
 // New creates a client for target: "host:port" (e.g. "127.0.0.1:50051",
-// "[::1]:50051") or "unix:/absolute/path". It does not connect yet; the first
-// call does.
+// "[::1]:50051") or "unix:/absolute/path"; "" means EGRESS_CLIENT_TARGET, or
+// DefaultTarget. Options not given come from the EGRESS_CLIENT_* variables
+// (see Options). New does not wait for the sidecar; with the cache on it
+// starts following WatchInvalidations in the background.
 func New(target string, opts ...Option) (*Client, error) {
-	s := settings{timeout: DefaultTimeout}
+	var s settings
 	for _, opt := range opts {
 		opt(&s)
 	}
-	dialOptions := append([]grpc.DialOption{
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-	}, s.dialOptions...)
-	conn, err := grpc.NewClient(target, dialOptions...)
+	options, err := resolveOptions(target, &s, environ)
 	if err != nil {
 		return nil, err
 	}
-	return &Client{conn: conn, stub: egressv1.NewEgressResolverServiceClient(conn), timeout: s.timeout}, nil
+	dialOptions := append([]grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials())},
+		options.channelOptions()...)
+	conn, err := grpc.NewClient(options.Target, append(dialOptions, s.dialOptions...)...)
+	if err != nil {
+		return nil, err
+	}
+	c := &Client{
+		conn:    conn,
+		stub:    egressv1.NewEgressResolverServiceClient(conn),
+		options: options,
+		logger:  s.logger,
+	}
+	if c.logger == nil {
+		c.logger = slog.Default()
+	}
+	if options.Cache {
+		clock := s.clock
+		if clock == nil {
+			clock = systemClock{start: time.Now()}
+		}
+		c.state = newCoherence(options, clock)
+		ctx, cancel := context.WithCancel(context.Background())
+		c.stopWatch, c.watchDone = cancel, make(chan struct{})
+		go func() {
+			defer close(c.watchDone)
+			watch(ctx, c.stub, c.state)
+		}()
+	}
+	return c, nil
 }
 
-// Get returns the egress source called name. On failure the error is an
-// *Error with the gRPC code and the ErrorInfo reason.
+// Options returns the options in force (given, from the environment, or defaults).
+func (c *Client) Options() Options { return c.options }
+
+// Get returns the egress source called name. With the cache on, a cached
+// definition is returned without a call (the message is shared: do not
+// modify it). On failure the error is an *Error with the gRPC code and the
+// ErrorInfo reason.
 func (c *Client) Get(ctx context.Context, name string) (*egressv1.EgressSource, error) {
-	ctx, cancel := c.withDefaultTimeout(ctx)
-	defer cancel()
-	response, err := c.stub.GetEgressSource(ctx, &egressv1.GetEgressSourceRequest{Name: name})
-	if err != nil {
-		return nil, errorFromRPC(err, name)
+	if c.state == nil {
+		return c.fetchSource(ctx, name)
 	}
-	return response.GetSource(), nil
+	if hit, ok := c.state.sources.get(name); ok {
+		return hit, nil
+	}
+	return shared(ctx, c, &c.sourceFlight, name, c.fetchSource)
+}
+
+// GetPool returns the egress pool called name, cached like Get.
+func (c *Client) GetPool(ctx context.Context, name string) (*egressv1.EgressPool, error) {
+	if c.state == nil {
+		return c.fetchPool(ctx, name)
+	}
+	if hit, ok := c.state.pools.get(name); ok {
+		return hit, nil
+	}
+	return shared(ctx, c, &c.poolFlight, name, c.fetchPool)
+}
+
+// Select returns the name of the next source of pool, chosen as kumod
+// chooses (weighted round robin, see the package doc). A pool with no source
+// of a weight above 0 gives an *Error with codes.FailedPrecondition and
+// Reason ReasonPoolHasNoSources.
+func (c *Client) Select(ctx context.Context, pool string) (string, error) {
+	definition, err := c.GetPool(ctx, pool)
+	if err != nil {
+		return "", err
+	}
+	return c.selectors.next(definition)
 }
 
 // GetMany resolves names in one call and returns one Result per name, in the
 // order of names; a name that fails does not fail the others. The error
-// (an *Error) is set only when the whole call failed.
+// (an *Error) is set only when the whole call failed. Never cached.
 func (c *Client) GetMany(ctx context.Context, names []string) ([]Result, error) {
 	ctx, cancel := c.withDefaultTimeout(ctx)
 	defer cancel()
+	c.rpcs.Add(1)
 	response, err := c.stub.BatchGetEgressSources(ctx, &egressv1.BatchGetEgressSourcesRequest{Names: names})
 	if err != nil {
 		return nil, errorFromRPC(err, "")
@@ -104,15 +163,45 @@ func (c *Client) GetMany(ctx context.Context, names []string) ([]Result, error) 
 	return results, nil
 }
 
-// Close closes the connection; calls in flight fail with codes.Canceled.
+// Stats returns the client's counters.
+func (c *Client) Stats() Stats {
+	stats := Stats{RPCs: c.rpcs.Load(), StaleServed: c.staleServed.Load()}
+	if c.state != nil {
+		stats.Entries = c.state.sources.len() + c.state.pools.len()
+		stats.Watching = c.state.isWatching()
+	}
+	return stats
+}
+
+// WaitWatching waits until the WatchInvalidations stream is connected (the
+// cache stores answers only from then on). It returns ctx's error if ctx
+// ends first, and at once an error when the cache is off.
+func (c *Client) WaitWatching(ctx context.Context) error {
+	if c.state == nil {
+		return &Error{Code: codes.FailedPrecondition, Message: "the cache is off: nothing to watch"}
+	}
+	select {
+	case <-c.state.connectedChannel():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops watching and closes the connection; calls in flight fail with
+// codes.Canceled.
 func (c *Client) Close() error {
+	if c.stopWatch != nil {
+		c.stopWatch()
+		<-c.watchDone
+	}
 	return c.conn.Close()
 }
 
 // withDefaultTimeout applies the client's timeout when ctx has no deadline.
 func (c *Client) withDefaultTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
-	if _, hasDeadline := ctx.Deadline(); hasDeadline || c.timeout <= 0 {
+	if _, hasDeadline := ctx.Deadline(); hasDeadline {
 		return ctx, func() {}
 	}
-	return context.WithTimeout(ctx, c.timeout)
+	return context.WithTimeout(ctx, c.options.Timeout)
 }

@@ -1,15 +1,30 @@
-// Package egressclient is a small Go client for egress-resolver, the gRPC
-// sidecar that serves KumoMTA egress source definitions from a Lua policy.
+// Package egressclient is the Go client of egress-resolver, the gRPC sidecar
+// that serves KumoMTA egress source and pool definitions from a Lua policy.
 //
-//	client, err := egressclient.New("127.0.0.1:50051") // or "unix:/run/egress.sock"
-//	if err != nil {
-//		return err
-//	}
+// An MTA picks a source of the queue's pool as kumod does, then resolves it;
+// with the cache on both come from memory:
+//
+//	client, err := egressclient.New("unix:/run/egress-resolver.sock", egressclient.WithCache(true))
+//	if err != nil { return err }
 //	defer client.Close()
-//	source, err := client.Get(ctx, "ip-1")
+//	name, err := client.Select(ctx, "pool-1") // kumod's weighted round robin over the cached pool
+//	source, err := client.Get(ctx, name)      // *egressv1.EgressSource, from the cache
 //
-// Failed calls return an *Error carrying the gRPC code and the stable
-// ErrorInfo reason (e.g. "SOURCE_NOT_FOUND"); use errors.As to read it.
-// The generated messages and stub are in package
-// github.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1.
+// Options not given to New come from the EGRESS_CLIENT_* variables (see
+// Options). With the cache on, sources and pools are kept in bounded LRUs
+// until the sidecar's produced_at + ttl, concurrent misses of one name make
+// one call, and a background goroutine follows WatchInvalidations (resuming
+// across sidecar restarts) so that nothing invalidated is served; cached
+// entries keep being served while the sidecar is unreachable, and with
+// WithStaleIfError expired ones too, for that long, when calls fail with
+// UNAVAILABLE.
+//
+// Select chooses exactly as kumod's EgressPoolSourceSelector (LVS weighted
+// round robin with the gcd of the weights; weight 0 never chosen): for
+// weights 5, 2, 3 the picks are two, three, one, one, one, three, ...
+//
+// Failed calls return an *Error carrying the gRPC code, the stable
+// ErrorInfo reason (e.g. "SOURCE_NOT_FOUND"), the message and the requested
+// name; use errors.As to read it. The generated messages and stub are in
+// package github.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1.
 package egressclient

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Error is why a name did not resolve. Get and GetMany return it as their
-// error; read it with errors.As:
+// Error is why a name did not resolve. Get, GetPool, Select and GetMany
+// return it as their error; read it with errors.As:
 //
 //	var resolveErr *egressclient.Error
 //	if errors.As(err, &resolveErr) && resolveErr.Reason == "SOURCE_NOT_FOUND" { ... }

@@ -28,16 +28,23 @@ var fullJSON = map[string]any{
 	"suspend_when_proxy_unhealthy": map[string]any{"threshold": "3/300s", "duration": "600s"},
 }
 
-// testExampleProgram builds cmd/egress-example and checks its output contract.
-func testExampleProgram(t *testing.T, target string) {
+// buildExample builds cmd/egress-example into a temporary directory.
+func buildExample(t *testing.T) string {
+	t.Helper()
 	program := filepath.Join(t.TempDir(), "egress-example")
 	build := exec.Command("go", "build", "-o", program, "../cmd/egress-example")
 	if output, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, output)
 	}
+	return program
+}
+
+// testExampleProgram checks the example's output contract with a NAME.
+func testExampleProgram(t *testing.T, target string) {
+	program := buildExample(t)
 
 	t.Run("full", func(t *testing.T) {
-		stdout, stderr, exitCode := runProgram(t, program, target, "full")
+		stdout, stderr, exitCode := runProgram(t, program, "--target", target, "full")
 		if exitCode != 0 || stderr != "" {
 			t.Fatalf("exit %d, stderr %q", exitCode, stderr)
 		}
@@ -57,7 +64,7 @@ func testExampleProgram(t *testing.T, target string) {
 	})
 
 	t.Run("missing", func(t *testing.T) {
-		stdout, stderr, exitCode := runProgram(t, program, target, "missing")
+		stdout, stderr, exitCode := runProgram(t, program, "--target", target, "missing")
 		if exitCode != 1 || stdout != "" {
 			t.Errorf("exit %d, stdout %q; want 1 and nothing", exitCode, stdout)
 		}

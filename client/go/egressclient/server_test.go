@@ -31,6 +31,12 @@ type liveServer struct {
 	UnixTarget string
 	// TCPTarget is the "127.0.0.1:port" address the server listens on.
 	TCPTarget string
+
+	config   sidecarConfig
+	cmd      *exec.Cmd
+	exited   chan error
+	log      *serverLog
+	stopOnce sync.Once
 }
 
 // serverLog collects the server's stderr (JSON lines) and reports the
@@ -88,14 +94,34 @@ func repoPath(t testing.TB, relative string) string {
 // startServer runs the real sidecar with the fixture policy on a unix socket
 // and on 127.0.0.1:0, waits until it reports SERVING and stops it (SIGTERM,
 // then SIGKILL) when the test ends. EGRESS_RESOLVER overrides the executable.
-func startServer(t *testing.T) liveServer {
+func startServer(t *testing.T) *liveServer {
 	t.Helper()
 	return startServerWithPolicy(t, "tests/fixtures/clients.lua")
 }
 
 // startServerWithPolicy is startServer with another policy (a path relative
 // to the repository root); benchmarks use it with bench/policy.lua.
-func startServerWithPolicy(t testing.TB, policy string) liveServer {
+func startServerWithPolicy(t testing.TB, policy string) *liveServer {
+	t.Helper()
+	return startSidecar(t, sidecarConfig{Policy: repoPath(t, policy)})
+}
+
+// sidecarConfig says how to start a sidecar for startSidecar.
+type sidecarConfig struct {
+	// Policy is the absolute path of the Lua policy.
+	Policy string
+	// Socket is the unix socket path (a new one in t.TempDir() when empty);
+	// a restarted sidecar reuses its predecessor's.
+	Socket string
+	// Env is added to the server's environment ("KEY=value").
+	Env []string
+	// Args are extra `serve` arguments.
+	Args []string
+}
+
+// startSidecar runs `egress-resolver serve` as config says, waits until it
+// reports SERVING and stops it when the test ends (if it still runs).
+func startSidecar(t testing.TB, config sidecarConfig) *liveServer {
 	t.Helper()
 	executable := os.Getenv("EGRESS_RESOLVER")
 	if executable == "" {
@@ -104,10 +130,13 @@ func startServerWithPolicy(t testing.TB, policy string) liveServer {
 	if _, err := os.Stat(executable); err != nil {
 		t.Fatalf("no server executable (run `make install` or set EGRESS_RESOLVER): %v", err)
 	}
-	socket := filepath.Join(t.TempDir(), "s.sock")
-	cmd := exec.Command(executable, "serve",
-		"--policy", repoPath(t, policy),
-		"--listen", "unix:"+socket, "--listen", "127.0.0.1:0")
+	if config.Socket == "" {
+		config.Socket = filepath.Join(t.TempDir(), "s.sock")
+	}
+	args := append([]string{"serve", "--policy", config.Policy,
+		"--listen", "unix:" + config.Socket, "--listen", "127.0.0.1:0"}, config.Args...)
+	cmd := exec.Command(executable, args...)
+	cmd.Env = append(os.Environ(), config.Env...)
 	log := &serverLog{listening: make(chan []string, 1)}
 	cmd.Stdout = log
 	cmd.Stderr = log
@@ -117,9 +146,9 @@ func startServerWithPolicy(t testing.TB, policy string) liveServer {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { stopServer(t, cmd, exited, log) })
+	server := &liveServer{config: config, cmd: cmd, exited: exited, log: log}
+	t.Cleanup(func() { server.Stop(t) })
 
-	var server liveServer
 	select {
 	case addresses := <-log.listening:
 		for _, address := range addresses {
@@ -140,6 +169,27 @@ func startServerWithPolicy(t testing.TB, policy string) liveServer {
 	}
 	waitServing(t, server.UnixTarget, log)
 	return server
+}
+
+// Reload sends SIGHUP: the sidecar reloads its policy.
+func (s *liveServer) Reload(t testing.TB) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatalf("SIGHUP: %v", err)
+	}
+}
+
+// Stop stops the sidecar (once; later calls do nothing).
+func (s *liveServer) Stop(t testing.TB) {
+	s.stopOnce.Do(func() { stopServer(t, s.cmd, s.exited, s.log) })
+}
+
+// Restart stops the sidecar and starts a new one with the same policy on
+// the same unix socket (a new TCP port).
+func (s *liveServer) Restart(t testing.TB) *liveServer {
+	t.Helper()
+	s.Stop(t)
+	return startSidecar(t, s.config)
 }
 
 // waitServing follows the health Watch stream until the policy is loaded.

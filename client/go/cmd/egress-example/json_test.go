@@ -74,7 +74,7 @@ func TestRedactedJSONPrintsSuspendRules(t *testing.T) {
 
 func TestUsageErrorExitsTwo(t *testing.T) {
 	var stdout, stderr strings.Builder
-	if code := run([]string{"only-a-target"}, &stdout, &stderr); code != 2 {
+	if code := run([]string{"a-name", "another"}, strings.NewReader(""), &stdout, &stderr); code != 2 {
 		t.Errorf("exit %d, want 2", code)
 	}
 	if !strings.HasPrefix(stderr.String(), "usage: egress-example") {

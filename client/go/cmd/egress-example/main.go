@@ -1,11 +1,29 @@
-// Command egress-example asks an egress-resolver sidecar for one egress source.
+// Command egress-example asks an egress-resolver sidecar for egress sources
+// and pools with the Go client.
 //
-//	egress-example [-timeout 5s] TARGET NAME
+//	egress-example [--target ADDR] [--cache] [--timeout 2s] [NAME]
 //
-// TARGET is "host:port" or "unix:/path". On success it prints the definition
+// ADDR is "host:port", "[::1]:port" or "unix:/path" (default:
+// EGRESS_CLIENT_TARGET, else 127.0.0.1:50051); the other options come from
+// the EGRESS_CLIENT_* variables unless given.
+//
+// With NAME it resolves that name once: on success it prints the definition
 // as one line of protobuf JSON with the proto field names (secrets redacted)
 // and exits 0; on failure it prints "CODE: message [REASON]" to stderr and
-// exits 1. Usage errors exit 2.
+// exits 1.
+//
+// Without NAME it reads JSON commands, one a line, on stdin and writes one
+// JSON line for each on stdout, flushed, in order (exit 0 at EOF):
+//
+//	{"get": NAME}             -> {"source": SOURCE} or {"error": {"code", "reason", "message"}}
+//	{"pool": NAME}            -> {"pool": {"name", "entries": [{"name", "weight"}], "ttl": "60s"}} or an error
+//	{"select": POOL, "n": N}  -> {"sources": [N names in selection order]} or an error
+//	{"bench": NAME, "n": N}   -> {"ns_per_call": X} (N gets of NAME timed in this process)
+//	{"bench_select": POOL, "n": N} -> {"ns_per_call": X} (N selects of POOL timed)
+//	{"stats": {}}             -> {"rpcs": R, "entries": E, "watching": W}
+//
+// Anything else gets an INVALID_ARGUMENT error with reason BAD_COMMAND.
+// Usage errors exit 2.
 package main
 
 import (
@@ -21,34 +39,55 @@ import (
 )
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
+const usage = "usage: egress-example [--target ADDR] [--cache] [--timeout 2s] [NAME]"
+
 // run is the whole program; it returns the exit status.
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	flags := flag.NewFlagSet("egress-example", flag.ContinueOnError)
 	flags.SetOutput(stderr)
-	timeout := flags.Duration("timeout", 5*time.Second, "deadline of the call")
+	target := flags.String("target", "", "the sidecar's address (default: EGRESS_CLIENT_TARGET, else 127.0.0.1:50051)")
+	cache := flags.Bool("cache", false, "turn the client-side cache on (default: EGRESS_CLIENT_CACHE)")
+	timeout := flags.Duration("timeout", 0, "deadline of each call (default: EGRESS_CLIENT_TIMEOUT, else 2s)")
 	flags.Usage = func() {
-		fmt.Fprintln(stderr, "usage: egress-example [-timeout 5s] TARGET NAME")
+		fmt.Fprintln(stderr, usage)
 		flags.PrintDefaults()
 	}
 	if err := flags.Parse(args); err != nil {
 		return 2
 	}
-	if flags.NArg() != 2 {
+	if flags.NArg() > 1 {
 		flags.Usage()
 		return 2
 	}
-	target, name := flags.Arg(0), flags.Arg(1)
-
-	client, err := egressclient.New(target, egressclient.WithTimeout(*timeout))
+	var opts []egressclient.Option
+	if *cache {
+		opts = append(opts, egressclient.WithCache(true))
+	}
+	if *timeout > 0 {
+		opts = append(opts, egressclient.WithTimeout(*timeout))
+	}
+	client, err := egressclient.New(*target, opts...)
 	if err != nil {
-		fmt.Fprintf(stderr, "INVALID_ARGUMENT: bad target %q: %v\n", target, err)
+		fmt.Fprintf(stderr, "INVALID_ARGUMENT: %v\n", err)
 		return 1
 	}
 	defer client.Close()
 
+	if flags.NArg() == 0 {
+		if err := script(client, stdin, stdout); err != nil {
+			fmt.Fprintln(stderr, "egress-example:", err)
+			return 1
+		}
+		return 0
+	}
+	return resolveOnce(client, flags.Arg(0), stdout, stderr)
+}
+
+// resolveOnce prints one definition, or the error on stderr.
+func resolveOnce(client *egressclient.Client, name string, stdout, stderr io.Writer) int {
 	source, err := client.Get(context.Background(), name)
 	if err != nil {
 		var resolveErr *egressclient.Error
@@ -66,4 +105,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stdout, "%s\n", line)
 	return 0
+}
+
+// elapsedNanos times n calls of call, after one untimed call (which may be
+// a cache miss: the figure is for what follows).
+func elapsedNanos(n int, call func() error) (float64, error) {
+	if err := call(); err != nil {
+		return 0, err
+	}
+	started := time.Now()
+	for range n {
+		if err := call(); err != nil {
+			return 0, err
+		}
+	}
+	return float64(time.Since(started).Nanoseconds()) / float64(max(n, 1)), nil
 }

@@ -1,0 +1,126 @@
+package egressclient
+
+import (
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/timestamppb"
+)
+
+// Clock is what the cache reads the time from. Monotonic orders expiries
+// (it never jumps); Wall is compared with the sidecar's produced_at.
+type Clock interface {
+	// Monotonic is the time elapsed since some fixed point, never going back.
+	Monotonic() time.Duration
+	// Wall is the current wall-clock time.
+	Wall() time.Time
+}
+
+// systemClock reads the process's clocks.
+type systemClock struct{ start time.Time }
+
+func (c systemClock) Monotonic() time.Duration { return time.Since(c.start) }
+func (c systemClock) Wall() time.Time          { return time.Now() }
+
+// entry is one cached definition and the monotonic time it expires at.
+type entry[T any] struct {
+	value   T
+	expires time.Duration
+}
+
+// definitionCache maps names to definitions until `produced_at + ttl`: a
+// bounded LRU (hashicorp's simplelru) under a mutex. The sidecar says when
+// its policy produced each answer, so an entry fetched when it is already 59 s
+// old (ttl 60 s) lives 1 s here: no cache in the chain keeps an answer past
+// the end of the policy's ttl. Expired entries stay (least recently used out
+// first) while stale_if_error may still serve them; invalidated ones are
+// removed at once.
+type definitionCache[T any] struct {
+	mu           sync.Mutex
+	lru          *simplelru.LRU[string, entry[T]]
+	clock        Clock
+	staleIfError time.Duration
+}
+
+func newDefinitionCache[T any](maxEntries int, clock Clock, staleIfError time.Duration) *definitionCache[T] {
+	lru, err := simplelru.NewLRU[string, entry[T]](maxEntries, nil)
+	if err != nil { // only for a size below 1, which resolveOptions refuses
+		panic(err)
+	}
+	return &definitionCache[T]{lru: lru, clock: clock, staleIfError: staleIfError}
+}
+
+// get returns the definition if its ttl has not ended. An expired entry
+// asked for becomes the most recently used all the same: it is the one
+// worth keeping for stale_if_error.
+func (c *definitionCache[T]) get(name string) (T, bool) {
+	now := c.clock.Monotonic()
+	c.mu.Lock()
+	e, ok := c.lru.Get(name)
+	c.mu.Unlock()
+	if !ok || e.expires <= now {
+		var zero T
+		return zero, false
+	}
+	return e.value, true
+}
+
+// getStale returns an expired definition still within stale_if_error of its end.
+func (c *definitionCache[T]) getStale(name string) (T, bool) {
+	now := c.clock.Monotonic()
+	c.mu.Lock()
+	e, ok := c.lru.Peek(name)
+	c.mu.Unlock()
+	if !ok || c.staleIfError <= 0 || e.expires+c.staleIfError <= now {
+		var zero T
+		return zero, false
+	}
+	return e.value, true
+}
+
+// put keeps value until producedAt + ttl (now + ttl when producedAt is
+// unset); nothing is stored when that moment has passed or ttl is 0.
+func (c *definitionCache[T]) put(name string, value T, ttl *durationpb.Duration, producedAt *timestamppb.Timestamp) {
+	lifetime := ttl.AsDuration()
+	if lifetime <= 0 {
+		return
+	}
+	now := c.clock.Monotonic()
+	left := lifetime
+	if producedAt.GetSeconds() != 0 || producedAt.GetNanos() != 0 {
+		left = producedAt.AsTime().Add(lifetime).Sub(c.clock.Wall())
+	}
+	if left <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.lru.Add(name, entry[T]{value: value, expires: now + left})
+	c.mu.Unlock()
+}
+
+// drop removes these names.
+func (c *definitionCache[T]) drop(names []string) bool {
+	dropped := false
+	c.mu.Lock()
+	for _, name := range names {
+		dropped = c.lru.Remove(name) || dropped
+	}
+	c.mu.Unlock()
+	return dropped
+}
+
+// purge removes everything.
+func (c *definitionCache[T]) purge() {
+	c.mu.Lock()
+	c.lru.Purge()
+	c.mu.Unlock()
+}
+
+// len counts the entries held, expired ones included.
+func (c *definitionCache[T]) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Len()
+}

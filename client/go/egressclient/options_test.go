@@ -1,0 +1,114 @@
+package egressclient
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(values map[string]string) func(string) string {
+	return func(key string) string { return values[key] }
+}
+
+func TestDefaults(t *testing.T) {
+	got, err := resolveOptions("", &settings{}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Options{Target: "127.0.0.1:50051", Timeout: 2 * time.Second, Cache: false, MaxEntries: 10_000,
+		StaleIfError: 0, KeepaliveInterval: 30 * time.Second}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+func TestVariablesOverDefaultsCodeOverVariables(t *testing.T) {
+	vars := env(map[string]string{
+		"EGRESS_CLIENT_TARGET":             "unix:/run/e.sock",
+		"EGRESS_CLIENT_TIMEOUT":            "500ms",
+		"EGRESS_CLIENT_CACHE":              "yes",
+		"EGRESS_CLIENT_MAX_ENTRIES":        "7",
+		"EGRESS_CLIENT_STALE_IF_ERROR":     "1.5",
+		"EGRESS_CLIENT_KEEPALIVE_INTERVAL": "45s",
+	})
+	got, err := resolveOptions("", &settings{}, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Options{Target: "unix:/run/e.sock", Timeout: 500 * time.Millisecond, Cache: true, MaxEntries: 7,
+		StaleIfError: 1500 * time.Millisecond, KeepaliveInterval: 45 * time.Second}
+	if got != want {
+		t.Errorf("from variables: got %+v, want %+v", got, want)
+	}
+	var s settings
+	for _, opt := range []Option{WithTimeout(time.Second), WithCache(false), WithMaxEntries(3),
+		WithStaleIfError(0), WithKeepaliveInterval(time.Minute)} {
+		opt(&s)
+	}
+	got, err = resolveOptions("[::1]:9", &s, vars)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = Options{Target: "[::1]:9", Timeout: time.Second, Cache: false, MaxEntries: 3,
+		StaleIfError: 0, KeepaliveInterval: time.Minute}
+	if got != want {
+		t.Errorf("from code: got %+v, want %+v", got, want)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for text, want := range map[string]time.Duration{
+		"2": 2 * time.Second, "2s": 2 * time.Second, "500ms": 500 * time.Millisecond, " 0.25 ": 250 * time.Millisecond,
+		"0": 0, "1e1": 10 * time.Second,
+	} {
+		if got, err := ParseDuration(text); err != nil || got != want {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", text, got, err, want)
+		}
+	}
+	for _, text := range []string{"-1", "-1s", "abc", "2m", "", "s", "ms", "inf", "NaN", "0x10", "1_0", "1e400"} {
+		if got, err := ParseDuration(text); err == nil {
+			t.Errorf("ParseDuration(%q) = %v, want an error", text, got)
+		}
+	}
+}
+
+func TestParseBool(t *testing.T) {
+	for _, text := range []string{"1", "true", "YES", "On"} {
+		if got, err := ParseBool(text); err != nil || !got {
+			t.Errorf("ParseBool(%q) = %v, %v", text, got, err)
+		}
+	}
+	for _, text := range []string{"0", "false", "no", "OFF"} {
+		if got, err := ParseBool(text); err != nil || got {
+			t.Errorf("ParseBool(%q) = %v, %v", text, got, err)
+		}
+	}
+	if _, err := ParseBool("maybe"); err == nil {
+		t.Error("ParseBool(maybe) gave no error")
+	}
+}
+
+func TestBadValuesAreRefusedWithTheVariableName(t *testing.T) {
+	for key, value := range map[string]string{
+		"EGRESS_CLIENT_TIMEOUT": "-2", "EGRESS_CLIENT_CACHE": "maybe", "EGRESS_CLIENT_MAX_ENTRIES": "0",
+		"EGRESS_CLIENT_STALE_IF_ERROR": "soon", "EGRESS_CLIENT_KEEPALIVE_INTERVAL": "x",
+	} {
+		_, err := resolveOptions("", &settings{}, env(map[string]string{key: value}))
+		if err == nil || !strings.Contains(err.Error(), key) {
+			t.Errorf("%s=%s: error %v, want one naming the variable", key, value, err)
+		}
+	}
+	for name, opt := range map[string]Option{
+		"timeout 0": WithTimeout(0), "max entries 0": WithMaxEntries(0),
+		"negative stale": WithStaleIfError(-time.Second), "keepalive 0": WithKeepaliveInterval(0),
+	} {
+		var s settings
+		opt(&s)
+		if _, err := resolveOptions("", &s, env(nil)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := New("", WithTimeout(-1)); err == nil {
+		t.Error("New accepted a negative timeout")
+	}
+}
