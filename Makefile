@@ -27,10 +27,13 @@ include $(sort $(wildcard mk/*.mk))
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Both Python distributions, editable: egress-resolver (server/) requires
+# egress-resolver-client (client/python/) at its own version, which the second
+# -e satisfies.
+$(STAMP): pyproject.toml client/python/pyproject.toml hatch_build.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./client/python -e '.[dev]'
 	touch $@
 
 install: $(STAMP) ## create .venv with .venv/bin/egress-resolver and the dev tools

@@ -2,10 +2,15 @@
 //! `OUT_DIR`. The .proto files are parsed by protox (pure Rust), so no system
 //! `protoc` is needed.
 //!
-//! Inputs: `../../proto` (this repository's schema) and `$PROTO_DEPS`
-//! (default `../../build/proto-deps`, filled by `make build/proto-deps/.copied`)
-//! for `google/rpc/status.proto`. The google.rpc messages themselves are not
-//! generated: they map to the `tonic-types` crate.
+//! Inputs, in a checkout of the repository: `../../proto` (the schema) and
+//! `$PROTO_DEPS` (default `../../build/proto-deps`, filled by
+//! `make build/proto-deps/.copied`) for `google/rpc/status.proto`.
+//! Anywhere else, i.e. the packaged crate (`make dist-rust` runs
+//! `cargo package`): the crate's own `proto/` directory, which make copies in
+//! from both for `cargo package` and removes afterwards (it is gitignored), so
+//! the .crate builds on its own. A checkout never reads a leftover copy.
+//! The google.rpc messages themselves are not generated: they map to the
+//! `tonic-types` crate.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -18,18 +23,14 @@ const PROTOS: [&str; 2] = [
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
-    let proto_root = manifest_dir.join("../../proto");
-    let deps_root = match env::var_os("PROTO_DEPS") {
-        Some(dir) => manifest_dir.join(dir),
-        None => manifest_dir.join("../../build/proto-deps"),
-    };
-    require_file(&deps_root.join("google/rpc/status.proto"))?;
-
+    let roots = include_roots(&manifest_dir);
+    for root in &roots {
+        println!("cargo:rerun-if-changed={}", root.display());
+    }
     println!("cargo:rerun-if-env-changed=PROTO_DEPS");
-    println!("cargo:rerun-if-changed={}", proto_root.display());
-    println!("cargo:rerun-if-changed={}", deps_root.display());
+    require_file(&roots[roots.len() - 1].join("google/rpc/status.proto"))?;
 
-    let descriptors = protox::compile(PROTOS, [&proto_root, &deps_root])?;
+    let descriptors = protox::compile(PROTOS, &roots)?;
     tonic_prost_build::configure()
         .build_server(false)
         .extern_path(".google.rpc", "::tonic_types::pb")
@@ -43,7 +44,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Fails with a hint when the google/rpc protos have not been copied yet.
+/// The directories the .proto imports are resolved against (the google/rpc
+/// files in the last one): in the repository its `proto/` and `$PROTO_DEPS`,
+/// else the packaged crate's own `proto/`.
+fn include_roots(manifest_dir: &Path) -> Vec<PathBuf> {
+    if !in_repository(manifest_dir) {
+        return vec![manifest_dir.join("proto")];
+    }
+    let deps_root = match env::var_os("PROTO_DEPS") {
+        Some(dir) => manifest_dir.join(dir),
+        None => manifest_dir.join("../../build/proto-deps"),
+    };
+    vec![manifest_dir.join("../../proto"), deps_root]
+}
+
+/// True when this crate is `client/rust` of an egress-resolver checkout.
+fn in_repository(manifest_dir: &Path) -> bool {
+    let own = manifest_dir.canonicalize();
+    let in_repo = manifest_dir.join("../../client/rust").canonicalize();
+    matches!((own, in_repo), (Ok(own), Ok(in_repo)) if own == in_repo)
+        && manifest_dir.join("../../proto").join(PROTOS[0]).is_file()
+}
+
+/// Fails with a hint when the google/rpc protos have not been copied yet
+/// (or a packaged crate lacks its proto/).
 fn require_file(path: &Path) -> Result<(), String> {
     if path.is_file() {
         return Ok(());

@@ -1,0 +1,88 @@
+"""The .crate that `cargo package` wrote, unpacked away from the checkout and used by path."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from scratch_projects import VERSION, built, clean_env, clients_sidecar, run
+from support import REPO
+
+CRATE = f"egress-client-{VERSION}"
+MAIN = """\
+//! Resolves one name that exists and one that does not; prints one JSON line.
+use egress_client::{Resolver, code_name};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [target, name, missing] = args.as_slice() else {
+        return Err("usage: scratch-mta TARGET NAME MISSING".into());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let resolver = Resolver::connect(target).await?;
+        let source = resolver.get(name).await?;
+        let failure = resolver.get(missing).await.expect_err("the name must not resolve");
+        println!(
+            "{{\\"source_address\\": {:?}, \\"ehlo_domain\\": {:?}, \\"failure\\": [{:?}, {:?}]}}",
+            source.source_address.unwrap_or_default(),
+            source.ehlo_domain.unwrap_or_default(),
+            code_name(failure.code),
+            failure.reason.unwrap_or_default(),
+        );
+        Ok(())
+    })
+}
+"""
+
+
+def test_crate_holds_the_protos_its_build_script_reads() -> None:
+    with tarfile.open(built(f"{CRATE}.crate")) as archive:
+        names = set(archive.getnames())
+    ours = {
+        f"{CRATE}/proto/{p.relative_to(REPO / 'proto')}" for p in (REPO / "proto").rglob("*.proto")
+    }
+    assert ours <= names
+    assert {f"{CRATE}/proto/google/rpc/status.proto", f"{CRATE}/build.rs"} <= names
+    assert not any(n.startswith(f"{CRATE}/tests/") for n in names)
+
+
+# A cold build compiles tonic and its dependencies (~2 min on 2 cores).
+@pytest.mark.timeout(900)
+def test_scratch_crate_depending_on_the_packaged_crate_resolves(tmp_path: Path) -> None:
+    with tarfile.open(built(f"{CRATE}.crate")) as archive:
+        archive.extractall(tmp_path, filter="data")
+    ours = tomllib.loads((tmp_path / CRATE / "Cargo.toml").read_text())
+    tokio = ours["dependencies"]["tokio"]
+    project = tmp_path / "scratch-mta"
+    (project / "src").mkdir(parents=True)
+    (project / "Cargo.toml").write_text(
+        '[package]\nname = "scratch-mta"\nversion = "0.0.0"\nedition = "2024"\npublish = false\n\n'
+        "[dependencies]\n"
+        f'egress-client = {{ path = "../{CRATE}" }}\n'
+        f"tokio = {{ version = {json.dumps(tokio['version'])}, default-features = false, "
+        f"features = {json.dumps(tokio['features'])} }}\n"
+    )
+    (project / "src" / "main.rs").write_text(MAIN)
+    # The crate's own lock: the same dependency versions its tests were built with.
+    shutil.copy(tmp_path / CRATE / "Cargo.lock", project / "Cargo.lock")
+    # CARGO_TARGET_DIR (make sets client/rust/target) shares compiled dependencies.
+    env = clean_env()
+    target_dir = Path(env.get("CARGO_TARGET_DIR", project / "target"))
+    run("cargo", "build", "--quiet", cwd=project, env=env)
+    binary = target_dir / "debug" / "scratch-mta"
+    assert os.access(binary, os.X_OK)
+
+    with clients_sidecar() as server:
+        out = run(binary, server.target, "full", "missing", cwd=project)
+    assert json.loads(out.stdout) == {
+        "source_address": "10.0.0.1",
+        "ehlo_domain": "mta1.examplecorp.com",
+        "failure": ["NOT_FOUND", "SOURCE_NOT_FOUND"],
+    }
