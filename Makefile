@@ -60,7 +60,7 @@ gen-python: $(PROTO_DEPS)/.copied
 gen-check-python: $(PROTO_DEPS)/.copied
 	rm -rf build/gen-check && mkdir -p build/gen-check
 	$(call gen_python,build/gen-check)
-	diff -r --exclude=__pycache__ --exclude=__init__.py build/gen-check/kumo client/python/kumo
+	diff -r --exclude=__pycache__ --exclude=__init__.py --exclude=py.typed build/gen-check/kumo client/python/kumo
 
 proto-lint: $(PROTO_DEPS)/.copied ## buf lint (STANDARD) and buf format
 	$(BIN)/buf lint

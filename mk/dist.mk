@@ -1,15 +1,15 @@
 # Packages (issue 14): `make dist` writes every package into dist/ and
 # `make test-packaging` (part of `make test`) installs each one the way its
 # ecosystem does and resolves a name through it from a live sidecar
-# (tests/packaging). Go has no artifact: a Go module is used from its
-# repository (tests/packaging/test_go_module.py). The container image is
+# (tests/packages). Go has no artifact: a Go module is used from its
+# repository (tests/packages/test_go_module.py). The container image is
 # mk/image.mk.
 # This part is included before rust.mk and typescript.mk (mk/*.mk in name
 # order), so its prerequisites name their directories and the TypeScript build
 # stamp literally; recipes may use their variables.
 DIST := dist
 # The one version of the Python distributions; package.json and Cargo.toml
-# carry the same one (tests/packaging/test_versions.py).
+# carry the same one (tests/packages/test_versions.py).
 VERSION := $(shell sed -n 's/^__version__ = "\(.*\)"$$/\1/p' client/python/egress_client/_version.py)
 PY_CLIENT_SOURCES := $(shell find client/python/kumo client/python/egress_client -name '*.py*' -not -path '*/__pycache__/*') \
 	client/python/pyproject.toml client/python/README.md
@@ -57,6 +57,6 @@ $(CRATE): $(PROTO_DEPS)/.copied $(RUST_SOURCES) $(PROTO_FILES)
 	  status=$$?; rm -rf proto; exit $$status
 	cp $(RUST_DIR)/target/package/egress-client-$(VERSION).crate $@
 
-test-packaging: $(STAMP) dist ## install each package into a scratch project and resolve a name (tests/packaging)
+test-packaging: $(STAMP) dist ## install each package into a scratch project and resolve a name (tests/packages)
 	EGRESS_DIST=$(CURDIR)/$(DIST) CARGO_TARGET_DIR=$(CURDIR)/client/rust/target \
-	  GOTOOLCHAIN=local $(BIN)/pytest tests/packaging -q
+	  GOTOOLCHAIN=local $(BIN)/pytest tests/packages -q
