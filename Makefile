@@ -93,5 +93,5 @@ example-python: $(STAMP) ## resolve one name with the Python client: make exampl
 run: $(STAMP) ## serve examples/policy.lua on 127.0.0.1:50051
 	$(BIN)/egress-resolver serve --policy $(POLICY) --listen $(LISTEN)
 
-clean: ## remove the venv and build outputs
-	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
+clean: ## remove the venv, build outputs and dist/
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -7,6 +7,8 @@ import tomllib
 import zipfile
 from email.parser import HeaderParser
 
+import yaml
+
 from scratch_projects import VERSION, built
 from support import REPO
 
@@ -16,6 +18,13 @@ def test_npm_package_and_crate_carry_the_python_version() -> None:
     crate = tomllib.loads((REPO / "client" / "rust" / "Cargo.toml").read_text())
     assert package["version"] == VERSION
     assert crate["package"]["version"] == VERSION
+
+
+def test_kubernetes_manifest_runs_the_image_of_this_version() -> None:
+    manifest = REPO / "deploy" / "kubernetes" / "mta-with-egress-resolver.yaml"
+    pod = next(d for d in yaml.safe_load_all(manifest.read_text()) if d["kind"] == "Pod")
+    sidecar = next(c for c in pod["spec"]["containers"] if c["name"] == "egress-resolver")
+    assert sidecar["image"].endswith(f"/egress-resolver:{VERSION}")
 
 
 def test_server_wheel_pins_the_client_at_its_own_version() -> None:
