@@ -58,5 +58,4 @@ $(CRATE): $(PROTO_DEPS)/.copied $(RUST_SOURCES) $(PROTO_FILES)
 	cp $(RUST_DIR)/target/package/egress-client-$(VERSION).crate $@
 
 test-packaging: $(STAMP) dist ## install each package into a scratch project and resolve a name (tests/packages)
-	EGRESS_DIST=$(CURDIR)/$(DIST) CARGO_TARGET_DIR=$(CURDIR)/client/rust/target \
-	  GOTOOLCHAIN=local $(BIN)/pytest tests/packages -q
+	EGRESS_DIST=$(CURDIR)/$(DIST) GOTOOLCHAIN=local $(BIN)/pytest tests/packages -q

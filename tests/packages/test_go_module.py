@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scratch_projects import clients_sidecar, run
+from scratch_projects import clean_env, clients_sidecar, run
 from support import REPO
 
 MODULE = "github.com/egress-resolver/egress-resolver/client/go"
@@ -65,14 +65,15 @@ def go_directive() -> str:
 def test_scratch_module_gets_the_client_and_resolves(tmp_path: Path) -> None:
     project = tmp_path / "scratch-mta"
     project.mkdir()
+    go_env = clean_env(GOTOOLCHAIN="local")  # the installed Go, never a downloaded one
     (project / "go.mod").write_text(f"module example.com/scratch-mta\n\ngo {go_directive()}\n")
     (project / "main.go").write_text(MAIN)
-    run("go", "mod", "edit", f"-replace={MODULE}={REPO / 'client' / 'go'}", cwd=project)
+    run("go", "mod", "edit", f"-replace={MODULE}={REPO / 'client' / 'go'}", cwd=project, env=go_env)
     # The replace covers every version; v0.0.0 names the checkout (no tag, no proxy).
-    run("go", "get", f"{MODULE}@v0.0.0", cwd=project)
-    run("go", "mod", "tidy", cwd=project)
+    run("go", "get", f"{MODULE}@v0.0.0", cwd=project, env=go_env)
+    run("go", "mod", "tidy", cwd=project, env=go_env)
     assert f"require {MODULE} v0.0.0\n" in (project / "go.mod").read_text()
-    run("go", "build", "-o", "scratch-mta", ".", cwd=project)
+    run("go", "build", "-o", "scratch-mta", ".", cwd=project, env=go_env)
 
     with clients_sidecar() as server:
         out = run(project / "scratch-mta", server.target, "full", "missing", cwd=project)
@@ -83,6 +84,6 @@ def test_scratch_module_gets_the_client_and_resolves(tmp_path: Path) -> None:
     }
 
     # What a user of the module reads: the package doc with its usage snippet.
-    doc = run("go", "doc", f"{MODULE}/egressclient", cwd=project).stdout
+    doc = run("go", "doc", f"{MODULE}/egressclient", cwd=project, env=go_env).stdout
     assert "Package egressclient is a small Go client for egress-resolver" in doc
     assert 'client.Get(ctx, "ip-1")' in doc

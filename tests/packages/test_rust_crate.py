@@ -72,9 +72,10 @@ def test_scratch_crate_depending_on_the_packaged_crate_resolves(tmp_path: Path) 
     (project / "src" / "main.rs").write_text(MAIN)
     # The crate's own lock: the same dependency versions its tests were built with.
     shutil.copy(tmp_path / CRATE / "Cargo.lock", project / "Cargo.lock")
-    # CARGO_TARGET_DIR (make sets client/rust/target) shares compiled dependencies.
+    # client/rust's target directory: its compiled dependencies are reused.
     env = clean_env()
-    target_dir = Path(env.get("CARGO_TARGET_DIR", project / "target"))
+    env.setdefault("CARGO_TARGET_DIR", str(REPO / "client" / "rust" / "target"))
+    target_dir = Path(env["CARGO_TARGET_DIR"])
     run("cargo", "build", "--quiet", cwd=project, env=env)
     binary = target_dir / "debug" / "scratch-mta"
     assert os.access(binary, os.X_OK)
