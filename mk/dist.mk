@@ -49,13 +49,19 @@ $(NPM_TARBALL): client/typescript/dist/.built client/typescript/package.json cli
 # this repository: copy the schema and google/rpc/status.proto in for
 # `cargo package` (which also builds the packaged crate on its own), then
 # remove the copy. --allow-dirty: the package is what the work tree holds.
+# The packaged crate is built in a target directory of its own: cargo gives
+# it the same unit hashes as client/rust itself, and sharing client/rust/target
+# would let either build reuse the other's build-script output (generated
+# from another proto/). tests/packages/test_rust_crate.py builds there too.
+RUST_PACKAGE_TARGET := client/rust/target/dist
 $(CRATE): $(PROTO_DEPS)/.copied $(RUST_SOURCES) $(PROTO_FILES)
 	rm -rf $(RUST_DIR)/proto && mkdir -p $(RUST_DIR)/proto/google/rpc $(DIST)
 	cp -r proto/kumo $(RUST_DIR)/proto/
 	cp $(PROTO_DEPS)/google/rpc/status.proto $(RUST_DIR)/proto/google/rpc/
-	cd $(RUST_DIR) && $(RUST_ENV) $(CARGO) package --locked --allow-dirty --quiet; \
-	  status=$$?; rm -rf proto; exit $$status
-	cp $(RUST_DIR)/target/package/egress-client-$(VERSION).crate $@
+	cd $(RUST_DIR) && $(RUST_ENV) CARGO_TARGET_DIR=$(CURDIR)/$(RUST_PACKAGE_TARGET) \
+	  $(CARGO) package --locked --allow-dirty --quiet; status=$$?; rm -rf proto; exit $$status
+	cp $(RUST_PACKAGE_TARGET)/package/egress-client-$(VERSION).crate $@
 
 test-packaging: $(STAMP) dist ## install each package into a scratch project and resolve a name (tests/packages)
-	EGRESS_DIST=$(CURDIR)/$(DIST) GOTOOLCHAIN=local $(BIN)/pytest tests/packages -q
+	EGRESS_DIST=$(CURDIR)/$(DIST) CARGO_TARGET_DIR=$(CURDIR)/$(RUST_PACKAGE_TARGET) \
+	  GOTOOLCHAIN=local $(BIN)/pytest tests/packages -q

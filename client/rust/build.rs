@@ -23,12 +23,24 @@ const PROTOS: [&str; 2] = [
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
-    let roots = include_roots(&manifest_dir);
+    let in_repository = in_repository(&manifest_dir);
+    let roots = include_roots(&manifest_dir, in_repository);
     for root in &roots {
         println!("cargo:rerun-if-changed={}", root.display());
     }
     println!("cargo:rerun-if-env-changed=PROTO_DEPS");
-    require_file(&roots[roots.len() - 1].join("google/rpc/status.proto"))?;
+    let hint = if in_repository {
+        "run `make build/proto-deps/.copied` in the repository root \
+         or set PROTO_DEPS to a directory holding google/rpc/*.proto"
+    } else {
+        "this crate has no proto/: package it with `make dist-rust` in the repository \
+         root, which copies the .proto files in for `cargo package`"
+    };
+    require_file(&roots[0].join(PROTOS[0]), hint)?;
+    require_file(
+        &roots[roots.len() - 1].join("google/rpc/status.proto"),
+        hint,
+    )?;
 
     let descriptors = protox::compile(PROTOS, &roots)?;
     tonic_prost_build::configure()
@@ -47,8 +59,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The directories the .proto imports are resolved against (the google/rpc
 /// files in the last one): in the repository its `proto/` and `$PROTO_DEPS`,
 /// else the packaged crate's own `proto/`.
-fn include_roots(manifest_dir: &Path) -> Vec<PathBuf> {
-    if !in_repository(manifest_dir) {
+fn include_roots(manifest_dir: &Path, in_repository: bool) -> Vec<PathBuf> {
+    if !in_repository {
         return vec![manifest_dir.join("proto")];
     }
     let deps_root = match env::var_os("PROTO_DEPS") {
@@ -66,15 +78,10 @@ fn in_repository(manifest_dir: &Path) -> bool {
         && manifest_dir.join("../../proto").join(PROTOS[0]).is_file()
 }
 
-/// Fails with a hint when the google/rpc protos have not been copied yet
-/// (or a packaged crate lacks its proto/).
-fn require_file(path: &Path) -> Result<(), String> {
+/// Fails with `hint` when a .proto file the build needs is not there.
+fn require_file(path: &Path, hint: &str) -> Result<(), String> {
     if path.is_file() {
         return Ok(());
     }
-    Err(format!(
-        "{} is missing: run `make build/proto-deps/.copied` in the repository root \
-         or set PROTO_DEPS to a directory holding google/rpc/*.proto",
-        path.display()
-    ))
+    Err(format!("{} is missing: {hint}", path.display()))
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -56,25 +57,30 @@ def test_crate_holds_the_protos_its_build_script_reads() -> None:
 # A cold build compiles tonic and its dependencies (~2 min on 2 cores).
 @pytest.mark.timeout(900)
 def test_scratch_crate_depending_on_the_packaged_crate_resolves(tmp_path: Path) -> None:
-    with tarfile.open(built(f"{CRATE}.crate")) as archive:
-        archive.extractall(tmp_path, filter="data")
-    ours = tomllib.loads((tmp_path / CRATE / "Cargo.toml").read_text())
+    crate = built(f"{CRATE}.crate")
+    # cargo keys a path dependency's build outputs by its path relative to the
+    # workspace: a directory named after the .crate's digest keeps a shared
+    # target directory from reusing what an older .crate generated.
+    unpacked = tmp_path / f"crate-{hashlib.sha256(crate.read_bytes()).hexdigest()[:16]}"
+    with tarfile.open(crate) as archive:
+        archive.extractall(unpacked, filter="data")
+    ours = tomllib.loads((unpacked / CRATE / "Cargo.toml").read_text())
     tokio = ours["dependencies"]["tokio"]
     project = tmp_path / "scratch-mta"
     (project / "src").mkdir(parents=True)
     (project / "Cargo.toml").write_text(
         '[package]\nname = "scratch-mta"\nversion = "0.0.0"\nedition = "2024"\npublish = false\n\n'
         "[dependencies]\n"
-        f'egress-client = {{ path = "../{CRATE}" }}\n'
+        f'egress-client = {{ path = "../{unpacked.name}/{CRATE}" }}\n'
         f"tokio = {{ version = {json.dumps(tokio['version'])}, default-features = false, "
         f"features = {json.dumps(tokio['features'])} }}\n"
     )
     (project / "src" / "main.rs").write_text(MAIN)
     # The crate's own lock: the same dependency versions its tests were built with.
-    shutil.copy(tmp_path / CRATE / "Cargo.lock", project / "Cargo.lock")
-    # client/rust's target directory: its compiled dependencies are reused.
+    shutil.copy(unpacked / CRATE / "Cargo.lock", project / "Cargo.lock")
+    # Where `make dist-rust` built the packaged crate: its compiled dependencies are reused.
     env = clean_env()
-    env.setdefault("CARGO_TARGET_DIR", str(REPO / "client" / "rust" / "target"))
+    env.setdefault("CARGO_TARGET_DIR", str(REPO / "client" / "rust" / "target" / "dist"))
     target_dir = Path(env["CARGO_TARGET_DIR"])
     run("cargo", "build", "--quiet", cwd=project, env=env)
     binary = target_dir / "debug" / "scratch-mta"
