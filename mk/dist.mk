@@ -64,4 +64,4 @@ $(CRATE): $(PROTO_DEPS)/.copied $(RUST_SOURCES) $(PROTO_FILES)
 
 test-packaging: $(STAMP) dist ## install each package into a scratch project and resolve a name (tests/packages)
 	EGRESS_DIST=$(CURDIR)/$(DIST) CARGO_TARGET_DIR=$(CURDIR)/$(RUST_PACKAGE_TARGET) \
-	  GOTOOLCHAIN=local $(BIN)/pytest tests/packages -q
+	  GOTOOLCHAIN=local $(BIN)/pytest tests/packages -q --durations=5

@@ -11,6 +11,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import tomli_w
 
 from scratch_projects import VERSION, built, clean_env, clients_sidecar, run
 from support import REPO
@@ -65,16 +66,19 @@ def test_scratch_crate_depending_on_the_packaged_crate_resolves(tmp_path: Path) 
     with tarfile.open(crate) as archive:
         archive.extractall(unpacked, filter="data")
     ours = tomllib.loads((unpacked / CRATE / "Cargo.toml").read_text())
-    tokio = ours["dependencies"]["tokio"]
     project = tmp_path / "scratch-mta"
     (project / "src").mkdir(parents=True)
-    (project / "Cargo.toml").write_text(
-        '[package]\nname = "scratch-mta"\nversion = "0.0.0"\nedition = "2024"\npublish = false\n\n'
-        "[dependencies]\n"
-        f'egress-client = {{ path = "../{unpacked.name}/{CRATE}" }}\n'
-        f"tokio = {{ version = {json.dumps(tokio['version'])}, default-features = false, "
-        f"features = {json.dumps(tokio['features'])} }}\n"
-    )
+    manifest = {
+        "package": {"name": "scratch-mta", "version": "0.0.0", "edition": "2024", "publish": False},
+        "dependencies": {
+            "egress-client": {"path": f"../{unpacked.name}/{CRATE}"},
+            "tokio": ours["dependencies"]["tokio"],
+        },
+        # The crate's profile (dependencies without debug info), so that the
+        # dependencies `cargo package` compiled are reused, not rebuilt.
+        "profile": ours.get("profile", {}),
+    }
+    (project / "Cargo.toml").write_text(tomli_w.dumps(manifest))
     (project / "src" / "main.rs").write_text(MAIN)
     # The crate's own lock: the same dependency versions its tests were built with.
     shutil.copy(unpacked / CRATE / "Cargo.lock", project / "Cargo.lock")
