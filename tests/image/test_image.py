@@ -9,7 +9,7 @@ Kubernetes' readOnlyRootFilesystem), /proc, a minimal /dev, the policy
 directory bind-mounted read-only on /etc/egress-resolver and a host directory
 on /run/egress-resolver: the two volumes of the image. A client outside then
 resolves names through the unix socket the sidecar made there. (No container
-runtime is used: this sandbox refuses crun's setrlimit; chroot needs root.)
+runtime is used: the CI machine refuses crun's setrlimit; chroot needs root.)
 """
 
 from __future__ import annotations
