@@ -27,10 +27,13 @@ include $(sort $(wildcard mk/*.mk))
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Both Python distributions, editable: egress-resolver (server/) requires
+# egress-resolver-client (client/python/) at its own version, which the second
+# -e satisfies.
+$(STAMP): pyproject.toml client/python/pyproject.toml hatch_build.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e ./client/python -e '.[dev]'
 	touch $@
 
 install: $(STAMP) ## create .venv with .venv/bin/egress-resolver and the dev tools
@@ -57,7 +60,7 @@ gen-python: $(PROTO_DEPS)/.copied
 gen-check-python: $(PROTO_DEPS)/.copied
 	rm -rf build/gen-check && mkdir -p build/gen-check
 	$(call gen_python,build/gen-check)
-	diff -r --exclude=__pycache__ --exclude=__init__.py build/gen-check/kumo client/python/kumo
+	diff -r --exclude=__pycache__ --exclude=__init__.py --exclude=py.typed build/gen-check/kumo client/python/kumo
 
 proto-lint: $(PROTO_DEPS)/.copied ## buf lint (STANDARD) and buf format
 	$(BIN)/buf lint
@@ -97,5 +100,5 @@ example-python: $(STAMP) ## the Python client's example: make example-python TAR
 run: $(STAMP) ## serve examples/policy.lua on 127.0.0.1:50051
 	$(BIN)/egress-resolver serve --policy $(POLICY) --listen $(LISTEN)
 
-clean: ## remove the venv and build outputs
-	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis
+clean: ## remove the venv, build outputs and dist/
+	rm -rf $(VENV) build dist .mypy_cache .ruff_cache .pytest_cache .hypothesis

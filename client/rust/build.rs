@@ -2,10 +2,15 @@
 //! `OUT_DIR`. The .proto files are parsed by protox (pure Rust), so no system
 //! `protoc` is needed.
 //!
-//! Inputs: `../../proto` (this repository's schema) and `$PROTO_DEPS`
-//! (default `../../build/proto-deps`, filled by `make build/proto-deps/.copied`)
-//! for `google/rpc/status.proto`. The google.rpc messages themselves are not
-//! generated: they map to the `tonic-types` crate.
+//! Inputs, in a checkout of the repository: `../../proto` (the schema) and
+//! `$PROTO_DEPS` (default `../../build/proto-deps`, filled by
+//! `make build/proto-deps/.copied`) for `google/rpc/status.proto`.
+//! Anywhere else, i.e. the packaged crate (`make dist-rust` runs
+//! `cargo package`): the crate's own `proto/` directory, which make copies in
+//! from both for `cargo package` and removes afterwards (it is gitignored), so
+//! the .crate builds on its own. A checkout never reads a leftover copy.
+//! The google.rpc messages themselves are not generated: they map to the
+//! `tonic-types` crate.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -18,18 +23,26 @@ const PROTOS: [&str; 2] = [
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?);
-    let proto_root = manifest_dir.join("../../proto");
-    let deps_root = match env::var_os("PROTO_DEPS") {
-        Some(dir) => manifest_dir.join(dir),
-        None => manifest_dir.join("../../build/proto-deps"),
-    };
-    require_file(&deps_root.join("google/rpc/status.proto"))?;
-
+    let in_repository = in_repository(&manifest_dir);
+    let roots = include_roots(&manifest_dir, in_repository);
+    for root in &roots {
+        println!("cargo:rerun-if-changed={}", root.display());
+    }
     println!("cargo:rerun-if-env-changed=PROTO_DEPS");
-    println!("cargo:rerun-if-changed={}", proto_root.display());
-    println!("cargo:rerun-if-changed={}", deps_root.display());
+    let hint = if in_repository {
+        "run `make build/proto-deps/.copied` in the repository root \
+         or set PROTO_DEPS to a directory holding google/rpc/*.proto"
+    } else {
+        "this crate has no proto/: package it with `make dist-rust` in the repository \
+         root, which copies the .proto files in for `cargo package`"
+    };
+    require_file(&roots[0].join(PROTOS[0]), hint)?;
+    require_file(
+        &roots[roots.len() - 1].join("google/rpc/status.proto"),
+        hint,
+    )?;
 
-    let descriptors = protox::compile(PROTOS, [&proto_root, &deps_root])?;
+    let descriptors = protox::compile(PROTOS, &roots)?;
     tonic_prost_build::configure()
         .build_server(false)
         .extern_path(".google.rpc", "::tonic_types::pb")
@@ -43,14 +56,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// Fails with a hint when the google/rpc protos have not been copied yet.
-fn require_file(path: &Path) -> Result<(), String> {
+/// The directories the .proto imports are resolved against (the google/rpc
+/// files in the last one): in the repository its `proto/` and `$PROTO_DEPS`,
+/// else the packaged crate's own `proto/`.
+fn include_roots(manifest_dir: &Path, in_repository: bool) -> Vec<PathBuf> {
+    if !in_repository {
+        return vec![manifest_dir.join("proto")];
+    }
+    let deps_root = match env::var_os("PROTO_DEPS") {
+        Some(dir) => manifest_dir.join(dir),
+        None => manifest_dir.join("../../build/proto-deps"),
+    };
+    vec![manifest_dir.join("../../proto"), deps_root]
+}
+
+/// True when this crate is `client/rust` of an egress-resolver checkout.
+fn in_repository(manifest_dir: &Path) -> bool {
+    let own = manifest_dir.canonicalize();
+    let in_repo = manifest_dir.join("../../client/rust").canonicalize();
+    matches!((own, in_repo), (Ok(own), Ok(in_repo)) if own == in_repo)
+        && manifest_dir.join("../../proto").join(PROTOS[0]).is_file()
+}
+
+/// Fails with `hint` when a .proto file the build needs is not there.
+fn require_file(path: &Path, hint: &str) -> Result<(), String> {
     if path.is_file() {
         return Ok(());
     }
-    Err(format!(
-        "{} is missing: run `make build/proto-deps/.copied` in the repository root \
-         or set PROTO_DEPS to a directory holding google/rpc/*.proto",
-        path.display()
-    ))
+    Err(format!("{} is missing: {hint}", path.display()))
 }

@@ -59,6 +59,12 @@ def test_kubernetes_manifest_is_consistent() -> None:
     assert {"emptyDir", "configMap"} <= {
         key for volume in pod["spec"]["volumes"] for key in volume if key != "name"
     }
+    # The image `make image` builds (tests/image checks its configuration):
+    # its entry point runs the args, as its user, with these two volumes.
+    assert "command" not in sidecar
+    assert sidecar["args"][0] == "serve"
+    assert sidecar["securityContext"]["runAsUser"] == 10001
+    assert set(mounts.values()) == {"/run/egress-resolver", "/etc/egress-resolver"}
 
 
 def test_kubernetes_sidecar_command_runs(tmp_path: Path) -> None:
@@ -68,7 +74,7 @@ def test_kubernetes_sidecar_command_runs(tmp_path: Path) -> None:
         (tmp_path / name).write_text(text)
     here = {
         "--policy=/etc/egress-resolver/policy.lua": f"--policy={tmp_path}/policy.lua",
-        "--listen=unix:/run/egress/egress.sock": f"--listen=unix:{tmp_path}/egress.sock",
+        "--listen=unix:/run/egress-resolver/egress.sock": f"--listen=unix:{tmp_path}/egress.sock",
         "--health-listen=0.0.0.0:50052": "--health-listen=127.0.0.1:0",
     }
     args = [here.get(arg, arg) for arg in sidecar["args"][1:]]
