@@ -9,15 +9,18 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2
 
+from egress_client import Resolver
 from egress_resolver.app import App
 from egress_resolver.settings import Settings
+from kumo.egress.v1 import resolver_service_pb2 as pb
+from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parent.parent
@@ -171,3 +174,27 @@ def health_status(target: str, service: str = "") -> int:
 
 def iter_lines(text: str) -> Iterator[str]:
     return (line for line in text.splitlines() if line.strip())
+
+
+def until(predicate: Callable[[], bool], what: str) -> None:
+    """Poll `predicate` (every 10 ms, bounded by DEADLINE) until it holds."""
+    pause = threading.Event()
+    for _ in range(int(DEADLINE / 0.01)):
+        if predicate():
+            return
+        pause.wait(0.01)
+    raise AssertionError(f"{what}: not reached within {DEADLINE} s")
+
+
+def rpcs(resolver: Resolver) -> int:
+    """The unary calls a caching Python client has sent."""
+    count = resolver.stats()["rpcs"]
+    assert isinstance(count, int)
+    return count
+
+
+def watch(target: str) -> tuple[grpc.Channel, Iterator[pb.WatchInvalidationsResponse]]:
+    """A raw WatchInvalidations stream (with its channel, for the caller to close)."""
+    channel = grpc.insecure_channel(target)
+    stub = pb_grpc.EgressResolverServiceStub(channel)
+    return channel, stub.WatchInvalidations(pb.WatchInvalidationsRequest(), timeout=DEADLINE)

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -18,7 +18,7 @@ import grpc
 from egress_client import Resolver, ResolverError
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
-from support import DEADLINE, ServerProcess, health_status
+from support import DEADLINE, ServerProcess, health_status, rpcs, until, watch
 
 DATA_POLICY = """
 local data = kumo.json_load('sources.json')
@@ -56,28 +56,6 @@ def serve(policy: Path, listen: str, *extra: str) -> Iterator[ServerProcess]:
     with ServerProcess(*args) as srv:
         srv.wait_for_event("policy loaded")
         yield srv
-
-
-def until(predicate: Callable[[], bool], what: str) -> None:
-    """Poll `predicate` (every 10 ms, bounded) until it holds."""
-    pause = threading.Event()
-    for _ in range(int(DEADLINE / 0.01)):
-        if predicate():
-            return
-        pause.wait(0.01)
-    raise AssertionError(f"{what}: not reached within {DEADLINE} s")
-
-
-def rpcs(resolver: Resolver) -> int:
-    count = resolver.stats()["rpcs"]
-    assert isinstance(count, int)
-    return count
-
-
-def watch(target: str) -> tuple[grpc.Channel, Iterator[pb.WatchInvalidationsResponse]]:
-    channel = grpc.insecure_channel(target)
-    stub = pb_grpc.EgressResolverServiceStub(channel)
-    return channel, stub.WatchInvalidations(pb.WatchInvalidationsRequest(), timeout=DEADLINE)
 
 
 def explain(target: str, name: str) -> pb.ExplainEgressSourceResponse:

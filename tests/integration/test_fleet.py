@@ -5,18 +5,14 @@ messages that name nothing."""
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from datasources import RedisServer
 
 from egress_client import Resolver
-from kumo.egress.v1 import resolver_service_pb2 as pb
-from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
-from support import DEADLINE, REPO, ServerProcess, health_status
+from support import DEADLINE, REPO, ServerProcess, health_status, rpcs, until, watch
 
 CHANNEL = "egress-resolver:invalidate"
 POLICY = REPO / "examples/redis/policy.lua"
@@ -46,27 +42,6 @@ def sidecar(server: RedisServer, tmp_path: Path) -> ServerProcess:
         server.url,
         env={"EGRESS_REDIS_URL": server.url},
     )
-
-
-def until(predicate: Callable[[], bool], what: str) -> None:
-    pause = threading.Event()
-    for _ in range(int(DEADLINE / 0.01)):
-        if predicate():
-            return
-        pause.wait(0.01)
-    raise AssertionError(f"{what}: not reached within {DEADLINE} s")
-
-
-def rpcs(resolver: Resolver) -> int:
-    count = resolver.stats()["rpcs"]
-    assert isinstance(count, int)
-    return count
-
-
-def watch(target: str) -> tuple[grpc.Channel, Iterator[pb.WatchInvalidationsResponse]]:
-    channel = grpc.insecure_channel(target)
-    stub = pb_grpc.EgressResolverServiceStub(channel)
-    return channel, stub.WatchInvalidations(pb.WatchInvalidationsRequest(), timeout=DEADLINE)
 
 
 def test_a_publish_of_a_name_an_array_and_star_reaches_the_clients(

@@ -4,16 +4,14 @@ Resolver (_blocking.py), every method a coroutine."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
 import grpc
 
-from egress_client._core import BatchResult, Clock, Core, batch_results, waited_too_long
+from egress_client._core import BatchResult, ResolverBase, batch_results, waited_too_long
 from egress_client._errors import ResolverError
-from egress_client._options import Options
 from egress_client._watch import TaskWatcher
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
@@ -23,45 +21,28 @@ from kumo.egress.v1.egress_source_pb2 import EgressSource
 T = TypeVar("T")
 
 
-class AsyncResolver:
-    """asyncio client: `await AsyncResolver("unix:/run/egress.sock", cache=True).get("ip-1")`."""
+class AsyncResolver(ResolverBase):
+    """asyncio client: `await AsyncResolver("unix:/run/egress.sock", cache=True).get("ip-1")`.
 
-    def __init__(
+    The same options as Resolver; the watcher starts with the first cached call
+    (it needs the running loop)."""
+
+    def _open(
         self,
-        target: str | None = None,
-        *,
-        timeout: float | None = None,
-        cache: bool | None = None,
-        max_entries: int | None = None,
-        stale_if_error: float | None = None,
-        keepalive_interval: float | None = None,
-        clock: Clock = time.monotonic,
-        wall_clock: Clock = time.time,
-        credentials: grpc.ChannelCredentials | None = None,
+        target: str,
+        credentials: grpc.ChannelCredentials | None,
+        channel_options: list[tuple[str, int]],
     ) -> None:
-        options = Options.resolve(
-            target=target,
-            timeout=timeout,
-            cache=cache,
-            max_entries=max_entries,
-            stale_if_error=stale_if_error,
-            keepalive_interval=keepalive_interval,
-        )
-        channel_options = options.channel_options()
         self._channel = (
-            grpc.aio.secure_channel(options.target, credentials, channel_options)
+            grpc.aio.secure_channel(target, credentials, channel_options)
             if credentials
-            else grpc.aio.insecure_channel(options.target, channel_options)
+            else grpc.aio.insecure_channel(target, channel_options)
         )
         self._stub = pb_grpc.EgressResolverServiceStub(self._channel)
-        self._core = Core(options, clock, wall_clock)
+
+    def _start(self) -> None:
         self._pending: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._watcher: TaskWatcher | None = None
-
-    @property
-    def options(self) -> Options:
-        """The options in force (given, or from the environment, or defaults)."""
-        return self._core.options
 
     def _watch(self) -> None:
         if self._watcher is None and self._core.state is not None:  # needs the running loop

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
-import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
 from typing import TypeVar
 
 import grpc
 
-from egress_client._core import BatchResult, Clock, Core, batch_results, waited_too_long
+from egress_client._core import BatchResult, ResolverBase, batch_results, waited_too_long
 from egress_client._errors import ResolverError
-from egress_client._options import Options
 from egress_client._watch import ThreadWatcher
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
@@ -33,47 +31,31 @@ from kumo.egress.v1.egress_source_pb2 import EgressSource
 T = TypeVar("T")
 
 
-class Resolver:
-    """Blocking client: `Resolver("127.0.0.1:50051", cache=True).get("ip-1")`."""
+class Resolver(ResolverBase):
+    """Blocking client: `Resolver("127.0.0.1:50051", cache=True).get("ip-1")`.
 
-    def __init__(
+    Options: `target`, `timeout`, `cache`, `max_entries`, `stale_if_error`,
+    `keepalive_interval` (each else from its EGRESS_CLIENT_* variable), and
+    `credentials`, `clock`, `wall_clock`."""
+
+    def _open(
         self,
-        target: str | None = None,
-        *,
-        timeout: float | None = None,
-        cache: bool | None = None,
-        max_entries: int | None = None,
-        stale_if_error: float | None = None,
-        keepalive_interval: float | None = None,
-        clock: Clock = time.monotonic,
-        wall_clock: Clock = time.time,
-        credentials: grpc.ChannelCredentials | None = None,
+        target: str,
+        credentials: grpc.ChannelCredentials | None,
+        channel_options: list[tuple[str, int]],
     ) -> None:
-        options = Options.resolve(
-            target=target,
-            timeout=timeout,
-            cache=cache,
-            max_entries=max_entries,
-            stale_if_error=stale_if_error,
-            keepalive_interval=keepalive_interval,
-        )
-        channel_options = options.channel_options()
         self._channel = (
-            grpc.secure_channel(options.target, credentials, channel_options)
+            grpc.secure_channel(target, credentials, channel_options)
             if credentials
-            else grpc.insecure_channel(options.target, channel_options)
+            else grpc.insecure_channel(target, channel_options)
         )
         self._stub = pb_grpc.EgressResolverServiceStub(self._channel)
-        self._core = Core(options, clock, wall_clock)
+
+    def _start(self) -> None:
         self._pending: dict[tuple[str, str], concurrent.futures.Future[object]] = {}
         self._lock = threading.Lock()
         state = self._core.state
         self._watcher = ThreadWatcher(self._stub, state) if state is not None else None
-
-    @property
-    def options(self) -> Options:
-        """The options in force (given, or from the environment, or defaults)."""
-        return self._core.options
 
     def get(self, name: str, *, timeout: float | None = None) -> EgressSource:
         """The egress source `name`; raises ResolverError."""
@@ -159,11 +141,6 @@ class Resolver:
         """`rpcs` sent so far, cached `entries`, and whether the stream is `watching`."""
         watching = self._watcher is not None and self._watcher.connected.is_set()
         return self._core.stats(watching)
-
-    @property
-    def stale_served(self) -> int:
-        """How many expired entries stale_if_error served."""
-        return self._core.stale_served
 
     def wait_until_watching(self, timeout: float) -> bool:
         """True once the invalidation stream is connected (cache=True only)."""

@@ -4,6 +4,7 @@ state, pool selectors, and what to do with an answer or a failure."""
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
 import grpc
@@ -129,3 +130,55 @@ class Core:
         """RPCs sent, cached entries and whether the stream is connected."""
         entries = len(self.state.sources) + len(self.state.pools) if self.state else 0
         return {"rpcs": self.rpcs, "entries": entries, "watching": watching}
+
+
+class ResolverBase:
+    """What Resolver and AsyncResolver share: their options (given in code, else
+    from EGRESS_CLIENT_* variables, else the defaults), channel, stub and Core."""
+
+    def __init__(
+        self,
+        target: str | None = None,
+        *,
+        timeout: float | None = None,
+        cache: bool | None = None,
+        max_entries: int | None = None,
+        stale_if_error: float | None = None,
+        keepalive_interval: float | None = None,
+        clock: Clock = time.monotonic,
+        wall_clock: Clock = time.time,
+        credentials: grpc.ChannelCredentials | None = None,
+    ) -> None:
+        options = Options.resolve(
+            target=target,
+            timeout=timeout,
+            cache=cache,
+            max_entries=max_entries,
+            stale_if_error=stale_if_error,
+            keepalive_interval=keepalive_interval,
+        )
+        self._open(options.target, credentials, options.channel_options())
+        self._core = Core(options, clock, wall_clock)
+        self._start()
+
+    def _open(
+        self,
+        target: str,
+        credentials: grpc.ChannelCredentials | None,
+        channel_options: list[tuple[str, int]],
+    ) -> None:
+        """Open the channel and make the stub."""
+        raise NotImplementedError
+
+    def _start(self) -> None:
+        """After the core is built (the watcher, when the cache is on)."""
+
+    @property
+    def options(self) -> Options:
+        """The options in force (given, or from the environment, or defaults)."""
+        return self._core.options
+
+    @property
+    def stale_served(self) -> int:
+        """How many expired entries stale_if_error served."""
+        return self._core.stale_served
