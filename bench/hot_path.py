@@ -24,12 +24,12 @@ import timeit
 from collections.abc import Callable
 from pathlib import Path
 
-from egress_resolver import logs
-from egress_resolver.app import App
-from egress_resolver.cache import DefinitionCache
-from egress_resolver.codec import EncodedSource, encode_source
-from egress_resolver.lua_host import PolicyHost
-from egress_resolver.settings import Settings
+from egress_resolver.definitions.codec import EncodedSource, encode_source
+from egress_resolver.ops import logs
+from egress_resolver.ops.app import App
+from egress_resolver.ops.settings import Settings
+from egress_resolver.runtime.lua_host import PolicyHost
+from egress_resolver.serving.cache import DefinitionCache
 from kumo.egress.v1 import resolver_service_pb2 as pb
 
 ROOT = Path(__file__).resolve().parent.parent

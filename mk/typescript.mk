@@ -14,8 +14,9 @@ CLIENT_TEST_TARGETS += test-typescript
 
 .PHONY: gen-typescript gen-check-typescript test-typescript example-typescript bench-typescript
 
+# Build output goes to stderr: `make example-typescript` speaks JSON on stdout.
 $(TS_NPM_STAMP): $(TS_DIR)/package.json $(TS_DIR)/package-lock.json
-	cd $(TS_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	cd $(TS_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error >&2
 	touch $@
 
 # Generates src/gen under $(1), a directory that stands for client/typescript.
@@ -33,7 +34,7 @@ gen-check-typescript: $(PROTO_DEPS)/.copied $(TS_NPM_STAMP) ## fail when client/
 
 $(TS_BUILD_STAMP): $(TS_NPM_STAMP) $(TS_DIR)/tsconfig.json $(TS_SOURCES)
 	rm -rf $(TS_DIR)/dist
-	$(TSC) --noEmitOnError
+	$(TSC) --noEmitOnError >&2
 	touch $@
 
 test-typescript: $(STAMP) $(TS_BUILD_STAMP) ## tsc --noEmit (strict) and the live tests of the TypeScript client

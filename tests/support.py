@@ -17,8 +17,8 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from egress_client import Resolver
-from egress_resolver.app import App
-from egress_resolver.settings import Settings
+from egress_resolver.ops.app import App
+from egress_resolver.ops.settings import Settings
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
 

@@ -14,9 +14,9 @@ import sys
 import time
 from pathlib import Path
 
-from egress_resolver.codec import encode_source
-from egress_resolver.lua_host import PolicyHost
-from egress_resolver.revision import policy_revision
+from egress_resolver.definitions.codec import encode_source
+from egress_resolver.runtime.lua_host import PolicyHost
+from egress_resolver.runtime.revision import policy_revision
 
 
 def main(policy: str, name: str, output: str) -> None:

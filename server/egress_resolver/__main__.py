@@ -2,6 +2,6 @@
 
 import sys
 
-from egress_resolver.cli import main
+from egress_resolver.ops.cli import main
 
 sys.exit(main())

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from egress_resolver.service import SERVICE_NAME
+from egress_resolver.serving.service import SERVICE_NAME
 from support import DEADLINE, REPO, ServerProcess, fixture, health_status
 
 SERVING, NOT_SERVING = 1, 2

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from egress_client import AsyncResolver, Resolver, ResolverError
-from egress_resolver.settings import Settings
+from egress_resolver.ops.settings import Settings
 from support import DEADLINE, FakeClock, InProcessServer, fixture
 
 

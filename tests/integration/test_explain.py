@@ -6,7 +6,7 @@ import sys
 
 import grpc
 
-from egress_resolver.settings import Settings
+from egress_resolver.ops.settings import Settings
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
 from support import DEADLINE, FakeClock, InProcessServer, fixture

@@ -13,7 +13,7 @@ import pytest
 from datasources import RedisServer, SourceHttpServer
 
 from egress_client import Resolver, ResolverError
-from egress_resolver.settings import Settings
+from egress_resolver.ops.settings import Settings
 from kumo.egress.v1 import egress_source_pb2
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc

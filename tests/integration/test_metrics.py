@@ -7,8 +7,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from egress_client import Resolver, ResolverError
-from egress_resolver.metrics import go_code_name
-from egress_resolver.settings import Settings
+from egress_resolver.ops.metrics import go_code_name
+from egress_resolver.ops.settings import Settings
 from support import DEADLINE, InProcessServer, fixture
 
 SERVICE = "kumo.egress.v1.EgressResolverService"

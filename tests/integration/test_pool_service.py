@@ -13,7 +13,7 @@ from google.protobuf.duration_pb2 import Duration
 from google.rpc.error_details_pb2 import ErrorInfo
 from grpc_status import rpc_status
 
-from egress_resolver.settings import Settings
+from egress_resolver.ops.settings import Settings
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
 from support import DEADLINE, FakeClock, InProcessServer, fixture

@@ -8,7 +8,7 @@ import pytest
 from datasources import RedisClusterServers
 
 from egress_client import Resolver, ResolverError
-from egress_resolver.settings import Settings
+from egress_resolver.ops.settings import Settings
 from support import InProcessServer
 
 POLICY = """

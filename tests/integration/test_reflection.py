@@ -15,8 +15,8 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from egress_resolver.reflection import v1_file_descriptor
-from egress_resolver.settings import Settings
+from egress_resolver.ops.settings import Settings
+from egress_resolver.serving.reflection import v1_file_descriptor
 from support import DEADLINE, InProcessServer, fixture
 
 SERVICE = "kumo.egress.v1.EgressResolverService"

@@ -10,7 +10,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from egress_client import Resolver, ResolverError
-from egress_resolver.settings import Settings
+from egress_resolver.ops.settings import Settings
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
 from support import DEADLINE, FakeClock, InProcessServer, fixture, lua_chunk_name

@@ -12,7 +12,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 
 from egress_client import Resolver, ResolverError
-from egress_resolver.settings import Settings
+from egress_resolver.ops.settings import Settings
 from support import DEADLINE, InProcessServer, ServerProcess, fixture
 
 POLICY = fixture("suspend_and_proxy_hosts.lua")

@@ -85,5 +85,6 @@ def test_scratch_module_gets_the_client_and_resolves(tmp_path: Path) -> None:
 
     # What a user of the module reads: the package doc with its usage snippet.
     doc = run("go", "doc", f"{MODULE}/egressclient", cwd=project, env=go_env).stdout
-    assert "Package egressclient is a small Go client for egress-resolver" in doc
-    assert 'client.Get(ctx, "ip-1")' in doc
+    assert "Package egressclient is the Go client of egress-resolver" in doc
+    assert 'client.Select(ctx, "pool-1")' in doc
+    assert "client.Get(ctx, name)" in doc

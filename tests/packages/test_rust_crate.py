@@ -33,8 +33,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let failure = resolver.get(missing).await.expect_err("the name must not resolve");
         println!(
             "{{\\"source_address\\": {:?}, \\"ehlo_domain\\": {:?}, \\"failure\\": [{:?}, {:?}]}}",
-            source.source_address.unwrap_or_default(),
-            source.ehlo_domain.unwrap_or_default(),
+            source.source_address.clone().unwrap_or_default(),
+            source.ehlo_domain.clone().unwrap_or_default(),
             code_name(failure.code),
             failure.reason.unwrap_or_default(),
         );

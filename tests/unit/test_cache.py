@@ -5,8 +5,8 @@ import dataclasses
 
 import pytest
 
-from egress_resolver.cache import DefinitionCache
-from egress_resolver.errors import Reason, ResolveError
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.serving.cache import DefinitionCache
 from support import FakeClock
 
 

@@ -3,9 +3,9 @@
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.empty_pb2 import Empty
 
-from egress_resolver.codec import encode_pool, encode_source
-from egress_resolver.pools import build_pool
-from egress_resolver.validation import build_source
+from egress_resolver.definitions.codec import encode_pool, encode_source
+from egress_resolver.definitions.pools import build_pool
+from egress_resolver.definitions.validation import build_source
 from kumo.egress.v1 import resolver_service_pb2 as pb
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from egress_resolver.durations import (
+from egress_resolver.definitions.durations import (
     NANOS_PER_SECOND,
     DurationError,
     format_duration,
@@ -105,7 +105,7 @@ def test_arbitrary_text_parses_or_raises_duration_error(text: str) -> None:
     ],
 )
 def test_format_humantime_parses_back(nanos: int, text: str) -> None:
-    from egress_resolver.durations import format_humantime
+    from egress_resolver.definitions.durations import format_humantime
 
     assert format_humantime(nanos) == text
     assert parse_duration(text) == nanos

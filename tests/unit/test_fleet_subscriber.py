@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from datasources import DEADLINE, RedisServer
 
-from egress_resolver.fleet import MAX_NAMES, FleetSubscriber, GarbageMessageError, parse_message
-from egress_resolver.settings import Settings, SettingsError
+from egress_resolver.ops.fleet import MAX_NAMES, FleetSubscriber, GarbageMessageError, parse_message
+from egress_resolver.ops.settings import Settings, SettingsError
 
 
 @pytest.mark.parametrize(

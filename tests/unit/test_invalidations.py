@@ -2,7 +2,7 @@
 
 import asyncio
 
-from egress_resolver.invalidations import ClientState, InvalidationHub
+from egress_resolver.serving.invalidations import ClientState, InvalidationHub
 
 
 def started(revision: str = "r1", log_size: int = 8) -> InvalidationHub:

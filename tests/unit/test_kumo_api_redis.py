@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from datasources import RedisServer, free_port
 
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.lua_host import PolicyHost
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.runtime.lua_host import PolicyHost
 
 LIVE = Path(__file__).parent.parent / "fixtures" / "live"
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.lua_host import PolicyHost
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.runtime.lua_host import PolicyHost
 
 
 def printed(tmp_path: Path, body: str) -> list[str]:

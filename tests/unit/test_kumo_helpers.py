@@ -2,8 +2,8 @@
 
 import pytest
 
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.lua_host import PolicyHost
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.runtime.lua_host import PolicyHost
 from support import fixture
 
 
@@ -75,7 +75,7 @@ def test_print_outside_validation_is_logged(capsys: pytest.CaptureFixture[str]) 
 
 
 def test_traceback_shows_the_sidecars_glue_as_c_frames() -> None:
-    from egress_resolver.lua_host import PolicyHost
+    from egress_resolver.runtime.lua_host import PolicyHost
     from support import fixture
 
     frames = PolicyHost(fixture("traceback_under_pcall.lua")).resolve_source("x").ehlo_domain

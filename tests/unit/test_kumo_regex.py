@@ -2,9 +2,9 @@
 
 import pytest
 
-from egress_resolver import kumo_regex as rx
-from egress_resolver.errors import ResolveError
-from egress_resolver.lua_host import PolicyHost
+from egress_resolver.definitions.errors import ResolveError
+from egress_resolver.kumo_api import kumo_regex as rx
+from egress_resolver.runtime.lua_host import PolicyHost
 from support import fixture
 
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from datasources import SourceHttpServer
 
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.lua_host import SOURCE_EVENT, PolicyHost
-from egress_resolver.lua_tasks import Pending
-from egress_resolver.policy_runner import PolicyRunner
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.runtime.lua_host import SOURCE_EVENT, PolicyHost
+from egress_resolver.runtime.lua_tasks import Pending
+from egress_resolver.runtime.policy_runner import PolicyRunner
 
 POLICY = """
 local client = kumo.http.build_client {}

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from egress_resolver.lua_thread import LuaThread
+from egress_resolver.runtime.lua_thread import LuaThread
 from support import DEADLINE
 
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from egress_resolver.lua_host import PolicyHost
-from egress_resolver.memoize import (
+from egress_resolver.definitions.pools import build_pool
+from egress_resolver.kumo_api.memoize import (
     MemoizeError,
     MemoParams,
     MemoStore,
@@ -13,7 +13,7 @@ from egress_resolver.memoize import (
     memo_key,
     memo_params,
 )
-from egress_resolver.pools import build_pool
+from egress_resolver.runtime.lua_host import PolicyHost
 from support import FakeClock, fixture
 
 
@@ -115,14 +115,14 @@ def test_memoize_survives_a_new_runtime_with_the_same_store() -> None:
 
 
 def test_memoize_refuses_functions_as_values() -> None:
-    from egress_resolver.errors import ResolveError
+    from egress_resolver.definitions.errors import ResolveError
 
     with pytest.raises(ResolveError, match="cannot be cached"):
         PolicyHost(fixture("memoize.lua")).resolve_source("returns-function")
 
 
 def test_memoize_missing_params_fail_the_load() -> None:
-    from egress_resolver.kumo_module import PolicyLoadError
+    from egress_resolver.kumo_api.kumo_module import PolicyLoadError
 
     with pytest.raises(PolicyLoadError, match=r"kumo\.memoize: missing field `capacity`"):
         PolicyHost(fixture("memoize_params.lua"))

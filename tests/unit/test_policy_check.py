@@ -1,7 +1,7 @@
 """policy_check: the offline report, validate_config included."""
 
-from egress_resolver.policy_check import check_policy
-from egress_resolver.settings import Settings
+from egress_resolver.ops.settings import Settings
+from egress_resolver.runtime.policy_check import check_policy
 from support import fixture
 
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.fields import ValidationError
-from egress_resolver.pools import (
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.definitions.fields import ValidationError
+from egress_resolver.definitions.pools import (
     PoolDefinition,
     PoolEntry,
     build_pool,

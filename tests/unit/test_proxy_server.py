@@ -2,8 +2,8 @@
 
 import pytest
 
-from egress_resolver.fields import ValidationError
-from egress_resolver.proxy_server import host_name_problem, proxy_server_field
+from egress_resolver.definitions.fields import ValidationError
+from egress_resolver.definitions.proxy_server import host_name_problem, proxy_server_field
 
 
 def served(text: str) -> str:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from egress_resolver.settings import Settings, SettingsError, reference_table
+from egress_resolver.ops.settings import Settings, SettingsError, reference_table
 from support import REPO
 
 

@@ -2,8 +2,13 @@
 
 import pytest
 
-from egress_resolver.fields import ValidationError
-from egress_resolver.suspend import SUSPEND_FIELDS, SuspendOnFailure, rule_params, suspend_field
+from egress_resolver.definitions.fields import ValidationError
+from egress_resolver.definitions.suspend import (
+    SUSPEND_FIELDS,
+    SuspendOnFailure,
+    rule_params,
+    suspend_field,
+)
 
 SECOND = 1_000_000_000
 

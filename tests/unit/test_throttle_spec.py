@@ -4,7 +4,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from egress_resolver.throttle_spec import ThrottleSpec, ThrottleSpecError, parse_throttle_spec
+from egress_resolver.definitions.throttle_spec import (
+    ThrottleSpec,
+    ThrottleSpecError,
+    parse_throttle_spec,
+)
 
 
 @pytest.mark.parametrize(

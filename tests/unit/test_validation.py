@@ -4,10 +4,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.fields import ValidationError
-from egress_resolver.suspend import SuspendOnFailure
-from egress_resolver.validation import (
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.definitions.fields import ValidationError
+from egress_resolver.definitions.suspend import SuspendOnFailure
+from egress_resolver.definitions.validation import (
     SOURCE_FIELDS,
     KeySource,
     build_source,

@@ -28,7 +28,7 @@ import threading
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any
 
-from egress_resolver.errors import Reason
+from egress_resolver.definitions.errors import Reason
 
 
 def _no_reason(err: BaseException) -> Reason | None:

@@ -28,10 +28,10 @@ from typing import Any
 
 import aiohttp
 
-from egress_resolver.durations import NANOS_PER_SECOND, DurationError, parse_duration
-from egress_resolver.errors import Reason
+from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
+from egress_resolver.definitions.errors import Reason
 from egress_resolver.kumo_api.io import ApiContext, IoRequest
-from egress_resolver.lua_values import to_python
+from egress_resolver.runtime.lua_values import to_python
 
 NAME = "http"
 DEFAULT_TIMEOUT = 60.0

@@ -33,10 +33,10 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.cluster import LoadBalancingStrategy
 
-from egress_resolver.durations import NANOS_PER_SECOND, DurationError, parse_duration
-from egress_resolver.errors import Reason
+from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
+from egress_resolver.definitions.errors import Reason
 from egress_resolver.kumo_api.io import ApiContext, IoRequest
-from egress_resolver.lua_values import is_lua_table, to_python
+from egress_resolver.runtime.lua_values import is_lua_table, to_python
 
 NAME = "redis"
 DEFAULT_POOL_SIZE = 10

@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from egress_resolver.kumo_api.io import ApiContext
-from egress_resolver.lua_values import is_lua_table, to_python
+from egress_resolver.runtime.lua_values import is_lua_table, to_python
 
 NAME = "secrets"
 

@@ -23,9 +23,9 @@ import sqlite3
 import threading
 from typing import Any
 
-from egress_resolver.errors import Reason
+from egress_resolver.definitions.errors import Reason
 from egress_resolver.kumo_api.io import ApiContext, IoRequest
-from egress_resolver.lua_values import is_lua_table, to_python
+from egress_resolver.runtime.lua_values import is_lua_table, to_python
 
 NAME = "sqlite"
 DEFAULT_BUSY_TIMEOUT_MS = 500

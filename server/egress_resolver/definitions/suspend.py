@@ -17,15 +17,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from egress_resolver.durations import format_humantime
-from egress_resolver.fields import (
+from egress_resolver.definitions.durations import format_humantime
+from egress_resolver.definitions.fields import (
     ValidationError,
     check_fields,
     describe_type,
     duration_field,
     one_of,
 )
-from egress_resolver.throttle_spec import ThrottleSpecError, parse_throttle_spec
+from egress_resolver.definitions.throttle_spec import ThrottleSpecError, parse_throttle_spec
 
 SUSPEND_FIELDS = ("suspend_when_unplumbed", "suspend_when_proxy_unhealthy")
 RULE_FIELDS = ("trigger", "duration")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import grpc
 from google.protobuf.message import DecodeError
 
-from egress_resolver.errors import Reason, ResolveError
+from egress_resolver.definitions.errors import Reason, ResolveError
 
 if TYPE_CHECKING:  # the stubs make RpcMethodHandler generic; the runtime class is not
     Handlers: TypeAlias = dict[str, grpc.RpcMethodHandler[Any, Any]]

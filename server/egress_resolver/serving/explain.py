@@ -12,11 +12,11 @@ from typing import Any
 import grpc
 from google.protobuf.duration_pb2 import Duration
 
-from egress_resolver.cache import DefinitionCache
-from egress_resolver.codec import EncodedSource
-from egress_resolver.errors import ResolveError
-from egress_resolver.policy_runner import PolicyRunner
-from egress_resolver.service import ResolverService
+from egress_resolver.definitions.codec import EncodedSource
+from egress_resolver.definitions.errors import ResolveError
+from egress_resolver.runtime.policy_runner import PolicyRunner
+from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.service import ResolverService
 from kumo.egress.v1 import resolver_service_pb2 as pb
 
 

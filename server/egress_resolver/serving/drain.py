@@ -13,8 +13,8 @@ from typing import Any
 
 import grpc
 
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.handler_wrap import Handlers, rewrap
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.serving.handler_wrap import Handlers, rewrap
 
 _REFUSAL = ResolveError(
     Reason.SHUTTING_DOWN, "the sidecar is shutting down; retry (on another instance)"

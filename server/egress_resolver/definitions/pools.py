@@ -12,16 +12,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from egress_resolver.durations import NANOS_PER_SECOND, format_humantime
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.fields import (
+from egress_resolver.definitions.durations import NANOS_PER_SECOND, format_humantime
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.definitions.fields import (
     ValidationError,
     check_fields,
     describe_type,
     duration_field,
     string_field,
 )
-from egress_resolver.validation import DEFAULT_TTL_NANOS
+from egress_resolver.definitions.validation import DEFAULT_TTL_NANOS
 
 POOL_FIELDS = ("name", "entries", "ttl")
 ENTRY_FIELDS = ("name", "weight")

@@ -21,13 +21,13 @@ import structlog
 import tomli_w
 import yaml
 
-from egress_resolver.fields import ValidationError
-from egress_resolver.json_view import REDACTED
-from egress_resolver.kumo_helpers import KumoHelpers
-from egress_resolver.lua_values import shallow_dict, to_lua, to_python
-from egress_resolver.memoize import MemoStore
-from egress_resolver.pools import PoolDefinition, build_pool
-from egress_resolver.validation import SourceDefinition, build_source
+from egress_resolver.definitions.fields import ValidationError
+from egress_resolver.definitions.json_view import REDACTED
+from egress_resolver.definitions.pools import PoolDefinition, build_pool
+from egress_resolver.definitions.validation import SourceDefinition, build_source
+from egress_resolver.kumo_api.kumo_helpers import KumoHelpers
+from egress_resolver.kumo_api.memoize import MemoStore
+from egress_resolver.runtime.lua_values import shallow_dict, to_lua, to_python
 
 SINGLE_HANDLER_EVENTS = frozenset({"get_egress_source", "get_egress_pool"})
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import grpc
 
-from egress_resolver.settings import Settings, SettingsError
+from egress_resolver.ops.settings import Settings, SettingsError
 
 _LOOPBACK_NAMES = frozenset({"localhost"})
 

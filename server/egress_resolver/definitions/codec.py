@@ -6,10 +6,10 @@ import dataclasses
 
 from google.protobuf import duration_pb2, empty_pb2, timestamp_pb2
 
-from egress_resolver.durations import NANOS_PER_SECOND
-from egress_resolver.pools import PoolDefinition
-from egress_resolver.suspend import SUSPEND_FIELDS, SuspendOnFailure
-from egress_resolver.validation import KeySource, SourceDefinition
+from egress_resolver.definitions.durations import NANOS_PER_SECOND
+from egress_resolver.definitions.pools import PoolDefinition
+from egress_resolver.definitions.suspend import SUSPEND_FIELDS, SuspendOnFailure
+from egress_resolver.definitions.validation import KeySource, SourceDefinition
 from kumo.egress.v1 import egress_pool_pb2, egress_source_pb2, resolver_service_pb2
 
 _OPTIONAL_STRINGS = (

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from egress_resolver.codec import encode_pool, encode_source
-from egress_resolver.errors import ResolveError
-from egress_resolver.json_view import message_json
-from egress_resolver.kumo_module import PolicyLoadError
-from egress_resolver.lua_host import POOL_EVENT, SOURCE_EVENT, PolicyHost
-from egress_resolver.pools import pool_source_failure
-from egress_resolver.settings import Settings
-from egress_resolver.validation import check_name
+from egress_resolver.definitions.codec import encode_pool, encode_source
+from egress_resolver.definitions.errors import ResolveError
+from egress_resolver.definitions.json_view import message_json
+from egress_resolver.definitions.pools import pool_source_failure
+from egress_resolver.definitions.validation import check_name
+from egress_resolver.kumo_api.kumo_module import PolicyLoadError
+from egress_resolver.ops.settings import Settings
+from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, PolicyHost
 
 
 def check_policy(

@@ -15,8 +15,8 @@ import os
 import signal
 import sys
 
-from egress_resolver.app import serve
-from egress_resolver.settings import Settings
+from egress_resolver.ops.app import serve
+from egress_resolver.ops.settings import Settings
 
 
 def run_workers(settings: Settings) -> int:

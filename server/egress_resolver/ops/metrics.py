@@ -24,9 +24,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-from egress_resolver.cache import CacheStats
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.handler_wrap import Handlers, rewrap
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.serving.cache import CacheStats
+from egress_resolver.serving.handler_wrap import Handlers, rewrap
 
 _BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,

@@ -34,7 +34,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
-from egress_resolver.errors import Reason, ResolveError
+from egress_resolver.definitions.errors import Reason, ResolveError
 
 
 class HasTtl(Protocol):

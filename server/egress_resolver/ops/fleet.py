@@ -51,9 +51,9 @@ import structlog
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from egress_resolver.errors import ResolveError
-from egress_resolver.service import MAX_BATCH_NAMES
-from egress_resolver.validation import check_name
+from egress_resolver.definitions.errors import ResolveError
+from egress_resolver.definitions.validation import check_name
+from egress_resolver.serving.service import MAX_BATCH_NAMES
 
 DEFAULT_CHANNEL = "egress-resolver:invalidate"
 MAX_NAMES = MAX_BATCH_NAMES
@@ -147,7 +147,7 @@ class FleetSubscriber:
         self.failures = 0
         """Sessions that ended in an error (connect refused, lost, a PING unanswered)."""
         self._task: asyncio.Task[None] | None = None
-        self._log = structlog.get_logger("egress_resolver.fleet")
+        self._log = structlog.get_logger("egress_resolver.ops.fleet")
 
     def start(self) -> None:
         """Begin following the channel in the background."""

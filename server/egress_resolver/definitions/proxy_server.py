@@ -29,7 +29,7 @@ import ipaddress
 import re
 from collections.abc import Mapping
 
-from egress_resolver.fields import ValidationError, string_field
+from egress_resolver.definitions.fields import ValidationError, string_field
 
 _PORT = re.compile(r"\+?[0-9]+")
 _LABEL = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]*")

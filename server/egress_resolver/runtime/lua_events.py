@@ -7,9 +7,9 @@ from collections.abc import Callable
 
 import lupa.lua54 as lua
 
-from egress_resolver.errors import Reason, ResolveError, handler_failure
-from egress_resolver.pools import PoolDefinition, default_pool
-from egress_resolver.validation import SourceDefinition, default_source
+from egress_resolver.definitions.errors import Reason, ResolveError, handler_failure
+from egress_resolver.definitions.pools import PoolDefinition, default_pool
+from egress_resolver.definitions.validation import SourceDefinition, default_source
 
 UNSPECIFIED = "unspecified"
 """The name kumod resolves to a default source (and pool) without calling the policy."""

@@ -17,21 +17,21 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from egress_resolver.cache import DefinitionCache
-from egress_resolver.codec import EncodedPool, EncodedSource
-from egress_resolver.drain import DrainGate
-from egress_resolver.explain import Explainer
-from egress_resolver.fleet import FleetSubscriber
-from egress_resolver.handler_wrap import decode_in_handler
-from egress_resolver.invalidations import Invalidation, InvalidationHub
-from egress_resolver.listeners import bind, secure_unix_sockets
-from egress_resolver.metrics import Metrics
-from egress_resolver.policy_runner import PolicyRunner
-from egress_resolver.reflection import add_reflection
-from egress_resolver.reload import PolicyWatcher
-from egress_resolver.service import SERVICE_NAME, ResolverService
-from egress_resolver.settings import Settings
-from egress_resolver.warm import Warmer
+from egress_resolver.definitions.codec import EncodedPool, EncodedSource
+from egress_resolver.ops.fleet import FleetSubscriber
+from egress_resolver.ops.metrics import Metrics
+from egress_resolver.ops.reload import PolicyWatcher
+from egress_resolver.ops.settings import Settings
+from egress_resolver.runtime.policy_runner import PolicyRunner
+from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.drain import DrainGate
+from egress_resolver.serving.explain import Explainer
+from egress_resolver.serving.handler_wrap import decode_in_handler
+from egress_resolver.serving.invalidations import Invalidation, InvalidationHub
+from egress_resolver.serving.listeners import bind, secure_unix_sockets
+from egress_resolver.serving.reflection import add_reflection
+from egress_resolver.serving.service import SERVICE_NAME, ResolverService
+from egress_resolver.serving.warm import Warmer
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from egress_resolver.durations import DurationError, parse_duration
+from egress_resolver.definitions.durations import DurationError, parse_duration
 
 
 class ValidationError(ValueError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 from typing import NamedTuple
 
-from egress_resolver.errors import Reason
+from egress_resolver.definitions.errors import Reason
 from egress_resolver.kumo_api.io import IoRequest
 
 

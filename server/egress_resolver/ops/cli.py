@@ -9,12 +9,12 @@ import json
 import sys
 from collections.abc import Sequence
 
-from egress_resolver import logs
-from egress_resolver.app import serve
-from egress_resolver.json_view import message_json
-from egress_resolver.policy_check import check_policy
-from egress_resolver.settings import Settings, SettingsError
-from egress_resolver.workers import run_workers
+from egress_resolver.definitions.json_view import message_json
+from egress_resolver.ops import logs
+from egress_resolver.ops.app import serve
+from egress_resolver.ops.settings import Settings, SettingsError
+from egress_resolver.ops.workers import run_workers
+from egress_resolver.runtime.policy_check import check_policy
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 

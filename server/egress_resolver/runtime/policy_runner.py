@@ -20,17 +20,17 @@ from pathlib import Path
 
 import structlog
 
-from egress_resolver.codec import EncodedPool, EncodedSource, encode_pool, encode_source
-from egress_resolver.errors import Reason, ResolveError
+from egress_resolver.definitions.codec import EncodedPool, EncodedSource, encode_pool, encode_source
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.definitions.pools import PoolDefinition, default_pool
+from egress_resolver.definitions.validation import SourceDefinition, default_source
 from egress_resolver.kumo_api import IoContext, perform
-from egress_resolver.kumo_module import PolicyLoadError
-from egress_resolver.lua_host import POOL_EVENT, SOURCE_EVENT, UNSPECIFIED, PolicyHost
-from egress_resolver.lua_tasks import Pending
-from egress_resolver.lua_thread import LuaThread
-from egress_resolver.memoize import MemoStore
-from egress_resolver.pools import PoolDefinition, default_pool
-from egress_resolver.revision import policy_revision
-from egress_resolver.validation import SourceDefinition, default_source
+from egress_resolver.kumo_api.kumo_module import PolicyLoadError
+from egress_resolver.kumo_api.memoize import MemoStore
+from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, UNSPECIFIED, PolicyHost
+from egress_resolver.runtime.lua_tasks import Pending
+from egress_resolver.runtime.lua_thread import LuaThread
+from egress_resolver.runtime.revision import policy_revision
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

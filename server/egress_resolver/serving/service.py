@@ -12,12 +12,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 import grpc
 
-from egress_resolver.cache import DefinitionCache
-from egress_resolver.codec import EncodedPool, EncodedSource
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.invalidations import ClientState, Invalidation, InvalidationHub
-from egress_resolver.pools import pool_source_failure
-from egress_resolver.validation import check_name
+from egress_resolver.definitions.codec import EncodedPool, EncodedSource
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.definitions.pools import pool_source_failure
+from egress_resolver.definitions.validation import check_name
+from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.invalidations import ClientState, Invalidation, InvalidationHub
 from kumo.egress.v1 import resolver_service_pb2 as pb
 
 SERVICE_NAME = "kumo.egress.v1.EgressResolverService"

@@ -14,11 +14,14 @@ from pathlib import Path
 import lupa.lua54 as lua
 
 from egress_resolver import kumo_api
-from egress_resolver.errors import Reason, ResolveError, handler_failure
-from egress_resolver.fields import ValidationError
+from egress_resolver.definitions.errors import Reason, ResolveError, handler_failure
+from egress_resolver.definitions.fields import ValidationError
+from egress_resolver.definitions.pools import PoolDefinition, pool_params, pool_source_failure
+from egress_resolver.definitions.validation import SourceDefinition, source_params
 from egress_resolver.kumo_api import ApiContext, IoContext, IoOutcome, IoRequest
-from egress_resolver.kumo_module import KumoModule, PolicyLoadError
-from egress_resolver.lua_events import (
+from egress_resolver.kumo_api.kumo_module import KumoModule, PolicyLoadError
+from egress_resolver.kumo_api.memoize import MemoStore
+from egress_resolver.runtime.lua_events import (
     LOAD_BUDGET_SECONDS,
     POOL_EVENT,
     SOURCE_EVENT,
@@ -29,12 +32,9 @@ from egress_resolver.lua_events import (
     event_default,
     lua_message,
 )
-from egress_resolver.lua_prelude import HOOK_EVERY, PRELUDE
-from egress_resolver.lua_tasks import HandlerTask, Pending
-from egress_resolver.lua_values import to_lua
-from egress_resolver.memoize import MemoStore
-from egress_resolver.pools import PoolDefinition, pool_params, pool_source_failure
-from egress_resolver.validation import SourceDefinition, source_params
+from egress_resolver.runtime.lua_prelude import HOOK_EVERY, PRELUDE
+from egress_resolver.runtime.lua_tasks import HandlerTask, Pending
+from egress_resolver.runtime.lua_values import to_lua
 
 __all__ = ["POOL_EVENT", "SOURCE_EVENT", "UNSPECIFIED", "ConfigValidation", "PolicyHost"]
 

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from egress_resolver.durations import NANOS_PER_SECOND, DurationError, parse_duration
+from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
 
 ENV_PREFIX = "EGRESS_RESOLVER_"
 

@@ -16,9 +16,8 @@ from typing import Any
 import lupa.lua54 as lua
 import structlog
 
-from egress_resolver import kumo_regex
-from egress_resolver.lua_values import is_lua_table, shallow_dict, to_lua, to_python
-from egress_resolver.memoize import (
+from egress_resolver.kumo_api import kumo_regex
+from egress_resolver.kumo_api.memoize import (
     MemoCache,
     MemoizeError,
     MemoStore,
@@ -26,6 +25,7 @@ from egress_resolver.memoize import (
     memo_key,
     memo_params,
 )
+from egress_resolver.runtime.lua_values import is_lua_table, shallow_dict, to_lua, to_python
 
 _REGEX_METHODS = (
     "is_match",

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 
 import cachetools
 
-from egress_resolver.durations import NANOS_PER_SECOND, DurationError, parse_duration
+from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
 
 MEMOIZE_FIELDS = (
     "name",

@@ -25,11 +25,11 @@ import dataclasses
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from egress_resolver.cache import DefinitionCache
-from egress_resolver.codec import EncodedPool, EncodedSource
-from egress_resolver.errors import ResolveError
-from egress_resolver.policy_runner import Policy, PolicyRunner
-from egress_resolver.service import check_pool_sources
+from egress_resolver.definitions.codec import EncodedPool, EncodedSource
+from egress_resolver.definitions.errors import ResolveError
+from egress_resolver.runtime.policy_runner import Policy, PolicyRunner
+from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.service import check_pool_sources
 
 _CHUNK = 64
 """Names re-resolved at once: enough to keep the Lua thread busy, few enough

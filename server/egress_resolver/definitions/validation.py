@@ -17,17 +17,22 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from egress_resolver.durations import NANOS_PER_SECOND, format_humantime
-from egress_resolver.errors import Reason, ResolveError
-from egress_resolver.fields import (
+from egress_resolver.definitions.durations import NANOS_PER_SECOND, format_humantime
+from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.definitions.fields import (
     ValidationError,
     check_fields,
     describe_type,
     duration_field,
     string_field,
 )
-from egress_resolver.proxy_server import proxy_server_field
-from egress_resolver.suspend import SUSPEND_FIELDS, SuspendOnFailure, rule_params, suspend_field
+from egress_resolver.definitions.proxy_server import proxy_server_field
+from egress_resolver.definitions.suspend import (
+    SUSPEND_FIELDS,
+    SuspendOnFailure,
+    rule_params,
+    suspend_field,
+)
 
 T = TypeVar("T")
 MAX_NAME_BYTES = 1024

@@ -1,0 +1,2 @@
+"""Operations: settings, the wiring of one process, the command line, workers,
+file watching, metrics, logs and fleet invalidation."""

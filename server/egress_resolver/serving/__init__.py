@@ -1,0 +1,2 @@
+"""The gRPC service: methods, caches, warm reloads, invalidations, drain,
+reflection and listeners."""
