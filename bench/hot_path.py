@@ -72,7 +72,7 @@ def main() -> None:
     cache: DefinitionCache[EncodedSource] = DefinitionCache(
         10_000, negative_ttl=60.0, max_pending=1024
     )
-    cache._put(NAME, encoded, 3600.0)  # what a finished load stores
+    cache.store(NAME, encoded, time.monotonic())  # what a finished load stores
     request = pb.GetEgressSourceRequest(name=NAME).SerializeToString()
     figures = {
         "hit_cache_lookup_us": best_us(lambda: cache.lookup(NAME), 200_000),

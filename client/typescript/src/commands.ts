@@ -7,6 +7,7 @@
  *     {"pool": NAME}             -> {"pool": {"name", "entries": [{"name", "weight"}], "ttl"}}
  *     {"select": POOL, "n": N}   -> {"sources": [N names in selection order]}
  *     {"bench": NAME, "n": N}    -> {"ns_per_call": X}   (N awaited gets, timed in process)
+ *     {"bench_select": POOL, "n": N} -> {"ns_per_call": X}   (N awaited selects, timed in process)
  *     {"stats": {}}              -> {"rpcs": R, "entries": E, "watching": B}
  *
  * Errors are {"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND", "message": "..."}};
@@ -43,12 +44,12 @@ function count(command: Command): number {
   return value;
 }
 
-/** N awaited gets of `name` (after one that may be a miss), in nanoseconds per get. */
-async function bench(resolver: Resolver, name: string, n: number): Promise<number> {
-  await resolver.get(name);
+/** N awaited calls of `call(name)` (after one that may be a miss), in nanoseconds per call. */
+async function bench(call: (name: string) => Promise<unknown>, name: string, n: number): Promise<number> {
+  await call(name);
   const started = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
-    await resolver.get(name);
+    await call(name);
   }
   return Number(process.hrtime.bigint() - started) / Math.max(n, 1);
 }
@@ -69,7 +70,16 @@ function handlers(resolver: Resolver): [string, Handler][] {
         return { sources };
       },
     ],
-    ["bench", async (c) => ({ ns_per_call: await bench(resolver, text(c, "bench"), count(c)) })],
+    [
+      "bench_select",
+      async (c) => ({
+        ns_per_call: await bench((pool) => resolver.select(pool), text(c, "bench_select"), count(c)),
+      }),
+    ],
+    [
+      "bench",
+      async (c) => ({ ns_per_call: await bench((name) => resolver.get(name), text(c, "bench"), count(c)) }),
+    ],
     [
       "stats",
       async () => {
