@@ -68,7 +68,7 @@ def test_validate_config_error_fails_validation() -> None:
 
 def test_print_outside_validation_is_logged(capsys: pytest.CaptureFixture[str]) -> None:
     host = PolicyHost(fixture("validate_config_ok.lua"))
-    host._kumo.helpers.printed = None
+    host.state.printed = None
     host._budget.call(lambda: 0.0, 1.0, host.handlers("validate_config")[1])
     captured = capsys.readouterr()
     assert "second handler ran" in captured.out + captured.err

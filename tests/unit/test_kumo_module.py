@@ -72,7 +72,7 @@ def test_lua_path_directories_are_searched(tmp_path: object) -> None:
 def test_missing_data_file_is_a_clear_error(tmp_path: object) -> None:
     from pathlib import Path
 
-    from egress_resolver.kumo_api.kumo_module import PolicyLoadError
+    from egress_resolver.kumo_api import PolicyLoadError
 
     policy = Path(str(tmp_path)) / "p.lua"
     policy.write_text("kumo.toml_load 'nope.toml'\n")

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from egress_resolver.definitions.errors import Reason, ResolveError
-from egress_resolver.kumo_api.kumo_module import PolicyLoadError
+from egress_resolver.kumo_api import PolicyLoadError
 from egress_resolver.runtime.lua_host import PolicyHost
 from support import fixture, lua_chunk_name
 

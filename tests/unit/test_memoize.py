@@ -122,7 +122,7 @@ def test_memoize_refuses_functions_as_values() -> None:
 
 
 def test_memoize_missing_params_fail_the_load() -> None:
-    from egress_resolver.kumo_api.kumo_module import PolicyLoadError
+    from egress_resolver.kumo_api import PolicyLoadError
 
     with pytest.raises(PolicyLoadError, match=r"kumo\.memoize: missing field `capacity`"):
         PolicyHost(fixture("memoize_params.lua"))

@@ -1,44 +1,71 @@
-"""The Lua modules a policy can use beyond `kumo` itself, one module per Lua module.
+"""kumod's Lua API: one module per file, all listed here.
 
-As kumod has one crate per module (crates/mod-sqlite, mod-redis, mod-http,
-...), each module here builds one Lua table; this is the one place that
-lists them: `REQUIRED` are what `require` finds, `KUMO_SUBMODULES` hang off
-the `kumo` table (and `require 'kumo.http'` finds them too). Functions that
+As kumod has one crate per module (crates/mod-string, mod-redis, ...), each
+file here defines `MODULE = LuaModule(mount, build)` (context.py says how);
+`MODULES` is the one list of them, installed in this order. Functions that
 wait on a data source return an `io.IoRequest` that the host performs while
 other handlers run (io.py says how).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from egress_resolver.kumo_api import (
+    mod_diagnostics,
+    mod_http,
+    mod_kumo,
+    mod_memoize,
+    mod_redis,
+    mod_regex,
+    mod_secrets,
+    mod_serde,
+    mod_sqlite,
+)
+from egress_resolver.kumo_api.context import (
+    ApiContext,
+    ApiOptions,
+    LuaModule,
+    PolicyLoadError,
+    PolicyState,
+)
+from egress_resolver.kumo_api.io import IoContext, IoOutcome, IoRequest, perform
 
-from egress_resolver.kumo_api import mod_http, mod_redis, mod_secrets, mod_sqlite
-from egress_resolver.kumo_api.io import ApiContext, IoContext, IoOutcome, IoRequest, perform
+__all__ = [
+    "MODULES",
+    "ApiContext",
+    "ApiOptions",
+    "IoContext",
+    "IoOutcome",
+    "IoRequest",
+    "LuaModule",
+    "PolicyLoadError",
+    "PolicyState",
+    "install",
+    "perform",
+]
 
-__all__ = ["ApiContext", "IoContext", "IoOutcome", "IoRequest", "install", "perform"]
+MODULES: tuple[LuaModule, ...] = (
+    mod_kumo.MODULE,
+    mod_serde.MODULE,
+    mod_diagnostics.MODULE,
+    mod_memoize.MODULE,
+    mod_regex.MODULE,
+    mod_http.MODULE,
+    mod_secrets.MODULE,
+    mod_sqlite.MODULE,
+    mod_redis.MODULE,
+)
 
 
-class _Module(Protocol):
-    def build(self) -> object: ...
-
-
-REQUIRED: dict[str, Callable[[ApiContext], _Module]] = {
-    mod_sqlite.NAME: mod_sqlite.SqliteModule,
-    mod_redis.NAME: mod_redis.RedisModule,
-}
-KUMO_SUBMODULES: dict[str, Callable[[ApiContext], _Module]] = {
-    mod_http.NAME: mod_http.HttpModule,
-    mod_secrets.NAME: mod_secrets.SecretsModule,
-}
-
-
-def install(ctx: ApiContext, kumo: object) -> None:
-    """Make every module available in the runtime: `require 'x'` and `kumo.x`."""
+def install(ctx: ApiContext) -> None:
+    """Build every module into `ctx.kumo` and `package.loaded`, where `require` finds them."""
     loaded = ctx.runtime.eval("package.loaded")
-    for name, make in REQUIRED.items():
-        loaded[name] = make(ctx).build()
-    for name, make in KUMO_SUBMODULES.items():
-        table = make(ctx).build()
-        kumo[name] = table  # type: ignore[index]
-        loaded[f"kumo.{name}"] = table
+    for module in MODULES:
+        table = module.build(ctx)
+        if module.mount == "kumo":
+            for key, value in table.items():  # type: ignore[attr-defined]
+                ctx.kumo[key] = value
+        elif module.mount.startswith("kumo."):
+            ctx.kumo[module.mount.removeprefix("kumo.")] = table
+            loaded[module.mount] = table
+        else:
+            loaded[module.mount] = table

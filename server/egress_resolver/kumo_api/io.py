@@ -170,22 +170,3 @@ class IoContext:
             self._private.join(5.0)
             self._private = None
             self._loop = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ApiContext:
-    """What each kumo_api module gets to build its Lua table."""
-
-    runtime: Any
-    """The policy's lupa LuaRuntime."""
-    await_io: Any
-    """The Lua function that yields an IoRequest and returns its value (or raises)."""
-    io: IoContext
-    base_dir: Any
-    """The policy's directory (a Path): relative data paths are resolved against it."""
-
-    def resolve_path(self, path: str) -> str:
-        """`path` as given if absolute (or `:memory:`), else under the policy's directory."""
-        if path == ":memory:" or path.startswith("/") or path.startswith("file:"):
-            return path
-        return str(self.base_dir / path)

@@ -28,10 +28,11 @@ from typing import Any
 
 import aiohttp
 
+from egress_resolver.bridge.values import to_python
 from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
 from egress_resolver.definitions.errors import Reason
-from egress_resolver.kumo_api.io import ApiContext, IoRequest
-from egress_resolver.runtime.lua_values import to_python
+from egress_resolver.kumo_api.context import ApiContext, LuaModule
+from egress_resolver.kumo_api.io import IoRequest
 
 NAME = "http"
 DEFAULT_TIMEOUT = 60.0
@@ -162,9 +163,7 @@ class HttpModule:
             "response": self.response,
             "close": self.close,
         }
-        return self._ctx.runtime.execute(
-            _SHIM, self._ctx.runtime.table_from(functions), self._ctx.await_io
-        )
+        return self._ctx.shim(_SHIM, functions)
 
     def build_client(self, params: object = None) -> _Client:
         """`kumo.http.build_client { ... }`."""
@@ -289,3 +288,6 @@ class HttpModule:
         """`client:close()`: this handle only; the shared pool stays for others."""
         if isinstance(client, _Client):
             client.shared = None
+
+
+MODULE = LuaModule("kumo.http", lambda ctx: HttpModule(ctx).build())

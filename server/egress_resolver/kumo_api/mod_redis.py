@@ -33,10 +33,11 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.cluster import LoadBalancingStrategy
 
+from egress_resolver.bridge.values import is_lua_table, to_python
 from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
 from egress_resolver.definitions.errors import Reason
-from egress_resolver.kumo_api.io import ApiContext, IoRequest
-from egress_resolver.runtime.lua_values import is_lua_table, to_python
+from egress_resolver.kumo_api.context import ApiContext, LuaModule
+from egress_resolver.kumo_api.io import IoRequest
 
 NAME = "redis"
 DEFAULT_POOL_SIZE = 10
@@ -181,9 +182,7 @@ class RedisModule:
     def build(self) -> object:
         """The module's Lua table."""
         functions = {"open": self.open, "query": self.query}
-        return self._ctx.runtime.execute(
-            _SHIM, self._ctx.runtime.table_from(functions), self._ctx.await_io
-        )
+        return self._ctx.shim(_SHIM, functions)
 
     def open(self, spec: object) -> Client:
         """`redis.open { node = ..., ... }`: a (shared) client; nothing connects yet."""
@@ -250,3 +249,6 @@ def _to_lua(runtime: Any, reply: Any) -> object:
     if isinstance(reply, redis.exceptions.ResponseError):
         raise reply
     return reply
+
+
+MODULE = LuaModule("redis", lambda ctx: RedisModule(ctx).build())

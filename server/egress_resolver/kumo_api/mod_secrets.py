@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from egress_resolver.kumo_api.io import ApiContext
-from egress_resolver.runtime.lua_values import is_lua_table, to_python
+from egress_resolver.bridge.values import is_lua_table, to_python
+from egress_resolver.kumo_api.context import ApiContext, LuaModule
 
 NAME = "secrets"
 
@@ -59,3 +59,6 @@ class SecretsModule:
                 "call the function yourself and pass { key_data = ... }"
             )
         raise ValueError("kumo.secrets.load: expected a file path or { key_data = '...' }")
+
+
+MODULE = LuaModule("kumo.secrets", lambda ctx: SecretsModule(ctx).build())

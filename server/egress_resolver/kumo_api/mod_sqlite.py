@@ -23,9 +23,10 @@ import sqlite3
 import threading
 from typing import Any
 
+from egress_resolver.bridge.values import is_lua_table, to_python
 from egress_resolver.definitions.errors import Reason
-from egress_resolver.kumo_api.io import ApiContext, IoRequest
-from egress_resolver.runtime.lua_values import is_lua_table, to_python
+from egress_resolver.kumo_api.context import ApiContext, LuaModule
+from egress_resolver.kumo_api.io import IoRequest
 
 NAME = "sqlite"
 DEFAULT_BUSY_TIMEOUT_MS = 500
@@ -121,9 +122,7 @@ class SqliteModule:
     def build(self) -> object:
         """The module's Lua table."""
         functions = {"open": self.open, "execute": self.execute, "close": self.close}
-        return self._ctx.runtime.execute(
-            _SHIM, self._ctx.runtime.table_from(functions), self._ctx.await_io
-        )
+        return self._ctx.shim(_SHIM, functions)
 
     def open(self, path: object, busy_timeout: object = None) -> _Database:
         """`sqlite.open(path, [busy_timeout_ms])`."""
@@ -164,3 +163,6 @@ class SqliteModule:
         """`db:close()`."""
         if isinstance(db, _Database):
             db.close()
+
+
+MODULE = LuaModule("sqlite", lambda ctx: SqliteModule(ctx).build())

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
+from egress_resolver.kumo_api.context import ApiOptions
 
 ENV_PREFIX = "EGRESS_RESOLVER_"
 
@@ -150,6 +151,14 @@ class Settings:
     lua_path: list[Path] = _setting(
         [], Path, "extra directory searched by require (repeatable)", metavar="DIR", repeated=True
     )
+    dns_servers: list[str] = _setting(
+        [],
+        str,
+        "HOST:PORT name server of the policy's default DNS resolver (repeatable; "
+        "default: the machine's, from /etc/resolv.conf)",
+        metavar="ADDR",
+        repeated=True,
+    )
     reflection: bool = _setting(True, _bool, "serve gRPC server reflection", metavar="BOOL")
     allow_invalidate: bool = _setting(
         True,
@@ -210,6 +219,11 @@ class Settings:
     )
     log_format: str = _setting("json", _log_format, "log format: json or console", metavar="FMT")
     log_level: str = _setting("info", _log_level, "log level: debug, info, warning, error")
+
+    @property
+    def api_options(self) -> ApiOptions:
+        """What the policy's Lua API reads of these settings."""
+        return ApiOptions(dns_servers=tuple(self.dns_servers))
 
     @staticmethod
     def env_name(field: str) -> str:

@@ -14,12 +14,20 @@ from pathlib import Path
 import lupa.lua54 as lua
 
 from egress_resolver import kumo_api
+from egress_resolver.bridge.values import to_lua
 from egress_resolver.definitions.errors import Reason, ResolveError, handler_failure
 from egress_resolver.definitions.fields import ValidationError
 from egress_resolver.definitions.pools import PoolDefinition, pool_params, pool_source_failure
 from egress_resolver.definitions.validation import SourceDefinition, source_params
-from egress_resolver.kumo_api import ApiContext, IoContext, IoOutcome, IoRequest
-from egress_resolver.kumo_api.kumo_module import KumoModule, PolicyLoadError
+from egress_resolver.kumo_api import (
+    ApiContext,
+    ApiOptions,
+    IoContext,
+    IoOutcome,
+    IoRequest,
+    PolicyLoadError,
+    PolicyState,
+)
 from egress_resolver.kumo_api.memoize import MemoStore
 from egress_resolver.runtime.lua_events import (
     LOAD_BUDGET_SECONDS,
@@ -34,7 +42,6 @@ from egress_resolver.runtime.lua_events import (
 )
 from egress_resolver.runtime.lua_prelude import HOOK_EVERY, PRELUDE
 from egress_resolver.runtime.lua_tasks import HandlerTask, Pending
-from egress_resolver.runtime.lua_values import to_lua
 
 __all__ = ["POOL_EVENT", "SOURCE_EVENT", "UNSPECIFIED", "ConfigValidation", "PolicyHost"]
 
@@ -59,6 +66,7 @@ class PolicyHost:
         memo: MemoStore | None = None,
         clock: Callable[[], float] = time.monotonic,
         io: IoContext | None = None,
+        options: ApiOptions | None = None,
     ) -> None:
         """Load `policy`; raise PolicyLoadError if it does not load."""
         self.policy = policy
@@ -76,29 +84,31 @@ class PolicyHost:
             attribute_filter=_deny_attributes,
             max_memory=memory_limit or None,
         )
-        self._kumo = KumoModule(
-            self._runtime, policy.parent, memo=memo, invoke=self._invoke_from_lua
+        self.state = PolicyState(
+            options=options or ApiOptions(),
+            memo=memo or MemoStore(),
+            invoke=self._invoke_from_lua,
         )
         dirs = [policy.parent, *lua_paths]
         search = "".join(f"{d}/?.lua;{d}/?/init.lua;" for d in dirs)
-        kumo = self._kumo.install()
-        self._budget = self._runtime.execute(
-            PRELUDE, kumo, search, HOOK_EVERY, self._kumo.track_file
-        )
+        kumo = self._runtime.table()
+        self._budget = self._runtime.execute(PRELUDE, kumo, search, HOOK_EVERY, self._track_module)
         self._budget.set_block_on(self._block_on)
         kumo_api.install(
-            ApiContext(self._runtime, self._budget["await"], self._io, policy.parent), kumo
+            ApiContext(
+                self._runtime, kumo, self._budget["await"], self._io, policy.parent, self.state
+            )
         )
         self._load()
 
     @property
     def files(self) -> frozenset[Path]:
         """The policy file and every data file it loaded through kumo helpers."""
-        return frozenset({self.policy, *self._kumo.loaded_files})
+        return frozenset({self.policy, *self.state.loaded_files})
 
     def handlers(self, event: str) -> list[object]:
         """The handlers the policy registered for `event`, in registration order."""
-        return list(self._kumo.handlers.get(event, []))
+        return list(self.state.handlers.get(event, []))
 
     def resolve_source(self, name: str) -> SourceDefinition:
         """Run `get_egress_source` for `name`, waiting here for its I/O;
@@ -181,6 +191,9 @@ class PolicyHost:
             raise self._timeout(name, event)
         return check_result(event, name, out[1] if len(out) > 1 else None)
 
+    def _track_module(self, path: str) -> None:
+        self.state.loaded_files.add(Path(path))
+
     def _block_on(self, request: object) -> tuple[bool, object]:
         """Lua's way to wait for I/O where it cannot yield: block this thread."""
         assert isinstance(request, IoRequest)
@@ -198,8 +211,8 @@ class PolicyHost:
 
     def validate_config(self) -> ConfigValidation:
         """Run every `validate_config` handler, capturing what they print."""
-        helpers = self._kumo.helpers
-        helpers.validation_failed, helpers.printed = False, []
+        state = self.state
+        state.validation_failed, state.printed = False, []
         error = None
         try:
             for handler in self.handlers("validate_config"):
@@ -210,13 +223,13 @@ class PolicyHost:
         except Exception as err:
             error = f"validate_config: {lua_message(err)}"
         finally:
-            output, helpers.printed = helpers.printed, None
-        if error is None and helpers.validation_failed:
+            output, state.printed = state.printed, None
+        if error is None and state.validation_failed:
             error = "validate_config: the policy called kumo.validation_failed()"
         return ConfigValidation(error is None, output, error)
 
     def _handler(self, event: str, name: str) -> object:
-        handlers = self._kumo.handlers.get(event)
+        handlers = self.state.handlers.get(event)
         if not handlers:
             raise handler_failure(
                 Reason.NO_HANDLER,

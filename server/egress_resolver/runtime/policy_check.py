@@ -15,7 +15,7 @@ from egress_resolver.definitions.errors import ResolveError
 from egress_resolver.definitions.json_view import message_json
 from egress_resolver.definitions.pools import pool_source_failure
 from egress_resolver.definitions.validation import check_name
-from egress_resolver.kumo_api.kumo_module import PolicyLoadError
+from egress_resolver.kumo_api import PolicyLoadError
 from egress_resolver.ops.settings import Settings
 from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, PolicyHost
 

@@ -24,8 +24,7 @@ from egress_resolver.definitions.codec import EncodedPool, EncodedSource, encode
 from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.definitions.pools import PoolDefinition, default_pool
 from egress_resolver.definitions.validation import SourceDefinition, default_source
-from egress_resolver.kumo_api import IoContext, perform
-from egress_resolver.kumo_api.kumo_module import PolicyLoadError
+from egress_resolver.kumo_api import IoContext, PolicyLoadError, perform
 from egress_resolver.kumo_api.memoize import MemoStore
 from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, UNSPECIFIED, PolicyHost
 from egress_resolver.runtime.lua_tasks import Pending

@@ -1,0 +1,1 @@
+"""Below both the Lua runtime and the kumo API: moving values between Lua and Python."""

@@ -1,0 +1,78 @@
+"""`kumo.memoize` (crates/mod-memoize); the caches themselves are memoize.py's MemoStore."""
+
+from __future__ import annotations
+
+from egress_resolver.bridge.values import is_lua_table, shallow_dict, to_lua, to_python
+from egress_resolver.kumo_api.context import ApiContext, LuaModule
+from egress_resolver.kumo_api.memoize import (
+    MemoCache,
+    MemoizeError,
+    check_cacheable,
+    memo_key,
+    memo_params,
+)
+
+_SHIM = """
+local py = ...
+local function entries(t)
+  local out = {}
+  for k, v in pairs(t) do out[k] = v end
+  return out
+end
+local kumo = {}
+function kumo.memoize(fn, params)
+  if type(fn) ~= 'function' then
+    error('kumo.memoize: expected a function, got ' .. type(fn), 2)
+  end
+  if type(params) ~= 'table' then
+    error('kumo.memoize: expected a table of parameters, got ' .. type(params), 2)
+  end
+  local cache = py.cache(entries(params))
+  return function(...)
+    local key = py.key(cache, ...)
+    local hit, value = py.get(cache, key)
+    if hit then return value end
+    value = fn(...)
+    py.put(cache, key, value)
+    return value
+  end
+end
+return kumo
+"""
+
+
+class Memoize:
+    """The Python half of `kumo.memoize` for one Lua runtime."""
+
+    def __init__(self, ctx: ApiContext) -> None:
+        self._ctx = ctx
+        self._memo = ctx.state.memo
+        self._epoch = self._memo.epoch  # this runtime's configuration epoch
+
+    def build(self) -> object:
+        """`memoize`, to add to `kumo`."""
+        return self._ctx.shim(
+            _SHIM, {"cache": self.cache, "key": self.key, "get": self.get, "put": self.put}
+        )
+
+    def cache(self, params: object) -> MemoCache:
+        try:
+            return self._memo.cache(memo_params(shallow_dict(params)))
+        except MemoizeError as err:
+            raise MemoizeError(f"kumo.memoize: {err}") from None
+
+    def key(self, cache: MemoCache, *args: object) -> str:
+        epoch = self._epoch if cache.params.invalidate_with_epoch else None
+        return memo_key(tuple(to_python(a) for a in args), epoch)
+
+    def get(self, cache: MemoCache, key: str) -> tuple[bool, object]:
+        hit, value = cache.get(key)
+        return hit, (to_lua(self._ctx.runtime, value) if isinstance(value, list | dict) else value)
+
+    def put(self, cache: MemoCache, key: str, value: object) -> None:
+        plain = to_python(value) if is_lua_table(value) else value
+        check_cacheable(plain)
+        cache.put(key, plain)
+
+
+MODULE = LuaModule("kumo", lambda ctx: Memoize(ctx).build())
