@@ -2,14 +2,15 @@
 to report what is wrong with a configuration.
 
 `print` is kept out of the CLI's JSON on stdout: captured while
-`validate_config` runs (and `check` reports it), logged otherwise.
+`validate_config` runs (and `check` reports it), logged otherwise; a script
+(`egress-resolver script`) prints to stdout, as kumod's does.
 """
 
 from __future__ import annotations
 
 import structlog
 
-from egress_resolver.kumo_api.context import ApiContext, LuaModule
+from egress_resolver.kumo_api.context import SCRIPT, ApiContext, LuaModule
 
 _SHIM = """
 local py = ...
@@ -57,7 +58,9 @@ def build(ctx: ApiContext) -> object:
         state.validation_failed = True
 
     def print_line(line: str) -> None:
-        if state.printed is not None:
+        if state.phase == SCRIPT:
+            print(line, flush=True)
+        elif state.printed is not None:
             state.printed.append(line)
         else:
             log.info("policy print", message=line)

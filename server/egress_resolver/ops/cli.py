@@ -8,6 +8,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from egress_resolver.definitions.json_view import message_json
 from egress_resolver.ops import logs
@@ -15,6 +16,7 @@ from egress_resolver.ops.app import serve
 from egress_resolver.ops.settings import Settings, SettingsError
 from egress_resolver.ops.workers import run_workers
 from egress_resolver.runtime.policy_check import check_policy
+from egress_resolver.runtime.script import run_script
 
 DEFAULT_TARGET = "127.0.0.1:50051"
 
@@ -55,6 +57,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="also resolve this egress pool and its sources (repeatable)",
     )
+    script_cmd = commands.add_parser(
+        "script", help="run a Lua file and then its `main` handlers, as `kumod --script` does"
+    )
+    script_cmd.add_argument("--lua-path", action="append", dest="lua_path", metavar="DIR")
+    script_cmd.add_argument("--dns-servers", action="append", dest="dns_servers", metavar="ADDR")
+    script_cmd.add_argument("file", metavar="FILE")
+    script_cmd.add_argument("args", nargs=argparse.REMAINDER, metavar="ARG")
     resolve_cmd = commands.add_parser("resolve", help="ask a running sidecar (JSON lines out)")
     resolve_cmd.add_argument("--target", default=DEFAULT_TARGET, help="HOST:PORT or unix:PATH")
     resolve_cmd.add_argument("--timeout", type=float, default=5.0, help="seconds per call")
@@ -86,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if bool(args.names) == args.all:
             parser.error("invalidate: give NAMEs or --all (not both)")
         return _invalidate(args)
+    if args.command == "script":
+        return _script(args)
     if args.command == "resolve":
         if args.explain:
             return _explain(args.target, args.names, args.timeout)
@@ -109,6 +120,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"egress-resolver: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def _script(args: argparse.Namespace) -> int:
+    flags = {"lua_path": args.lua_path, "dns_servers": args.dns_servers}
+    try:
+        settings = Settings.from_sources(flags)
+    except SettingsError as err:
+        print(f"egress-resolver: {err}", file=sys.stderr)
+        return 2
+    logs.configure("console", settings.log_level)
+    return run_script(
+        Path(args.file),
+        args.args,
+        lua_paths=settings.lua_path,
+        options=settings.api_options,
+    )
 
 
 def _check(settings: Settings, names: Sequence[str], pools: Sequence[str]) -> int:

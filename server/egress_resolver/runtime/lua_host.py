@@ -7,6 +7,7 @@ swaps it in. A host is not thread-safe: the app calls it from one thread.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,6 +29,7 @@ from egress_resolver.kumo_api import (
     PolicyLoadError,
     PolicyState,
 )
+from egress_resolver.kumo_api.context import HANDLER, LOAD, SCRIPT
 from egress_resolver.kumo_api.memoize import MemoStore
 from egress_resolver.runtime.lua_events import (
     LOAD_BUDGET_SECONDS,
@@ -67,8 +69,12 @@ class PolicyHost:
         clock: Callable[[], float] = time.monotonic,
         io: IoContext | None = None,
         options: ApiOptions | None = None,
+        script: bool = False,
     ) -> None:
-        """Load `policy`; raise PolicyLoadError if it does not load."""
+        """Load `policy` and run its `pre_init` and `init` handlers, as kumod does
+        before it serves; raise PolicyLoadError if any of it fails. With `script`
+        (`egress-resolver script`, kumod's `--script`) only its top-level code runs,
+        with no time budget: `run_main` runs the rest."""
         self.policy = policy
         self.handler_timeout = handler_timeout
         self.memory_limit = memory_limit
@@ -88,6 +94,7 @@ class PolicyHost:
             options=options or ApiOptions(),
             memo=memo or MemoStore(),
             invoke=self._invoke_from_lua,
+            phase=SCRIPT if script else LOAD,
         )
         dirs = [policy.parent, *lua_paths]
         search = "".join(f"{d}/?.lua;{d}/?/init.lua;" for d in dirs)
@@ -99,7 +106,18 @@ class PolicyHost:
                 self._runtime, kumo, self._budget["await"], self._io, policy.parent, self.state
             )
         )
-        self._load()
+        budget = math.inf if script else LOAD_BUDGET_SECONDS
+        self._guarded("", budget, self._compile())
+        if not script:
+            for event in ("pre_init", "init"):
+                for handler in self.handlers(event):
+                    self._guarded(event, budget, handler)
+            self.state.phase = HANDLER
+
+    def run_main(self, *args: str) -> None:
+        """Fire `main` with `args`, as `kumod --script` does; PolicyLoadError if it fails."""
+        for handler in self.handlers("main"):
+            self._guarded("main", math.inf, handler, *args)
 
     @property
     def files(self) -> frozenset[Path]:
@@ -316,16 +334,23 @@ class PolicyHost:
             name,
         )
 
-    def _load(self) -> None:
+    def _compile(self) -> object:
         try:
-            chunk = self._budget.load(str(self.policy))
-            self._budgeted(LOAD_BUDGET_SECONDS, chunk)
+            return self._budget.load(str(self.policy))
+        except Exception as err:
+            raise PolicyLoadError(lua_message(err)) from None
+
+    def _guarded(self, event: str, seconds: float, fn: object, *args: object) -> None:
+        """Run a load-time step; any failure is a PolicyLoadError naming `event`."""
+        prefix = f"{event}: " if event else ""
+        try:
+            self._budgeted(seconds, fn, *args)
         except lua.LuaMemoryError:
             raise PolicyLoadError(
-                f"{self.policy}: the Lua memory limit of {self.memory_limit} bytes "
+                f"{prefix}{self.policy}: the Lua memory limit of {self.memory_limit} bytes "
                 "was reached while loading"
             ) from None
         except PolicyLoadError:
             raise
         except Exception as err:
-            raise PolicyLoadError(lua_message(err)) from None
+            raise PolicyLoadError(f"{prefix}{lua_message(err)}") from None
