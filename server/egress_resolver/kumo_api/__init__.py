@@ -14,6 +14,7 @@ from egress_resolver.kumo_api import (
     mod_http,
     mod_kumo,
     mod_memoize,
+    mod_mta,
     mod_redis,
     mod_regex,
     mod_secrets,
@@ -47,12 +48,13 @@ MODULES: tuple[LuaModule, ...] = (
     mod_kumo.MODULE,
     mod_serde.MODULE,
     mod_diagnostics.MODULE,
-    mod_memoize.MODULE,
-    mod_regex.MODULE,
     mod_http.MODULE,
+    mod_memoize.MODULE,
+    mod_mta.MODULE,
+    mod_redis.MODULE,
+    mod_regex.MODULE,
     mod_secrets.MODULE,
     mod_sqlite.MODULE,
-    mod_redis.MODULE,
 )
 
 

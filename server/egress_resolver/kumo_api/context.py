@@ -15,7 +15,7 @@ I/O) over Python functions; `ApiContext.shim` runs one.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -69,11 +69,16 @@ class PolicyState:
     monitor_globs: list[str] = dataclasses.field(default_factory=list)
     """`kumo.set_config_monitor_globs`: more files to watch."""
     ignored_calls: list[str] = dataclasses.field(default_factory=list)
-    """MTA-configuration functions the policy called, which do nothing here."""
+    """MTA-configuration functions the policy called while loading, which do nothing here."""
+    refusals: list[str] = dataclasses.field(default_factory=list)
+    """The messages of MTA-only functions refused so far (mod_mta.py)."""
     invoke: Callable[[str, object], object] = _refuse_invoke
-    """`kumo.invoke_get_egress_*`: resolve through the host (and its cache)."""
+    """`kumo.invoke_get_egress_*` where it cannot wait: resolve inside the running call."""
+    resolve_cached: Callable[[str, str], Awaitable[object]] | None = None
+    """`kumo.invoke_get_egress_*` from a handler, in a server: (event, name) -> the
+    definition, through the sidecar's cache (and single-flight)."""
     bump_config_epoch: Callable[[], None] = lambda: None
-    """`kumo.bump_config_epoch`: drop every cached definition."""
+    """`kumo.bump_config_epoch`: drop every cached definition (and announce it)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

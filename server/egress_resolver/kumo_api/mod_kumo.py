@@ -17,17 +17,19 @@ import json
 import lupa.lua54 as lua
 import structlog
 
-from egress_resolver.bridge.values import shallow_dict
+from egress_resolver.bridge.values import shallow_dict, to_lua
+from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.definitions.fields import ValidationError
 from egress_resolver.definitions.json_view import REDACTED
-from egress_resolver.definitions.pools import PoolDefinition, build_pool
-from egress_resolver.definitions.validation import SourceDefinition, build_source
+from egress_resolver.definitions.pools import PoolDefinition, build_pool, pool_params
+from egress_resolver.definitions.validation import SourceDefinition, build_source, source_params
 from egress_resolver.kumo_api.context import ApiContext, LuaModule, PolicyLoadError
+from egress_resolver.kumo_api.io import IoRequest
 
 SINGLE_HANDLER_EVENTS = frozenset({"get_egress_source", "get_egress_pool"})
 
 _SHIM = """
-local py = ...
+local py, await = ...
 local kumo = {}
 local function entries(t)
   local out = {}
@@ -64,8 +66,16 @@ for _, level in ipairs { 'debug', 'info', 'warn', 'error' } do
   end
 end
 kumo.get_event_registrars = py.registrars
-function kumo.invoke_get_egress_source(name) return py.invoke('get_egress_source', name) end
-function kumo.invoke_get_egress_pool(name) return py.invoke('get_egress_pool', name) end
+-- From a handler in a server, through the sidecar's cache; where the call cannot
+-- wait (loading, validate_config, check), inside the running call.
+local function invoke(event, name)
+  if coroutine.isyieldable() and py.cache_available() then
+    return await(py.invoke_request(event, name))
+  end
+  return py.invoke(event, name)
+end
+function kumo.invoke_get_egress_source(name) return invoke('get_egress_source', name) end
+function kumo.invoke_get_egress_pool(name) return invoke('get_egress_pool', name) end
 kumo.bump_config_epoch = py.bump_config_epoch
 kumo.set_config_monitor_globs = py.set_config_monitor_globs
 kumo.eval_config_monitor_globs = py.eval_config_monitor_globs
@@ -94,6 +104,8 @@ class KumoCore:
                 "log": self.log,
                 "registrars": self.registrars,
                 "invoke": lambda event, name: state.invoke(event, name),
+                "cache_available": lambda: state.resolve_cached is not None,
+                "invoke_request": self.invoke_request,
                 "bump_config_epoch": lambda: state.bump_config_epoch(),
                 "set_config_monitor_globs": self.set_config_monitor_globs,
                 "eval_config_monitor_globs": self.eval_config_monitor_globs,
@@ -116,6 +128,30 @@ class KumoCore:
         registered.append(handler)
         frames = [str(frame) for frame in stack.values()]  # type: ignore[attr-defined]
         self._state.registrars.setdefault(event, []).append(frames)
+
+    def invoke_request(self, event: str, name: object) -> IoRequest:
+        """`kumo.invoke_get_egress_*` as a request the handler waits on: the sidecar's
+        cache answers it, or loads the name as a request would."""
+        if not isinstance(name, str):
+            raise ValueError(f"kumo.invoke_{event}: expected a name string, got {name!r}")
+        resolve = self._state.resolve_cached
+        assert resolve is not None
+        runtime = self._ctx.runtime
+
+        def to_lua_params(definition: object) -> object:
+            if isinstance(definition, PoolDefinition):
+                return to_lua(runtime, pool_params(definition))
+            assert isinstance(definition, SourceDefinition)
+            return to_lua(runtime, source_params(definition))
+
+        return IoRequest(
+            f"kumo.invoke_{event}",
+            lambda: resolve(event, name),
+            None,
+            to_lua=to_lua_params,
+            classify=_invoked_reason,
+            describe=lambda err: err.message if isinstance(err, ResolveError) else str(err),
+        )
 
     def registrars(self, event: object) -> object:
         """`kumo.get_event_registrars(event)`: the call stack of each `kumo.on(event, ...)`,
@@ -158,6 +194,16 @@ class KumoCore:
     def log(self, level: str, message: str) -> None:
         method = {"warn": "warning"}.get(level, level)
         getattr(self._log, method)("policy log", message=message)
+
+
+def _invoked_reason(err: BaseException) -> Reason | None:
+    """An invoked name that failed for its data source fails the caller the same way."""
+    if isinstance(err, ResolveError) and err.reason in (
+        Reason.DATA_SOURCE_ERROR,
+        Reason.DATA_SOURCE_TIMEOUT,
+    ):
+        return err.reason
+    return None
 
 
 def _version() -> str:

@@ -22,6 +22,7 @@ from egress_resolver.ops.fleet import FleetSubscriber
 from egress_resolver.ops.metrics import Metrics
 from egress_resolver.ops.reload import PolicyWatcher
 from egress_resolver.ops.settings import Settings
+from egress_resolver.runtime.lua_events import POOL_EVENT
 from egress_resolver.runtime.policy_runner import PolicyRunner
 from egress_resolver.serving.cache import DefinitionCache
 from egress_resolver.serving.drain import DrainGate
@@ -59,6 +60,7 @@ class App:
             memory_limit=settings.lua_memory_mib * 1024 * 1024,
             clock=clock,
             wall_clock=wall_clock,
+            options=settings.api_options,
         )
         self.cache: DefinitionCache[EncodedSource] = DefinitionCache(
             settings.cache_size,
@@ -89,6 +91,8 @@ class App:
             invalidate=self.invalidate,
             allow_invalidate=settings.allow_invalidate,
         )
+        self.runner.resolve_cached = self._resolve_for_policy
+        self.runner.on_bump_epoch = self._drop_everything
         self.fleet = (
             FleetSubscriber(
                 settings.invalidation_redis, settings.invalidation_channel, self.invalidate
@@ -198,6 +202,16 @@ class App:
         for name in _HEALTH_NAMES:
             await self.health.set(name, _SERVING)
         return True
+
+    async def _resolve_for_policy(self, event: str, name: str) -> object:
+        """kumo.invoke_get_egress_* from a handler: through the caches, as a request."""
+        if event == POOL_EVENT:
+            return (await self.service.resolve_pool(name, None)).definition
+        return (await self.service.resolve(name, None)).definition
+
+    def _drop_everything(self) -> None:
+        """kumo.bump_config_epoch: as `egress-resolver invalidate --all`."""
+        self.invalidate((), (), everything=True)
 
     def invalidate(
         self, names: Sequence[str], pools: Sequence[str], everything: bool

@@ -43,6 +43,9 @@ class ConfigValidation:
     output: list[str]
     """What the handlers printed, line by line (KumoMTA's helpers print their findings)."""
     error: str | None = None
+    skipped: list[str] = dataclasses.field(default_factory=list)
+    """Handlers skipped because they reached a function only kumod has: where each was
+    registered, and the refusal."""
 
 
 def event_default(event: str, name: str) -> Definition:

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import lupa.lua54 as lua
+import structlog
 
 from egress_resolver import kumo_api
 from egress_resolver.bridge.values import to_lua
@@ -29,7 +30,7 @@ from egress_resolver.kumo_api import (
     PolicyLoadError,
     PolicyState,
 )
-from egress_resolver.kumo_api.context import HANDLER, LOAD, SCRIPT
+from egress_resolver.kumo_api.context import HANDLER, LOAD, SCRIPT, VALIDATE
 from egress_resolver.kumo_api.memoize import MemoStore
 from egress_resolver.runtime.lua_events import (
     LOAD_BUDGET_SECONDS,
@@ -70,6 +71,8 @@ class PolicyHost:
         io: IoContext | None = None,
         options: ApiOptions | None = None,
         script: bool = False,
+        resolve_cached: Callable[[str, str], Awaitable[object]] | None = None,
+        bump_config_epoch: Callable[[], None] = lambda: None,
     ) -> None:
         """Load `policy` and run its `pre_init` and `init` handlers, as kumod does
         before it serves; raise PolicyLoadError if any of it fails. With `script`
@@ -79,6 +82,7 @@ class PolicyHost:
         self.handler_timeout = handler_timeout
         self.memory_limit = memory_limit
         self._clock = clock
+        self._log = structlog.get_logger("egress_resolver.policy")
         self._in_lua = 0  # > 0 while Lua runs: invoke_* calls nest inside that call's budget
         self._io = io or IoContext()
         self._deadline = 0.0  # of the budget running now (for I/O that blocks)
@@ -94,6 +98,8 @@ class PolicyHost:
             options=options or ApiOptions(),
             memo=memo or MemoStore(),
             invoke=self._invoke_from_lua,
+            resolve_cached=resolve_cached,
+            bump_config_epoch=bump_config_epoch,
             phase=SCRIPT if script else LOAD,
         )
         dirs = [policy.parent, *lua_paths]
@@ -113,6 +119,11 @@ class PolicyHost:
                 for handler in self.handlers(event):
                     self._guarded(event, budget, handler)
             self.state.phase = HANDLER
+        if self.state.ignored_calls:
+            self._log.info(
+                "policy called functions that only configure kumod; they do nothing here",
+                functions=sorted(set(self.state.ignored_calls)),
+            )
 
     def run_main(self, *args: str) -> None:
         """Fire `main` with `args`, as `kumod --script` does; PolicyLoadError if it fails."""
@@ -228,23 +239,35 @@ class PolicyHost:
         return True, request.to_lua(outcome.value)
 
     def validate_config(self) -> ConfigValidation:
-        """Run every `validate_config` handler, capturing what they print."""
+        """Run every `validate_config` handler, capturing what they print. A handler
+        that fails only because it reached a function only kumod has is skipped."""
         state = self.state
-        state.validation_failed, state.printed = False, []
-        error = None
+        state.validation_failed, state.printed, state.phase = False, [], VALIDATE
+        error, skipped = None, []
         try:
-            for handler in self.handlers("validate_config"):
-                self._budgeted(LOAD_BUDGET_SECONDS, handler)
+            for index, handler in enumerate(self.handlers("validate_config")):
+                refused = len(state.refusals)
+                try:
+                    self._budgeted(LOAD_BUDGET_SECONDS, handler)
+                except lua.LuaMemoryError:
+                    raise
+                except Exception as err:
+                    message = lua_message(err)
+                    if not any(r in message for r in state.refusals[refused:]):
+                        raise
+                    where = state.registrars["validate_config"][index][0]
+                    skipped.append(f"{where}: {message}")
+                    self._log.info("validate_config handler skipped", handler=where, error=message)
         except lua.LuaMemoryError:
             self._runtime.gccollect()
             error = f"validate_config: the Lua memory limit of {self.memory_limit} bytes was hit"
         except Exception as err:
             error = f"validate_config: {lua_message(err)}"
         finally:
-            output, state.printed = state.printed, None
+            output, state.printed, state.phase = state.printed, None, HANDLER
         if error is None and state.validation_failed:
             error = "validate_config: the policy called kumo.validation_failed()"
-        return ConfigValidation(error is None, output, error)
+        return ConfigValidation(error is None, output, error, skipped)
 
     def _handler(self, event: str, name: str) -> object:
         handlers = self.state.handlers.get(event)

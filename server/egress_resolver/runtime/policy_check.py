@@ -32,6 +32,7 @@ def check_policy(
             lua_paths=settings.lua_path,
             handler_timeout=settings.handler_timeout,
             memory_limit=settings.lua_memory_mib * 1024 * 1024,
+            options=settings.api_options,
         )
     except PolicyLoadError as err:
         report.update(ok=False, error=str(err))
@@ -44,6 +45,10 @@ def check_policy(
     report["validation"] = {"ok": validation.ok, "output": validation.output}
     if validation.error is not None:
         report["validation"]["error"] = validation.error
+    if validation.skipped:
+        report["validation"]["skipped"] = validation.skipped
+    if host.state.ignored_calls:
+        report["ignored"] = sorted(set(host.state.ignored_calls))
     report["results"] = [_source_result(host, name) for name in sources]
     report["pools"] = [_pool_result(host, name) for name in pools]
     report["ok"] = validation.ok and all(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import structlog
@@ -24,7 +24,7 @@ from egress_resolver.definitions.codec import EncodedPool, EncodedSource, encode
 from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.definitions.pools import PoolDefinition, default_pool
 from egress_resolver.definitions.validation import SourceDefinition, default_source
-from egress_resolver.kumo_api import IoContext, PolicyLoadError, perform
+from egress_resolver.kumo_api import ApiOptions, IoContext, PolicyLoadError, perform
 from egress_resolver.kumo_api.memoize import MemoStore
 from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, UNSPECIFIED, PolicyHost
 from egress_resolver.runtime.lua_tasks import Pending
@@ -52,8 +52,10 @@ class PolicyRunner:
         memory_limit: int = 0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        options: ApiOptions | None = None,
     ) -> None:
         self.policy = policy
+        self._options = options
         self._clock = clock
         self._wall_clock = wall_clock
         self._lua_paths = tuple(lua_paths)
@@ -65,6 +67,10 @@ class PolicyRunner:
         """kumo.memoize's caches: they outlive reloads, as in kumod."""
         self.io = IoContext()
         """Where the policy's I/O runs, and its shared clients: they outlive reloads."""
+        self.resolve_cached: Callable[[str, str], Awaitable[object]] | None = None
+        """How a handler's kumo.invoke_get_egress_* reaches the server's caches."""
+        self.on_bump_epoch: Callable[[], None] | None = None
+        """What kumo.bump_config_epoch does (on the event loop): drop every cached name."""
         self.generation = 0
         self.last_error: str | None = "the policy has not been loaded yet"
         self._log = structlog.get_logger("egress_resolver.policy")
@@ -132,6 +138,9 @@ class PolicyRunner:
             memory_limit=self._memory_limit,
             memo=self.memo,
             io=self.io,
+            options=self._options,
+            resolve_cached=self.resolve_cached,
+            bump_config_epoch=self._bump_epoch,
         )
         validation = host.validate_config()
         for line in validation.output:
@@ -139,6 +148,11 @@ class PolicyRunner:
         if not validation.ok:
             raise PolicyLoadError("\n".join([str(validation.error), *validation.output]))
         return Policy(host, policy_revision(host.files, self.policy.parent))
+
+    def _bump_epoch(self) -> None:
+        """kumo.bump_config_epoch, called on the Lua thread."""
+        if self.on_bump_epoch is not None:
+            self.io.loop.call_soon_threadsafe(self.on_bump_epoch)
 
     async def resolve_source(self, name: str, policy: Policy | None = None) -> EncodedSource:
         """Run `get_egress_source` of `policy` (default: the current one) for
