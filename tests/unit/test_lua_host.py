@@ -156,7 +156,7 @@ def test_python_is_not_reachable_from_lua(tmp_path: Path) -> None:
 
 
 def test_load_time_runaway_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("egress_resolver.runtime.lua_host.LOAD_BUDGET_SECONDS", 0.2)
+    monkeypatch.setattr("egress_resolver.runtime.lifecycle.LOAD_BUDGET_SECONDS", 0.2)
     policy = tmp_path / "spin.lua"
     policy.write_text("while true do end\n")
     with pytest.raises(PolicyLoadError, match="time budget"):

@@ -7,13 +7,11 @@ swaps it in. A host is not thread-safe: the app calls it from one thread.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import lupa.lua54 as lua
-import structlog
 
 from egress_resolver import kumo_api
 from egress_resolver.bridge.values import to_lua
@@ -30,10 +28,10 @@ from egress_resolver.kumo_api import (
     PolicyLoadError,
     PolicyState,
 )
-from egress_resolver.kumo_api.context import HANDLER, LOAD, SCRIPT, VALIDATE
+from egress_resolver.kumo_api.context import LOAD, SCRIPT
 from egress_resolver.kumo_api.memoize import MemoStore
+from egress_resolver.runtime import lifecycle
 from egress_resolver.runtime.lua_events import (
-    LOAD_BUDGET_SECONDS,
     POOL_EVENT,
     SOURCE_EVENT,
     UNSPECIFIED,
@@ -82,7 +80,6 @@ class PolicyHost:
         self.handler_timeout = handler_timeout
         self.memory_limit = memory_limit
         self._clock = clock
-        self._log = structlog.get_logger("egress_resolver.policy")
         self._in_lua = 0  # > 0 while Lua runs: invoke_* calls nest inside that call's budget
         self._io = io or IoContext()
         self._deadline = 0.0  # of the budget running now (for I/O that blocks)
@@ -112,23 +109,15 @@ class PolicyHost:
                 self._runtime, kumo, self._budget["await"], self._io, policy.parent, self.state
             )
         )
-        budget = math.inf if script else LOAD_BUDGET_SECONDS
-        self._guarded("", budget, self._compile())
-        if not script:
-            for event in ("pre_init", "init"):
-                for handler in self.handlers(event):
-                    self._guarded(event, budget, handler)
-            self.state.phase = HANDLER
-        if self.state.ignored_calls:
-            self._log.info(
-                "policy called functions that only configure kumod; they do nothing here",
-                functions=sorted(set(self.state.ignored_calls)),
-            )
+        lifecycle.start(self, script=script)
 
     def run_main(self, *args: str) -> None:
         """Fire `main` with `args`, as `kumod --script` does; PolicyLoadError if it fails."""
-        for handler in self.handlers("main"):
-            self._guarded("main", math.inf, handler, *args)
+        lifecycle.run_main(self, args)
+
+    def validate_config(self) -> ConfigValidation:
+        """Run every `validate_config` handler (lifecycle.py says how)."""
+        return lifecycle.validate_config(self)
 
     @property
     def files(self) -> frozenset[Path]:
@@ -220,6 +209,17 @@ class PolicyHost:
             raise self._timeout(name, event)
         return check_result(event, name, out[1] if len(out) > 1 else None)
 
+    def compile(self) -> object:
+        """The policy file's chunk; PolicyLoadError if it does not compile."""
+        try:
+            return self._budget.load(str(self.policy))
+        except Exception as err:
+            raise PolicyLoadError(lua_message(err)) from None
+
+    def collect_garbage(self) -> None:
+        """A full Lua collection (after the memory cap was hit)."""
+        self._runtime.gccollect()
+
     def _track_module(self, path: str) -> None:
         self.state.loaded_files.add(Path(path))
 
@@ -237,37 +237,6 @@ class PolicyHost:
         if task is not None:
             task.answered_failure = outcome.reason
         return True, request.to_lua(outcome.value)
-
-    def validate_config(self) -> ConfigValidation:
-        """Run every `validate_config` handler, capturing what they print. A handler
-        that fails only because it reached a function only kumod has is skipped."""
-        state = self.state
-        state.validation_failed, state.printed, state.phase = False, [], VALIDATE
-        error, skipped = None, []
-        try:
-            for index, handler in enumerate(self.handlers("validate_config")):
-                refused = len(state.refusals)
-                try:
-                    self._budgeted(LOAD_BUDGET_SECONDS, handler)
-                except lua.LuaMemoryError:
-                    raise
-                except Exception as err:
-                    message = lua_message(err)
-                    if not any(r in message for r in state.refusals[refused:]):
-                        raise
-                    where = state.registrars["validate_config"][index][0]
-                    skipped.append(f"{where}: {message}")
-                    self._log.info("validate_config handler skipped", handler=where, error=message)
-        except lua.LuaMemoryError:
-            self._runtime.gccollect()
-            error = f"validate_config: the Lua memory limit of {self.memory_limit} bytes was hit"
-        except Exception as err:
-            error = f"validate_config: {lua_message(err)}"
-        finally:
-            output, state.printed, state.phase = state.printed, None, HANDLER
-        if error is None and state.validation_failed:
-            error = "validate_config: the policy called kumo.validation_failed()"
-        return ConfigValidation(error is None, output, error, skipped)
 
     def _handler(self, event: str, name: str) -> object:
         handlers = self.state.handlers.get(event)
@@ -307,8 +276,9 @@ class PolicyHost:
             raise ValueError(err.message) from None
         return to_lua(self._runtime, params)
 
-    def _budgeted(self, seconds: float, fn: object, *args: object) -> object:
-        """Call Lua `fn` under a time budget, or within the running one when nested."""
+    def call_budgeted(self, seconds: float, fn: object, *args: object) -> object:
+        """Call Lua `fn` under a time budget of `seconds`, or within the running one when
+        nested (kumo.invoke_* inside a handler)."""
         nested = self._in_lua > 0
         self._in_lua += 1
         try:
@@ -325,7 +295,7 @@ class PolicyHost:
         nested = self._in_lua > 0
         started = self._clock()
         try:
-            result = self._budgeted(self.handler_timeout, handler, name)
+            result = self.call_budgeted(self.handler_timeout, handler, name)
         except lua.LuaMemoryError:
             if nested:
                 raise
@@ -356,24 +326,3 @@ class PolicyHost:
             f"{self.handler_timeout:g}s time budget",
             name,
         )
-
-    def _compile(self) -> object:
-        try:
-            return self._budget.load(str(self.policy))
-        except Exception as err:
-            raise PolicyLoadError(lua_message(err)) from None
-
-    def _guarded(self, event: str, seconds: float, fn: object, *args: object) -> None:
-        """Run a load-time step; any failure is a PolicyLoadError naming `event`."""
-        prefix = f"{event}: " if event else ""
-        try:
-            self._budgeted(seconds, fn, *args)
-        except lua.LuaMemoryError:
-            raise PolicyLoadError(
-                f"{prefix}{self.policy}: the Lua memory limit of {self.memory_limit} bytes "
-                "was reached while loading"
-            ) from None
-        except PolicyLoadError:
-            raise
-        except Exception as err:
-            raise PolicyLoadError(f"{prefix}{lua_message(err)}") from None
