@@ -34,6 +34,7 @@ bench-tools: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) $(BENCH_VENV_STAMP) $(B
 bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~4 min)
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/hot_path.py
+	$(PY) bench/lua_api.py
 	$(MAKE) bench-client
 	$(MAKE) bench-fleet
 

@@ -19,8 +19,6 @@ from kumomta.harness import (
 )
 
 PENDING: set[str] = {
-    "crates/data-loader/test-event.lua",
-    "crates/data-loader/test.lua",
     "crates/mod-aws-sigv4/test.lua",
     "crates/mod-counter-series/test.lua",
     "crates/mod-crypto/test.lua",

@@ -1,64 +1,87 @@
-"""`kumo.secrets`: `kumo.secrets.load(keysource)` (kumod's kumo.secrets.load).
+"""`kumo.secrets`: `kumo.secrets.load(keysource)` (kumod's crates/data-loader).
 
-The KeySource forms the sidecar validates elsewhere: a file path (read as
-bytes; a relative path is resolved against the policy's directory, like the
-other data files) or `{ key_data = '...' }`. HashiCorp Vault sources are
-refused with a message saying so: the sidecar has no Vault client (and
-keeping Vault tokens out of it is the point of passing KeySources on to
-the MTA). The file is read on the Lua thread, as `kumo.json_load` reads.
+The KeySource forms, as kumod's untagged `KeySource` enum reads them:
+
+- a file path: the file's bytes, read on the Lua thread as `kumo.json_load` reads (a relative
+  path is resolved against the policy's directory, like the other data files);
+- `{ key_data = '...' }`: those bytes;
+- `{ event_name = NAME, event_args = { ... } }`: the string the policy's handler for NAME
+  returns when called with the arguments (the Lua half calls it);
+- HashiCorp Vault (`vault_mount`, `vault_path`, ...): refused with a message saying so: the
+  sidecar has no Vault client (and keeping Vault tokens out of it is the point of passing
+  KeySources on to the MTA).
+
+Errors are worded as kumod words them (`KeySource failed to load data from file ...`).
+`load_key_source` is the one reader, for the other modules that take a KeySource.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from egress_resolver.bridge.values import is_lua_table, to_python
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 
-NAME = "secrets"
+_SHIM = """
+local py = ...
+local secrets = {}
+function secrets.load(source)
+  if type(source) == 'table' and source.event_name ~= nil then
+    local handler = py.event_handler(source.event_name)
+    local result = handler(table.unpack(source.event_args or {}))
+    if type(result) ~= 'string' then
+      local what = "KeySource event '%s' returned a %s; expected a string"
+      error(string.format(what, source.event_name, type(result)), 2)
+    end
+    return result
+  end
+  return py.load(source)
+end
+return secrets
+"""
 
 
-class SecretsModule:
-    """The Python half of `kumo.secrets` for one Lua runtime."""
-
-    def __init__(self, ctx: ApiContext) -> None:
-        self._ctx = ctx
-
-    def build(self) -> object:
-        """The module's Lua table."""
-        return self._ctx.runtime.table_from({"load": self.load})
-
-    def load(self, source: object) -> bytes:
-        """`kumo.secrets.load(keysource)`: the secret's bytes."""
-        if isinstance(source, str):
-            path = Path(self._ctx.resolve_path(source))
-            try:
-                return path.read_bytes()
-            except OSError as err:
-                raise ValueError(
-                    f"kumo.secrets.load: cannot read {source}: {err.strerror}"
-                ) from None
-        if not is_lua_table(source):
+def load_key_source(ctx: ApiContext, source: object, function: str = "kumo.secrets.load") -> bytes:
+    """The bytes of a file-path or `key_data` KeySource; a clear error for any other form."""
+    if isinstance(source, str | bytes):
+        path = source.decode() if isinstance(source, bytes) else source
+        try:
+            return Path(ctx.resolve_path(path)).read_bytes()
+        except OSError as err:
             raise ValueError(
-                "kumo.secrets.load: expected a file path or { key_data = ... }, "
-                f"got a {type(source).__name__}"
-            )
-        fields = to_python(source)
-        if isinstance(fields, dict) and set(fields) == {"key_data"}:
-            data = fields["key_data"]
-            if isinstance(data, str | bytes):
-                return data.encode() if isinstance(data, str) else data
-        if isinstance(fields, dict) and any(str(k).startswith("vault_") for k in fields):
+                f"KeySource failed to load data from file `{path}`: "
+                f"{os.strerror(err.errno or 0)} (os error {err.errno})"
+            ) from None
+    fields = to_python(source) if is_lua_table(source) else None
+    if isinstance(fields, dict):
+        data = fields.get("key_data")
+        if set(fields) == {"key_data"} and isinstance(data, str | bytes):
+            return data.encode() if isinstance(data, str) else data
+        if any(str(k).startswith("vault_") for k in fields):
             raise ValueError(
-                "kumo.secrets.load: HashiCorp Vault key sources are not supported by "
-                "egress-resolver (it has no Vault client); use a file path or { key_data = ... }"
+                f"{function}: HashiCorp Vault key sources are not supported by egress-resolver "
+                "(it has no Vault client); use a file path or { key_data = ... }"
             )
-        if isinstance(fields, dict) and "event_name" in fields:
-            raise ValueError(
-                "kumo.secrets.load: event_name key sources are not supported by egress-resolver; "
-                "call the function yourself and pass { key_data = ... }"
-            )
-        raise ValueError("kumo.secrets.load: expected a file path or { key_data = '...' }")
+    shown = fields if fields is not None else source
+    raise ValueError(
+        f"{function}: expected a KeySource: a file path, {{ key_data = ... }} or "
+        f"{{ event_name = ..., event_args = {{ ... }} }}, got {shown!r}"
+    )
 
 
-MODULE = LuaModule("kumo.secrets", lambda ctx: SecretsModule(ctx).build())
+def build(ctx: ApiContext) -> object:
+    """The `kumo.secrets` table."""
+
+    def event_handler(event: object) -> object:
+        handlers = ctx.state.handlers.get(str(event))
+        if not handlers:
+            raise ValueError(f"kumo.secrets.load: no handler is registered for event '{event}'")
+        return handlers[0]
+
+    return ctx.shim(
+        _SHIM, {"load": lambda source: load_key_source(ctx, source), "event_handler": event_handler}
+    )
+
+
+MODULE = LuaModule("kumo.secrets", build)
