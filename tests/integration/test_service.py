@@ -8,12 +8,13 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf.duration_pb2 import Duration
+from grpc_health.v1 import health_pb2
 
 from egress_client import Resolver, ResolverError
 from egress_resolver.ops.settings import Settings
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
-from support import DEADLINE, FakeClock, InProcessServer, fixture, lua_chunk_name
+from support import DEADLINE, FakeClock, InProcessServer, fixture, health_status, lua_chunk_name
 
 
 def settings(policy: str, **kw: object) -> Settings:
@@ -115,11 +116,12 @@ def test_lua_memory_cap() -> None:
         assert resolver.get("ok").source_address == "10.0.0.1"
 
 
-def test_no_handler_registered() -> None:
+def test_a_policy_without_a_source_handler_does_not_load() -> None:
     with InProcessServer(settings("no_handler.lua")) as srv, Resolver(srv.target) as resolver:
         err = error_of(resolver, "ip-1")
-        assert (err.code, err.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_HANDLER")
-        assert resolver.get("unspecified").name == "unspecified"
+        assert (err.code, err.reason) == (grpc.StatusCode.UNAVAILABLE, "POLICY_NOT_LOADED")
+        assert "registers no get_egress_source handler" in err.message
+        assert health_status(srv.target) == health_pb2.HealthCheckResponse.NOT_SERVING
 
 
 def test_no_valid_policy_is_unavailable() -> None:

@@ -10,25 +10,10 @@ change instead of retrying the same broken files.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 
-Fingerprint = tuple[str, int, int, int] | None
-
-
-def fingerprint(path: Path) -> Fingerprint:
-    """What identifies this version of the file: real path, inode, mtime, size."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return (os.path.realpath(path), stat.st_ino, stat.st_mtime_ns, stat.st_size)
-
-
-def snapshot(files: Iterable[Path]) -> dict[Path, Fingerprint]:
-    """Fingerprints of every file."""
-    return {path: fingerprint(path) for path in files}
+from egress_resolver.runtime.file_state import snapshot
 
 
 class PolicyWatcher:

@@ -18,6 +18,7 @@ from egress_resolver.definitions.validation import check_name
 from egress_resolver.kumo_api import PolicyLoadError
 from egress_resolver.ops.settings import Settings
 from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, PolicyHost
+from egress_resolver.runtime.policy_runner import NO_SOURCE_HANDLER
 
 
 def check_policy(
@@ -36,6 +37,9 @@ def check_policy(
         )
     except PolicyLoadError as err:
         report.update(ok=False, error=str(err))
+        return report
+    if not host.handlers(SOURCE_EVENT):
+        report.update(ok=False, error=NO_SOURCE_HANDLER)
         return report
     validation = host.validate_config()
     report["files"] = sorted(str(f) for f in host.files)

@@ -26,10 +26,19 @@ from egress_resolver.definitions.pools import PoolDefinition, default_pool
 from egress_resolver.definitions.validation import SourceDefinition, default_source
 from egress_resolver.kumo_api import ApiOptions, IoContext, PolicyLoadError, perform
 from egress_resolver.kumo_api.memoize import MemoStore
+from egress_resolver.runtime.file_state import settled, snapshot
 from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, UNSPECIFIED, PolicyHost
 from egress_resolver.runtime.lua_tasks import Pending
 from egress_resolver.runtime.lua_thread import LuaThread
 from egress_resolver.runtime.revision import policy_revision
+
+_READS = 3
+"""How many times a load reads files that keep changing while it reads them."""
+NO_SOURCE_HANDLER = (
+    "the policy registers no get_egress_source handler "
+    "(kumo.on('get_egress_source', function(name) ... end)); "
+    "is the file empty or half written?"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -107,12 +116,19 @@ class PolicyRunner:
         On failure the error is logged and kept in `last_error`, and None returned.
         """
         self.io.attach(asyncio.get_running_loop())
-        try:
-            return await self._thread.run(self._build)
-        except PolicyLoadError as err:
-            self.last_error = f"{self.policy}: {err}"
-            self._log.error("policy load failed", policy=str(self.policy), error=str(err))
-            return None
+        for _ in range(_READS):
+            before = await settled(self.files)
+            try:
+                policy, error = await self._thread.run(self._build), None
+            except PolicyLoadError as err:
+                policy, error = None, err
+            if snapshot(before) == before:
+                break  # nothing changed while it was read
+            self._log.info("policy files changed while they were read; reading them again")
+        if error is not None:
+            self.last_error = f"{self.policy}: {error}"
+            self._log.error("policy load failed", policy=str(self.policy), error=str(error))
+        return policy
 
     def commit(self, policy: Policy) -> None:
         """Serve `policy` from now on."""
@@ -142,6 +158,8 @@ class PolicyRunner:
             resolve_cached=self.resolve_cached,
             bump_config_epoch=self._bump_epoch,
         )
+        if not host.handlers(SOURCE_EVENT):
+            raise PolicyLoadError(NO_SOURCE_HANDLER)
         validation = host.validate_config()
         for line in validation.output:
             self._log.info("policy print", message=line)
