@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
 from grpc_health.v1 import health_pb2
+from prometheus_client.parser import text_string_to_metric_families
 
 from egress_client import Resolver
 from egress_resolver.ops.app import App
@@ -198,3 +200,14 @@ def watch(target: str) -> tuple[grpc.Channel, Iterator[pb.WatchInvalidationsResp
     channel = grpc.insecure_channel(target)
     stub = pb_grpc.EgressResolverServiceStub(channel)
     return channel, stub.WatchInvalidations(pb.WatchInvalidationsRequest(), timeout=DEADLINE)
+
+
+def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of the Prometheus endpoint at `address`, by name and labels."""
+    with urllib.request.urlopen(f"http://{address}/metrics", timeout=DEADLINE) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }

@@ -1,27 +1,14 @@
 """/metrics after known traffic: counters and histogram counts match it exactly."""
 
-import urllib.request
-
 import grpc
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from egress_client import Resolver, ResolverError
 from egress_resolver.ops.metrics import go_code_name
 from egress_resolver.ops.settings import Settings
-from support import DEADLINE, InProcessServer, fixture
+from support import InProcessServer, fixture, scrape
 
 SERVICE = "kumo.egress.v1.EgressResolverService"
-
-
-def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=DEADLINE) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
 
 
 def labels(method: str, **extra: str) -> tuple[tuple[str, str], ...]:

@@ -24,7 +24,7 @@ def test_files_written_long_ago_are_settled_at_the_first_look(
     async def no_sleep(seconds: float) -> None:
         raise AssertionError("settled slept for a file written a minute ago")
 
-    monkeypatch.setattr(file_state.asyncio, "sleep", no_sleep)
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
     assert asyncio.run(settled([policy])) == snapshot([policy])
 
 
@@ -43,7 +43,7 @@ def test_a_file_being_written_is_read_once_two_looks_agree(
             with policy.open("a") as file:
                 file.write(chunk)
 
-    monkeypatch.setattr(file_state.asyncio, "sleep", writer_between_looks)
+    monkeypatch.setattr(asyncio, "sleep", writer_between_looks)
     state = asyncio.run(settled([policy]))
     assert policy.read_text().endswith("end)")
     assert state == snapshot([policy])
