@@ -9,11 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_metrics import scrape
 
 from egress_client import Resolver
 from egress_resolver.ops.settings import Settings
-from support import DEADLINE, InProcessServer
+from support import DEADLINE, InProcessServer, scrape
 
 
 def test_a_truncated_policy_file_keeps_the_last_good_policy(tmp_path: Path) -> None:
