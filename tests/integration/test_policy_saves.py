@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-
 from egress_client import Resolver
 from egress_resolver.ops.settings import Settings
 from support import DEADLINE, InProcessServer, scrape
