@@ -19,6 +19,7 @@ from egress_resolver.kumo_api import (
     mod_secrets,
     mod_serde,
     mod_sqlite,
+    mod_string,
 )
 from egress_resolver.kumo_api.context import (
     ApiContext,
@@ -53,6 +54,7 @@ MODULES: tuple[LuaModule, ...] = (
     mod_secrets.MODULE,
     mod_sqlite.MODULE,
     mod_redis.MODULE,
+    mod_string.MODULE,
 )
 
 
