@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from egress_resolver.kumo_api import (
     mod_diagnostics,
+    mod_digest,
+    mod_encode,
     mod_http,
     mod_kumo,
     mod_memoize,
@@ -20,6 +22,7 @@ from egress_resolver.kumo_api import (
     mod_serde,
     mod_sqlite,
     mod_string,
+    mod_uuid,
 )
 from egress_resolver.kumo_api.context import (
     ApiContext,
@@ -54,7 +57,10 @@ MODULES: tuple[LuaModule, ...] = (
     mod_secrets.MODULE,
     mod_sqlite.MODULE,
     mod_redis.MODULE,
+    mod_digest.MODULE,
+    mod_encode.MODULE,
     mod_string.MODULE,
+    mod_uuid.MODULE,
 )
 
 
