@@ -140,7 +140,11 @@ def decode(label: str, data: bytes) -> str:
     codec = _codec(name)
     if name == "gbk":
         codec = "gb18030"  # the Encoding Standard's gbk decoder is gb18030's
-    for bom, switch in ((b"\xef\xbb\xbf", "utf-8"), (b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+    for bom, switch in (
+        (b"\xef\xbb\xbf", "utf-8"),
+        (b"\xff\xfe", "utf-16-le"),
+        (b"\xfe\xff", "utf-16-be"),
+    ):
         if data.startswith(bom):
             codec, data = switch, data[len(bom) :]
             break
@@ -162,7 +166,9 @@ def encode(label: str, text: str, ignore_errors: bool) -> bytes:
         return text.encode(codec)
     except UnicodeEncodeError:
         pass
-    out, replaced = _encode_slowly(text, codec, name.startswith("windows-") and name != "windows-874")
+    out, replaced = _encode_slowly(
+        text, codec, name.startswith("windows-") and name != "windows-874"
+    )
     if ignore_errors or not replaced:
         return out
     used = _RS_NAMES.get(name, name if not name.startswith("iso-") else name.upper())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from typing import Any
 
 _ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#x27;"}
@@ -132,21 +133,21 @@ def _parse(tokens: list[Any], name: str) -> list[Any]:
             target.append(block)
             stack.append((block, block.body, False))
         elif tag in ("else", "^") or tag.startswith("else "):
-            block = stack[-1][0]
-            if block is None or block.inverse is not None:
+            current = stack[-1][0]
+            if current is None or block.inverse is not None:
                 raise HandlebarsError(f"{name}: {{{{else}}}} outside a block")
-            block.inverse = []
-            stack[-1] = (block, block.inverse, stack[-1][2])
+            current.inverse = []
+            stack[-1] = (current, current.inverse, stack[-1][2])
             if tag.startswith("else "):  # {{else if x}}: a block that the parent's closing tag ends
                 inner = _open("#" + tag[5:], name)
-                block.inverse.append(inner)
+                current.inverse.append(inner)
                 stack.append((inner, inner.body, True))
         elif tag.startswith("/"):
             closing = tag[1:].strip()
             while stack[-1][2]:
                 stack.pop()
-            block = stack[-1][0]
-            if block is None or block.closer != closing:
+            closed = stack[-1][0]
+            if closed is None or closed.closer != closing:
                 raise HandlebarsError(f"{name}: unexpected closing tag {{{{{tag}}}}}")
             stack.pop()
         else:
@@ -271,7 +272,7 @@ def _display(value: Any) -> str:
     return str(value)
 
 
-_HELPERS = {
+_HELPERS: dict[str, Callable[..., Any]] = {
     "eq": lambda a, b: a == b,
     "ne": lambda a, b: a != b,
     "gt": lambda a, b: a > b,
@@ -317,13 +318,19 @@ def _render(nodes: list[Any], frames: list[_Frame], out: list[str], escape: bool
             out.append(node)
         elif isinstance(node, _Expr):
             text = _display(_call(node.params, frames))
-            out.append(_ESCAPE_RE.sub(lambda m: _ESCAPES[m.group(0)], text) if escape and node.escape else text)
+            out.append(
+                _ESCAPE_RE.sub(lambda m: _ESCAPES[m.group(0)], text)
+                if escape and node.escape
+                else text
+            )
         else:
             _block(node, frames, out, escape)
 
 
 def _block(block: _Block, frames: list[_Frame], out: list[str], escape: bool) -> None:
-    args = [_value(p, frames) for p in block.params if not (isinstance(p, tuple) and p[0] == "hash")]
+    args = [
+        _value(p, frames) for p in block.params if not (isinstance(p, tuple) and p[0] == "hash")
+    ]
     value = args[0] if args else None
     inverse = block.inverse or []
     frame = frames[-1]

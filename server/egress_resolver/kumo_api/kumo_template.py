@@ -90,7 +90,8 @@ def evaluator() -> Callable[[str, str, object, object], str]:
         if dialect not in DIALECTS:
             shown = f"`{dialect}`" if isinstance(dialect, str) else f"a {type(dialect).__name__}"
             raise ValueError(
-                f"{_FNAME}: unknown variant {shown}, expected one of `Jinja`, `Static`, `Handlebars`"
+                f"{_FNAME}: unknown variant {shown}, "
+                "expected one of `Jinja`, `Static`, `Handlebars`"
             )
         if dialect == "Static":
             return source
@@ -102,7 +103,9 @@ def evaluator() -> Callable[[str, str, object, object], str]:
                 raise ValueError(f"{_FNAME}: {err}") from None
         if not env:
             env.append(_jinja())
-        variables = {k: v for k, v in data.items() if isinstance(k, str)} if isinstance(data, dict) else {}
+        variables = (
+            {k: v for k, v in data.items() if isinstance(k, str)} if isinstance(data, dict) else {}
+        )
         try:
             return env[0].render_str(source, name, **variables)
         except minijinja.TemplateError as err:

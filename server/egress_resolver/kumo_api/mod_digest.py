@@ -22,10 +22,10 @@ from egress_resolver.kumo_api import lua_args, mod_encode
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 from egress_resolver.kumo_api.mod_secrets import SecretsModule
 
-DIGESTS = ("sha1", "sha224", "sha256", "sha384", "sha512", "sha512_256")
+DIGESTS: tuple[str, ...] = ("sha1", "sha224", "sha256", "sha384", "sha512", "sha512_256")
 DIGESTS += ("sha3_256", "sha3_384", "sha3_512")
 HMACS = ("sha1", "sha224", "sha256", "sha384", "sha512")
-ENCODINGS = ("base32", "base32_nopad", "base32hex", "base32hex_nopad")
+ENCODINGS: tuple[str, ...] = ("base32", "base32_nopad", "base32hex", "base32hex_nopad")
 ENCODINGS += ("base64", "base64_nopad", "base64url", "base64url_nopad")
 
 _SHIM = """

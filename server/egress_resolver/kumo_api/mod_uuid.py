@@ -20,7 +20,9 @@ from egress_resolver.kumo_api import lua_args
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 
 _HEX32 = re.compile(r"[0-9a-fA-F]{32}")
-_HYPHENATED = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_HYPHENATED = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 
 _SHIM = """
 local py = ...
