@@ -134,7 +134,7 @@ def _parse(tokens: list[Any], name: str) -> list[Any]:
             stack.append((block, block.body, False))
         elif tag in ("else", "^") or tag.startswith("else "):
             current = stack[-1][0]
-            if current is None or block.inverse is not None:
+            if current is None or current.inverse is not None:
                 raise HandlebarsError(f"{name}: {{{{else}}}} outside a block")
             current.inverse = []
             stack[-1] = (current, current.inverse, stack[-1][2])
