@@ -206,7 +206,7 @@ def test_jinja_prints_values_and_runs_filters_as_minijinja_does(tmp_path: Path) 
         "kumo.string.eval_template('x.txt', '{{ t }} {{ f }} {{ l }} {{ m }} [{{ nope }}]', "
         "{ t = true, f = 1.5, l = { 1, 'a', false }, m = { k = 'v' } })",
         "kumo.string.eval_template('x.txt', '{% for k, v in m|items %}{{ k }}={{ v }};"
-        "{% endfor %}{{ \"a,b\".split(\",\")|join(\"+\") }}|{{ 3|pluralize }}', "
+        '{% endfor %}{{ "a,b".split(",")|join("+") }}|{{ 3|pluralize }}\', '
         "{ m = { only = 1 } })",
         "kumo.string.eval_template('x.txt', 'plain', nil)",
     ) == ['"true 1.5 [1, \\"a\\", false] {\\"k\\": \\"v\\"} []"', '"only=1;a+b|s"', '"plain"']
@@ -247,12 +247,24 @@ def test_handlebars(tmp_path: Path) -> None:
         tmp_path,
         hbs("t.json", "{{name}}", ctx),
         hbs("t.html", "{{name}} {{{name}}} {{&name}}", ctx),
-        hbs("t.html", "{{#each items}}{{@index}}{{this}}{{#if @last}}.{{else}},{{/if}}{{/each}}", ctx),
-        hbs("t.txt", "{{#each map}}{{@key}}={{this}}{{/each}}|{{#each nope}}x{{else}}none{{/each}}", ctx),
+        hbs(
+            "t.html",
+            "{{#each items}}{{@index}}{{this}}{{#if @last}}.{{else}},{{/if}}{{/each}}",
+            ctx,
+        ),
+        hbs(
+            "t.txt",
+            "{{#each map}}{{@key}}={{this}}{{/each}}|{{#each nope}}x{{else}}none{{/each}}",
+            ctx,
+        ),
         hbs("t.txt", "{{#if n}}yes{{else if name}}name{{else}}no{{/if}}|{{^n}}zero{{/n}}", ctx),
         hbs("t.txt", "{{#with map}}{{k}}/{{../top}}/{{top}}/{{@root.name}}{{/with}}", ctx),
         hbs("t.txt", "{{#each items as |item i|}}{{i}}={{item}} {{/each}}", ctx),
-        hbs("t.txt", "{{#if (eq n 0)}}eq{{/if}} {{len items}} {{lookup map 'k'}} {{items}} {{map}}", ctx),
+        hbs(
+            "t.txt",
+            "{{#if (eq n 0)}}eq{{/if}} {{len items}} {{lookup map 'k'}} {{items}} {{map}}",
+            ctx,
+        ),
         hbs("t.txt", "{{! note }}{{!-- {{x}} --}}a {{~ name ~}} b \\{{raw}}", ctx),
         hbs("t.txt", "list:\n{{#each items}}\n- {{this}}\n{{/each}}\nend", ctx),
     ) == [

@@ -48,7 +48,7 @@ local BinaryResult = {
     local data = held[self]
     return string.format(string.rep('%02x', #data), data:byte(1, -1))
   end,
-  __newindex = function() error('BinaryResult is read-only', 2) end,
+  __newindex = function() error('BinaryResult is read-only', 0) end,
 }
 local function result(data)
   local object = setmetatable({}, BinaryResult)

@@ -50,7 +50,7 @@ local Uuid = {
     return nil
   end,
   __tostring = hyphenated,
-  __newindex = function() error('Uuid is read-only', 2) end,
+  __newindex = function() error('Uuid is read-only', 0) end,
 }
 local function wrap(data)
   local object = setmetatable({}, Uuid)
