@@ -56,9 +56,7 @@ function M.charset_decode(charset, input)
 end
 function M.charset_encode(charset, input, ignore_errors)
   local f = 'kumo.encode.charset_encode'
-  if ignore_errors ~= nil and type(ignore_errors) ~= 'boolean' then
-    args.fail(f, 3, type(ignore_errors), 'bool', 'expected boolean')
-  end
+  -- mlua reads a bool as Lua truth: only false (nil is the default, true) turns errors on
   return py.charset_encode(args.text(f, 1, charset), args.text(f, 2, input), ignore_errors ~= false)
 end
 return M
