@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from egress_resolver.kumo_api import (
     mod_diagnostics,
+    mod_digest,
+    mod_encode,
     mod_http,
     mod_kumo,
     mod_memoize,
@@ -20,6 +22,8 @@ from egress_resolver.kumo_api import (
     mod_secrets,
     mod_serde,
     mod_sqlite,
+    mod_string,
+    mod_uuid,
 )
 from egress_resolver.kumo_api.context import (
     ApiContext,
@@ -48,6 +52,8 @@ MODULES: tuple[LuaModule, ...] = (
     mod_kumo.MODULE,
     mod_serde.MODULE,
     mod_diagnostics.MODULE,
+    mod_digest.MODULE,
+    mod_encode.MODULE,
     mod_http.MODULE,
     mod_memoize.MODULE,
     mod_mta.MODULE,
@@ -55,6 +61,8 @@ MODULES: tuple[LuaModule, ...] = (
     mod_regex.MODULE,
     mod_secrets.MODULE,
     mod_sqlite.MODULE,
+    mod_string.MODULE,
+    mod_uuid.MODULE,
 )
 
 
