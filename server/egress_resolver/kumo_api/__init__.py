@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from egress_resolver.kumo_api import (
     mod_diagnostics,
+    mod_dns,
     mod_http,
     mod_kumo,
     mod_memoize,
@@ -47,6 +48,7 @@ MODULES: tuple[LuaModule, ...] = (
     mod_kumo.MODULE,
     mod_serde.MODULE,
     mod_diagnostics.MODULE,
+    mod_dns.MODULE,
     mod_memoize.MODULE,
     mod_regex.MODULE,
     mod_http.MODULE,
