@@ -280,8 +280,13 @@ def _negative_ttl(response: dns.message.Message | None) -> float:
 def _server_errors(err: dns.resolver.NoNameservers) -> str:
     texts = []
     for server, tcp, port, problem, _response in err.kwargs.get("errors", []):
-        where = f"{server}" if "@" in str(server) or port is None else f"{server}:{port}"
-        texts.append(f"{problem} from {where}{' (TCP)' if tcp else ''}")
+        where = str(server).removeprefix("Do53:")  # dnspython names it Do53:ADDRESS@PORT
+        address, at, number = where.rpartition("@")
+        if at:
+            where = f"[{address}]:{number}" if ":" in address else f"{address}:{number}"
+        elif port is not None:
+            where = f"{where}:{port}"
+        texts.append(f"{problem} from {where}{' over TCP' if tcp else ''}")
     return "; ".join(texts) or "no name server answered"
 
 
