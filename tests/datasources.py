@@ -4,8 +4,8 @@ Each listens on 127.0.0.1 on a free port and is stopped by the test that
 started it (context managers). `RedisServer.stop()` / `start()` kill and
 restart the same server on the same port, for outage tests. `DnsServer` is
 Debian's dnsmasq answering only the records it is given (`dns_server` is
-the pytest fixture, with `DNS_RECORDS`); `BrokenDnsServer` answers every
-query with SERVFAIL, or never (timeouts).
+the pytest fixture, with `DNS_RECORDS`); `StubDnsServer` answers every
+query alike (SERVFAIL, one address, or never: timeouts) and counts them.
 """
 
 from __future__ import annotations
@@ -29,6 +29,8 @@ import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
+import dns.rdata
+import dns.rdatatype
 import pytest
 import redis
 
@@ -393,13 +395,22 @@ def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:
         yield server
 
 
-class BrokenDnsServer:
-    """A UDP name server on 127.0.0.1 that answers every query with `rcode`
-    (SERVFAIL by default), or, with `silent`, reads them and never answers."""
+class StubDnsServer:
+    """A UDP name server on 127.0.0.1 that answers every query alike: with
+    `rcode` (SERVFAIL by default); with `address`, NOERROR and that A record
+    (TTL `ttl`) to A queries; with `silent`, never. `queries` lists them."""
 
-    def __init__(self, rcode: int = dns.rcode.SERVFAIL, silent: bool = False) -> None:
-        self.rcode = rcode
+    def __init__(
+        self,
+        rcode: int = dns.rcode.SERVFAIL,
+        silent: bool = False,
+        address: str | None = None,
+        ttl: int = 30,
+    ) -> None:
+        self.rcode = dns.rcode.NOERROR if address is not None else rcode
         self.silent = silent
+        self.record = address
+        self.ttl = ttl
         self.queries: list[str] = []
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._sock.bind(("127.0.0.1", 0))
@@ -424,9 +435,16 @@ class BrokenDnsServer:
             if not self.silent:
                 response = dns.message.make_response(query)
                 response.set_rcode(self.rcode)
+                question = query.question[0]
+                if self.record is not None and question.rdtype == dns.rdatatype.A:
+                    rrset = response.find_rrset(
+                        response.answer, question.name, question.rdclass, question.rdtype,
+                        create=True,
+                    )
+                    rrset.add(dns.rdata.from_text("IN", "A", self.record), self.ttl)
                 self._sock.sendto(response.to_wire(), peer)
 
-    def __enter__(self) -> BrokenDnsServer:
+    def __enter__(self) -> StubDnsServer:
         self._thread.start()
         return self
 

@@ -155,17 +155,20 @@ class DnsModule:
         self._named[text] = self._config(config, f"define_resolver({text!r})")
 
     def configure_resolver(self, config: object) -> None:
-        value = to_python(config)
+        """A KumoResolverConfig, else a DnsResolverConfig (a Hickory resolver), as kumod."""
         try:
             self._default = self._config(config, "configure_resolver")
             return
-        except ValueError as err1:
-            if not isinstance(value, dict) or not set(value) <= {*dns_config._TOP}:
-                raise ValueError(
-                    "failed to parse config as either KumoResolverConfig "
-                    f"({err1}) or DnsResolverConfig (not a resolver configuration)"
-                ) from None
-        self._default = self._upstream(dns_config.dns_config(value, "configure_resolver"))
+        except ValueError as err:
+            first = err
+        try:
+            parsed = dns_config.dns_config(to_python(config), "configure_resolver")
+        except ValueError as second:
+            raise ValueError(
+                "failed to parse config as either KumoResolverConfig "
+                f"({first}) or DnsResolverConfig ({second})"
+            ) from None
+        self._default = self._upstream(parsed)
 
     def configure_unbound_resolver(self, config: object) -> None:
         what = "configure_unbound_resolver"
