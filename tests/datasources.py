@@ -402,7 +402,7 @@ class StubDnsServer:
 
     def __init__(
         self,
-        rcode: int = dns.rcode.SERVFAIL,
+        rcode: dns.rcode.Rcode = dns.rcode.SERVFAIL,
         silent: bool = False,
         address: str | None = None,
         ttl: int = 30,
@@ -438,7 +438,10 @@ class StubDnsServer:
                 question = query.question[0]
                 if self.record is not None and question.rdtype == dns.rdatatype.A:
                     rrset = response.find_rrset(
-                        response.answer, question.name, question.rdclass, question.rdtype,
+                        response.answer,
+                        question.name,
+                        question.rdclass,
+                        question.rdtype,
                         create=True,
                     )
                     rrset.add(dns.rdata.from_text("IN", "A", self.record), self.ttl)

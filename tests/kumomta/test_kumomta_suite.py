@@ -11,13 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from datasources import DnsServer
 
 from kumomta.harness import (
     copy_snapshot,
-    dns_env,
     crate_tests,
+    dns_env,
     module_tests,
     run_crate_test,
     run_module_test,

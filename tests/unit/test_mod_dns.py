@@ -83,7 +83,8 @@ def test_ptr_host_and_reverse_ip(tmp_path: Path) -> None:
     assert out[0] == "1.0.0.127.in-addr.arpa\t1.0.0.127"
     assert out[1] == "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa"
     assert out[2] == ".".join(["1"] + ["0"] * 31)
-    assert out[3].startswith("false") and "invalid IP address syntax: 'nope'" in out[3]
+    assert out[3].startswith("false")
+    assert "invalid IP address syntax: 'nope'" in out[3]
 
 
 def test_lookup_addr_strategies_and_literals(tmp_path: Path) -> None:
@@ -146,7 +147,10 @@ def test_lookup_mx_shapes(tmp_path: Path) -> None:
         """,
     )
     assert out[0] == {
-        "by_pref": {"5": ["mx.example.com."], "10": ["alt1.mx.example.com.", "alt2.mx.example.com."]},
+        "by_pref": {
+            "5": ["mx.example.com."],
+            "10": ["alt1.mx.example.com.", "alt2.mx.example.com."],
+        },
         "domain_name": "example.com.",
         "hosts": ["mx.example.com.", "alt1.mx.example.com.", "alt2.mx.example.com."],
         "site_name": "(alt1|alt2)?.mx.example.com",
@@ -213,9 +217,7 @@ def test_test_resolver_shapes_and_servfail(tmp_path: Path) -> None:
         """,
     )
     assert out[0] == out[2] == '["hello."]'
-    assert out[1] == (
-        "false\tDNS: failed to query DNS for 1.0.0.10.in-addr.arpa. (PTR): SERVFAIL"
-    )
+    assert out[1] == ("false\tDNS: failed to query DNS for 1.0.0.10.in-addr.arpa. (PTR): SERVFAIL")
     assert out[3].startswith("false\tinvalid zone:")
     assert out[4] == (
         "false\tdefine_resolver('x'): unknown field `zone`, expected one of `zones`, `servfail`"
@@ -230,8 +232,10 @@ def test_test_resolver_shapes_and_servfail(tmp_path: Path) -> None:
 def test_servfail_in_a_handler_is_a_data_source_error(tmp_path: Path) -> None:
     err = handler_error(
         tmp_path,
-        ZONES + """
-        kumo.dns.define_resolver('t', { Test = { zones = { ZONE }, servfail = { 'mx1.example.com' } } })
+        ZONES
+        + """
+        kumo.dns.define_resolver('t', {
+          Test = { zones = { ZONE }, servfail = { 'mx1.example.com' } } })
         kumo.dns.lookup_addr('mx1.example.com', 't', 'Ipv4Only')
         """,
     )
@@ -243,7 +247,8 @@ def test_a_real_dnsmasq_through_hickory_and_the_default(
     tmp_path: Path, dns_server: DnsServer
 ) -> None:
     body = f"""
-        kumo.dns.define_resolver('up', {{ Hickory = {{ name_servers = {{ '{dns_server.address}' }} }} }})
+        kumo.dns.define_resolver('up', {{
+          Hickory = {{ name_servers = {{ '{dns_server.address}' }} }} }})
         for _, name in ipairs {{ 'up', false }} do
           local r = name or nil
           show(kumo.dns.lookup_addr('both.example.test', r))
@@ -289,7 +294,8 @@ def test_servfail_and_timeout_from_name_servers(tmp_path: Path) -> None:
         err = handler_error(
             tmp_path,
             f"""
-            kumo.dns.define_resolver('r', {{ Hickory = {{ name_servers = {{ '{failing.address}' }} }} }})
+            kumo.dns.define_resolver('r', {{
+              Hickory = {{ name_servers = {{ '{failing.address}' }} }} }})
             kumo.dns.lookup_ptr('10.0.0.1', 'r')
             """,
         )
@@ -339,12 +345,11 @@ def io(clock: FakeClock) -> Iterator[IoContext]:
     asyncio.run(context.aclose())
 
 
-def test_answers_are_cached_for_their_ttl(
-    tmp_path: Path, clock: FakeClock, io: IoContext
-) -> None:
+def test_answers_are_cached_for_their_ttl(tmp_path: Path, clock: FakeClock, io: IoContext) -> None:
     with StubDnsServer(address="10.7.0.1", ttl=30) as server:
         body = f"""
-            kumo.dns.configure_resolver {{ Hickory = {{ name_servers = {{ '{server.address}' }} }} }}
+            kumo.dns.configure_resolver {{
+              Hickory = {{ name_servers = {{ '{server.address}' }} }} }}
             show(kumo.dns.lookup_addr('a.example.com', nil, 'Ipv4Only'))
             """
         assert shown(tmp_path, body, io=io) == [["10.7.0.1"]]
@@ -412,18 +417,22 @@ def test_configuration_shapes(tmp_path: Path, dns_server: DnsServer) -> None:
         kumo.dns.configure_resolver {{ Hickory = {{ name_servers = {{
           {{ socket_addr = '{addr}', protocol = 'tcp' }} }} }} }}
         show(kumo.dns.lookup_mx('example.test').hosts)
-        kumo.dns.configure_unbound_resolver {{ name_servers = {{ '{addr}' }}, options = {{ validate = false }} }}
+        kumo.dns.configure_unbound_resolver {{
+          name_servers = {{ '{addr}' }}, options = {{ validate = false }} }}
         show(kumo.dns.lookup_txt 'txt.example.test')
         kumo.dns.define_resolver('agg', {{ Aggregate = {{
           {{ Test = {{ zones = {{ PTR }} }} }}, 'HickorySystemConfig' }} }})
         show(kumo.dns.lookup_ptr('10.0.0.1', 'agg'))
         show(kumo.dns.lookup_ptr('10.0.0.5', 'agg'))
-        kumo.dns.define_resolver('agg2', {{ Aggregate = {{ 'HickorySystemConfig', Test = {{ zones = {{ PTR }} }} }} }})
+        kumo.dns.define_resolver('agg2', {{
+          Aggregate = {{ 'HickorySystemConfig', Test = {{ zones = {{ PTR }} }} }} }})
         show(kumo.dns.lookup_ptr('10.0.0.1', 'agg2'))
         print(pcall(kumo.dns.configure_resolver, {{ name_servers = {{ '10.0.0.1' }} }}))
-        print(pcall(kumo.dns.configure_resolver, {{ Hickory = {{ options = {{ timout = '1s' }} }} }}))
+        print(pcall(kumo.dns.configure_resolver, {{
+          Hickory = {{ options = {{ timout = '1s' }} }} }}))
         print(pcall(kumo.dns.configure_unbound_resolver, {{ options = {{ ndots = 2 }} }}))
-        print(pcall(kumo.dns.define_resolver, 'x', {{ Hickory = {{ name_servers = {{ {{ socket_addr = '{addr}', protocol = 'quic' }} }} }} }}))
+        print(pcall(kumo.dns.define_resolver, 'x', {{ Hickory = {{
+          name_servers = {{ {{ socket_addr = '{addr}', protocol = 'quic' }} }} }} }}))
         """,
         options=ApiOptions(dns_servers=(addr,)),
     )
@@ -442,14 +451,15 @@ def test_configuration_shapes(tmp_path: Path, dns_server: DnsServer) -> None:
         "`Test`, `Aggregate`) or DnsResolverConfig (name server: '10.0.0.1': invalid socket "
         "address syntax)"
     )
-    assert out[8] == (
-        "false\tconfigure_resolver.options: unknown field `timout`, expected one of `ndots`, "
+    assert out[8].startswith("false\tfailed to parse config as either KumoResolverConfig (")
+    assert (
+        "configure_resolver.options: unknown field `timout`, expected one of `ndots`, "
         "`timeout`, `attempts`, `edns0`, `validate`, `ip_strategy`, `cache_size`, "
         "`use_hosts_file`, `positive_min_ttl`, `negative_min_ttl`, `positive_max_ttl`, "
         "`negative_max_ttl`, `num_concurrent_reqs`, `preserve_intermediates`, "
         "`try_tcp_on_error`, `server_ordering_strategy`, `recursion_desired`, "
         "`case_randomization`, `trust_anchor_file`"
-    )
+    ) in out[8]
     assert out[9] == (
         "false\tconfigure_unbound_resolver: option not supported by the unbound backend: "
         "unknown field `ndots`, expected one of `validate`, `trust_anchor_file`, `use_hosts_file`"

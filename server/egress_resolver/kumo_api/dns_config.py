@@ -185,14 +185,16 @@ def _name_servers(value: object, what: str) -> tuple[list[tuple[str, int]], bool
             )
         protocols.add(protocol)
         if "bind_addr" in detail:
-            bound = socket_addr(detail["bind_addr"], f"name server '{detail['socket_addr']}' bind_addr")
+            bound = socket_addr(
+                detail["bind_addr"], f"name server '{detail['socket_addr']}' bind_addr"
+            )
             source = source or bound[0]
     return servers, protocols == {"tcp"}, source
 
 
 def test_config(value: object, what: str) -> TestResolver:
     """kumod's TestResolverConfig: a list of zones, or `{ zones = ..., servfail = ... }`."""
-    servfail: list[Any] = []
+    servfail: object = []
     if isinstance(value, dict):
         _unknown(value, ("zones", "servfail"), what)
         if "zones" not in value:

@@ -16,7 +16,7 @@ from egress_resolver.kumo_api.dns_resolvers import (
     MX,
     A,
     Answer,
-    DnsFailure,
+    DnsError,
     Resolver,
     absolute,
     ip_addresses,
@@ -27,7 +27,7 @@ STRATEGIES = ("Ipv4Only", "Ipv6Only", "Ipv4AndIpv6", "Ipv6ThenIpv4", "Ipv4ThenIp
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-class NxDomain(Exception):
+class NxDomainError(Exception):
     """lookup_mx of a name that does not exist (an answer, not a DNS failure)."""
 
 
@@ -44,9 +44,7 @@ def address_literal(name: str) -> list[str] | None:
         except ValueError:
             return None
     if not name.endswith("]"):
-        raise ValueError(
-            f"domain_name `{name}` is a malformed literal domain with no trailing `]`"
-        )
+        raise ValueError(f"domain_name `{name}` is a malformed literal domain with no trailing `]`")
     literal = name.lower()[1:-1]
     if literal.startswith("ipv6:"):
         try:
@@ -64,11 +62,11 @@ def address_literal(name: str) -> list[str] | None:
 async def lookup_addr(resolver: Resolver, name: dns.name.Name, strategy: str) -> list[str]:
     """kumod's ip_lookup: A and/or AAAA as the strategy says; an error only when no address."""
 
-    async def family(rdtype: Any) -> tuple[list[str], DnsFailure | None]:
+    async def family(rdtype: Any) -> tuple[list[str], DnsError | None]:
         try:
             return ip_addresses(await resolver.resolve(name, rdtype)), None
-        except DnsFailure as err:
-            tagged = DnsFailure(f"{dns.rdatatype.to_text(rdtype)}: {err}", timeout=err.timeout)
+        except DnsError as err:
+            tagged = DnsError(f"{dns.rdatatype.to_text(rdtype)}: {err}", timeout=err.timeout)
             return [], tagged
 
     if strategy == "Ipv4AndIpv6":
@@ -115,7 +113,7 @@ async def rbl_lookup(resolver: Resolver, name: dns.name.Name) -> dict[str, str]:
     result = {"ip": found[0]}
     try:
         answer = await resolver.resolve(name, dns.rdatatype.TXT)
-    except DnsFailure:
+    except DnsError:
         return result
     result["txt"] = "".join(txt_strings(answer))
     return result
@@ -164,7 +162,7 @@ def mail_exchanger(name: dns.name.Name, port: int | None, answer: Answer) -> dic
     is_mx = bool(by_pref)
     if not is_mx:
         if answer.nxdomain:
-            raise NxDomain("NXDOMAIN")
+            raise NxDomainError("NXDOMAIN")
         by_pref = {1: [name.to_text().lower()]}
     suffix = f":{port}" if port is not None else ""
     by_pref = {pref: [h + suffix for h in sorted(by_pref[pref])] for pref in sorted(by_pref)}

@@ -1,7 +1,7 @@
 """The resolvers behind `kumo.dns`: kumod's Test, Hickory and Aggregate kinds, on dnspython.
 
 Every resolver answers `resolve(name, type)` with an `Answer` (records, or
-NXDOMAIN / no data, which are answers) or raises `DnsFailure` (SERVFAIL,
+NXDOMAIN / no data, which are answers) or raises `DnsError` (SERVFAIL,
 REFUSED, an unreachable server, a timeout), as kumod's resolvers return a
 DnsError. `resolve_ptr` and `resolve_ip` are kumod's shortcuts, used by
 `lookup_ptr` and `rbl_lookup`; an Aggregate treats them differently from
@@ -49,7 +49,7 @@ Clock = Callable[[], float]
 _CLOCK_KEY = ("kumo.dns", "clock")
 
 
-class DnsFailure(Exception):
+class DnsError(Exception):
     """The DNS could not answer: SERVFAIL, REFUSED, unreachable, or a timeout."""
 
     def __init__(self, message: str, *, timeout: bool = False) -> None:
@@ -126,9 +126,7 @@ class TestResolver(Resolver):
         self._zones: dict[dns.name.Name, _Zone] = {}
         for text, secure in zones:
             try:
-                zone = dns.zone.from_text(
-                    text, origin=None, relativize=False, check_origin=False
-                )
+                zone = dns.zone.from_text(text, origin=None, relativize=False, check_origin=False)
             except (dns.exception.DNSException, KeyError, ValueError) as err:
                 raise ValueError(f"invalid zone: {err}") from None
             assert zone.origin is not None
@@ -140,7 +138,7 @@ class TestResolver(Resolver):
 
     def _get(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType, depth: int) -> Answer:
         if name in self._servfail:
-            raise DnsFailure("SERVFAIL")
+            raise DnsError("SERVFAIL")
         authority = name
         while authority not in self._zones:
             if authority == dns.name.root:
@@ -151,7 +149,7 @@ class TestResolver(Resolver):
         if found is None and rdtype != dns.rdatatype.CNAME and depth < 8:
             alias = zone.zone.get_rdataset(name, dns.rdatatype.CNAME)
             if alias is not None:
-                target = self._get(alias[0].target, rdtype, depth + 1)  # type: ignore[attr-defined]
+                target = self._get(alias[0].target, rdtype, depth + 1)
                 return Answer(target.records, target.nxdomain, target.secure and zone.secure)
         return Answer(tuple(found or ()), secure=zone.secure)
 
@@ -194,7 +192,7 @@ class UpstreamResolver(Resolver):
                 try:
                     resolver = AsyncResolver(configure=True)
                 except dns.exception.DNSException as err:
-                    raise DnsFailure(f"no name servers: {err}") from None
+                    raise DnsError(f"no name servers: {err}") from None
             else:
                 resolver = AsyncResolver(configure=False)
                 resolver.nameservers = [
@@ -231,23 +229,21 @@ class UpstreamResolver(Resolver):
                 search=False,
             )
         except dns.resolver.NXDOMAIN as err:
-            responses = list(err.responses().values())
+            responses = list(err.responses().values())  # type: ignore[no-untyped-call]
             ttl = _negative_ttl(responses[0] if responses else None)
             return Answer((), nxdomain=True, ttl=self._clamp(ttl, config.negative_ttl))
         except dns.resolver.NoNameservers as err:
-            raise DnsFailure(_server_errors(err)) from None
+            raise DnsError(_server_errors(err)) from None
         except dns.exception.Timeout:
-            raise DnsFailure(f"no answer within {self.lifetime:g}s", timeout=True) from None
+            raise DnsError(f"no answer within {self.lifetime:g}s", timeout=True) from None
         except (dns.exception.DNSException, OSError) as err:
-            raise DnsFailure(str(err) or type(err).__name__) from None
+            raise DnsError(str(err) or type(err).__name__) from None
         secure = config.validate and bool(result.response.flags & dns.flags.AD)
         if result.rrset is None:
             ttl = self._clamp(_negative_ttl(result.response), config.negative_ttl)
             return Answer((), secure=secure, ttl=ttl)
         ttl = float(result.chaining_result.minimum_ttl)
-        return Answer(
-            tuple(result.rrset), secure=secure, ttl=self._clamp(ttl, config.positive_ttl)
-        )
+        return Answer(tuple(result.rrset), secure=secure, ttl=self._clamp(ttl, config.positive_ttl))
 
     @staticmethod
     def _clamp(ttl: float, bounds: tuple[float | None, float | None]) -> float:
@@ -273,7 +269,7 @@ class UpstreamResolver(Resolver):
 def _negative_ttl(response: dns.message.Message | None) -> float:
     for rrset in response.authority if response is not None else ():
         if rrset.rdtype == dns.rdatatype.SOA:
-            return float(min(rrset.ttl, rrset[0].minimum))  # type: ignore[attr-defined]
+            return float(min(rrset.ttl, rrset[0].minimum))
     return DEFAULT_NEGATIVE_TTL
 
 
@@ -298,12 +294,12 @@ class AggregateResolver(Resolver):
         self.lifetime = sum(r.lifetime for r in self._resolvers)
 
     async def resolve(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> Answer:
-        errors: list[DnsFailure] = []
+        errors: list[DnsError] = []
         nxdomain: Answer | None = None
         for resolver in self._resolvers:
             try:
                 answer = await resolver.resolve(name, rdtype)
-            except DnsFailure as err:
+            except DnsError as err:
                 errors.append(err)
                 continue
             if not answer.nxdomain:
@@ -320,11 +316,11 @@ class AggregateResolver(Resolver):
         return await self._first_list(lambda r: r.resolve_ip(name))
 
     async def _first_list(self, ask: Callable[[Resolver], Any]) -> list[str]:
-        errors: list[DnsFailure] = []
+        errors: list[DnsError] = []
         for resolver in self._resolvers:
             try:
                 found: list[str] = await ask(resolver)
-            except DnsFailure as err:
+            except DnsError as err:
                 errors.append(err)
                 continue
             if found:

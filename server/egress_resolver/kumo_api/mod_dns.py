@@ -28,7 +28,7 @@ from egress_resolver.kumo_api.context import ApiContext, LuaModule
 from egress_resolver.kumo_api.dns_resolvers import (
     MX,
     TXT,
-    DnsFailure,
+    DnsError,
     Resolver,
     UpstreamConfig,
     UpstreamResolver,
@@ -61,7 +61,7 @@ return dns
 
 
 def _classify(err: BaseException) -> Reason | None:
-    if isinstance(err, DnsFailure):
+    if isinstance(err, DnsError):
         return Reason.DATA_SOURCE_TIMEOUT if err.timeout else Reason.DATA_SOURCE_ERROR
     return None
 
@@ -217,7 +217,9 @@ class DnsModule:
             classify=_classify,
         )
 
-    def lookup_addr(self, name: object, resolver: object = None, strategy: object = None) -> IoRequest:
+    def lookup_addr(
+        self, name: object, resolver: object = None, strategy: object = None
+    ) -> IoRequest:
         text = _text(name, "lookup_addr")
         chosen = "Ipv4AndIpv6" if strategy is None else _text(strategy, "lookup_addr")
         if chosen not in dns_lookups.STRATEGIES:
@@ -275,9 +277,9 @@ class DnsModule:
 
         async def run() -> dict[str, Any]:
             if is_default and key in self._mx_failures:
-                until, failure = self._mx_failures[key]
+                until, remembered = self._mx_failures[key]
                 if clock() < until:
-                    raise failure
+                    raise remembered
                 del self._mx_failures[key]
             if self._mx_semaphore is None:
                 self._mx_semaphore = asyncio.Semaphore(max(self.mx_limit, 1))
@@ -285,11 +287,11 @@ class DnsModule:
                 async with self._mx_semaphore:
                     answer = await target.resolve(qname, MX)
                 return dns_lookups.mail_exchanger(qname, port, answer)
-            except DnsFailure as err:
-                failure: BaseException = DnsFailure(
+            except DnsError as err:
+                failure: BaseException = DnsError(
                     f"DNS: failed to query DNS for {qname} (MX): {err}", timeout=err.timeout
                 )
-            except dns_lookups.NxDomain as err:
+            except dns_lookups.NxDomainError as err:
                 failure = err
             if is_default:
                 self._mx_failures[key] = (clock() + self.mx_negative_ttl, failure)
