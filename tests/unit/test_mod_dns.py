@@ -420,6 +420,9 @@ def test_configuration_shapes(tmp_path: Path, dns_server: DnsServer) -> None:
         kumo.dns.configure_unbound_resolver {{
           name_servers = {{ '{addr}' }}, options = {{ validate = false }} }}
         show(kumo.dns.lookup_txt 'txt.example.test')
+        kumo.dns.configure_resolver {{ Unbound = {{ name_servers = {{ '{addr}' }} }} }}
+        kumo.dns.configure_test_mta_sts {{ ['example.test'] = 'version: STSv1' }}
+        show(kumo.dns.lookup_txt 'txt.example.test')
         kumo.dns.define_resolver('agg', {{ Aggregate = {{
           {{ Test = {{ zones = {{ PTR }} }} }}, 'HickorySystemConfig' }} }})
         show(kumo.dns.lookup_ptr('10.0.0.1', 'agg'))
@@ -436,22 +439,23 @@ def test_configuration_shapes(tmp_path: Path, dns_server: DnsServer) -> None:
         """,
         options=ApiOptions(dns_servers=(addr,)),
     )
-    assert out[:7] == [
+    assert out[:8] == [
         '["default-resolver.example.test."]',
         '["default-resolver.example.test."]',
         '["mx1.example.test.","mx2.example.test."]',
+        '["v=spf1 -all"]',
         '["v=spf1 -all"]',
         '["hello."]',  # the Test zone comes first
         '["mx1.example.test."]',  # then the system's (dnsmasq's host-record makes a PTR)
         '["hello."]',  # a named entry inside the list comes before the list's items
     ]
-    assert out[7] == (
+    assert out[8] == (
         "false\tfailed to parse config as either KumoResolverConfig (configure_resolver: unknown "
         "variant `name_servers`, expected one of `Hickory`, `HickorySystemConfig`, `Unbound`, "
         "`Test`, `Aggregate`) or DnsResolverConfig (name server: '10.0.0.1': invalid socket "
         "address syntax)"
     )
-    assert out[8].startswith("false\tfailed to parse config as either KumoResolverConfig (")
+    assert out[9].startswith("false\tfailed to parse config as either KumoResolverConfig (")
     assert (
         "configure_resolver.options: unknown field `timout`, expected one of `ndots`, "
         "`timeout`, `attempts`, `edns0`, `validate`, `ip_strategy`, `cache_size`, "
@@ -459,12 +463,12 @@ def test_configuration_shapes(tmp_path: Path, dns_server: DnsServer) -> None:
         "`negative_max_ttl`, `num_concurrent_reqs`, `preserve_intermediates`, "
         "`try_tcp_on_error`, `server_ordering_strategy`, `recursion_desired`, "
         "`case_randomization`, `trust_anchor_file`"
-    ) in out[8]
-    assert out[9] == (
+    ) in out[9]
+    assert out[10] == (
         "false\tconfigure_unbound_resolver: option not supported by the unbound backend: "
         "unknown field `ndots`, expected one of `validate`, `trust_anchor_file`, `use_hosts_file`"
     )
-    assert out[10] == (
+    assert out[11] == (
         "false\tdefine_resolver('x'): name_servers: unknown variant `quic`, "
         "expected one of `udp`, `tcp`, `udp_then_tcp`"
     )

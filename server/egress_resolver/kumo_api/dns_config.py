@@ -99,6 +99,14 @@ def socket_addr(text: object, what: str) -> tuple[str, int]:
     raise ValueError(f"{what}: '{text}': invalid socket address syntax")
 
 
+def server_address(text: str) -> tuple[str, int]:
+    """A `--dns-servers` entry: `IP:PORT`, `[IPv6]:PORT`, or an IP address (port 53)."""
+    try:
+        return str(ipaddress.ip_address(text)), 53
+    except ValueError:
+        return socket_addr(text, "--dns-servers")
+
+
 def _option(key: str, kind: str, value: object, what: str) -> object:
     where = f"{what}.options.{key}"
     if kind == "bool" and isinstance(value, bool):

@@ -125,14 +125,9 @@ class DnsModule:
         return resolver
 
     def _system(self) -> Resolver:
+        """The machine's resolver, or the name servers of `--dns-servers` when given."""
         configured = self._ctx.state.options.dns_servers
-        servers = None
-        if configured:
-            servers = tuple(
-                dns_config.socket_addr(s if "]:" in s or s.count(":") == 1 else f"{s}:53",
-                                       "--dns-servers")
-                for s in configured
-            )  # fmt: skip
+        servers = tuple(dns_config.server_address(s) for s in configured) or None
         return self._upstream(UpstreamConfig(servers=servers))
 
     def _resolver(self, name: object) -> tuple[Resolver, bool]:
