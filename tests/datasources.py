@@ -1,24 +1,37 @@
-"""Real data sources for the tests: a local HTTP server and redis-server processes.
+"""Real data sources for the tests: a local HTTP server, redis-server and dnsmasq processes.
 
 Each listens on 127.0.0.1 on a free port and is stopped by the test that
 started it (context managers). `RedisServer.stop()` / `start()` kill and
-restart the same server on the same port, for outage tests.
+restart the same server on the same port, for outage tests. `DnsServer` is
+Debian's dnsmasq answering only the records it is given (`dns_server` is
+the pytest fixture, with `DNS_RECORDS`); `StubDnsServer` answers every
+query alike (SERVFAIL, one address, or never: timeouts) and counts them.
 """
 
 from __future__ import annotations
 
+import grp
 import json
+import os
+import pwd
 import shutil
 import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import dns.exception
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdata
+import dns.rdatatype
+import pytest
 import redis
 
 DEADLINE = 60.0
@@ -265,3 +278,180 @@ class RedisClusterServers:
     def __exit__(self, *exc: object) -> None:
         for node in self.nodes:
             node.stop()
+
+
+def free_udp_tcp_port() -> int:
+    """A port on 127.0.0.1 free for both UDP and TCP right now (a DNS server needs both)."""
+    for _ in range(100):
+        port = free_port()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no port free for both UDP and TCP")
+
+
+def dnsmasq_binary() -> str:
+    """The path of dnsmasq; `make test` installs it (mk/dns.mk, Debian's dnsmasq-base)."""
+    found = shutil.which("dnsmasq") or (
+        "/usr/sbin/dnsmasq" if Path("/usr/sbin/dnsmasq").exists() else None
+    )
+    if found is None:
+        raise RuntimeError("dnsmasq is not installed: run `make dnsmasq` (apt-get)")
+    return found
+
+
+DNS_RECORDS: dict[str, Sequence[str]] = {
+    "host-record": ["mx1.example.test,10.0.0.5", "mx6.example.test,::5",
+                    "both.example.test,10.0.0.6,::6"],
+    "mx-host": ["example.test,mx1.example.test,10", "example.test,mx2.example.test,20"],
+    "txt-record": ["txt.example.test,v=spf1 -all", 'split.example.test,part one,part two',
+                   "2.0.0.127.bl.example.test,Listed for testing"],
+    "ptr-record": ["1.0.0.10.in-addr.arpa,default-resolver.example.test"],
+    "address": ["/2.0.0.127.bl.example.test/127.0.0.2"],
+}  # fmt: skip
+"""What `dns_server` answers: dnsmasq options and their values (each value one option).
+The kumomta suite's default resolver is this server: test-define-resolver.lua
+looks up the PTR of 10.0.0.1 there and expects anything but its Test zone's."""
+
+LOCAL_DOMAINS = ("test", "in-addr.arpa", "ip6.arpa")
+"""Answered from the records only: NXDOMAIN / no data for the rest (other names: REFUSED)."""
+
+
+class DnsServer:
+    """dnsmasq on 127.0.0.1:`port` (UDP and TCP), answering only `records`.
+
+    No /etc/resolv.conf, no /etc/hosts, no upstream: names under LOCAL_DOMAINS
+    that no record gives are NXDOMAIN, any other name is REFUSED. Records
+    have a TTL of `ttl` seconds. It runs as the current user (root in CI).
+    """
+
+    def __init__(
+        self, workdir: Path, records: Mapping[str, Sequence[str]] = DNS_RECORDS, ttl: int = 30
+    ) -> None:
+        self.port = free_udp_tcp_port()
+        self.workdir = workdir
+        self.records = records
+        self.ttl = ttl
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT, as --dns-servers and name_servers take it."""
+        return f"127.0.0.1:{self.port}"
+
+    def args(self) -> list[str]:
+        user = pwd.getpwuid(os.getuid()).pw_name
+        group = grp.getgrgid(os.getgid()).gr_name
+        args = [dnsmasq_binary(), "--keep-in-foreground", "--conf-file=/dev/null"]
+        args += ["--no-resolv", "--no-hosts", "--no-poll", "--pid-file=", "--log-facility=-"]
+        args += [f"--user={user}", f"--group={group}", f"--port={self.port}"]
+        args += ["--listen-address=127.0.0.1", "--bind-interfaces", f"--local-ttl={self.ttl}"]
+        args += [f"--local=/{domain}/" for domain in LOCAL_DOMAINS]
+        args += ["--txt-record=ready.dnsmasq.test,ready"]
+        for option, values in self.records.items():
+            args += [f"--{option}={value}" for value in values]
+        return args
+
+    def query(self, name: str, rdtype: str = "A") -> dns.message.Message:
+        """Ask the server directly (the test's own look)."""
+        return dns.query.udp(
+            dns.message.make_query(name, rdtype), "127.0.0.1", port=self.port, timeout=1.0
+        )
+
+    def __enter__(self) -> DnsServer:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        with (self.workdir / "dnsmasq.log").open("wb") as log:
+            self.proc = subprocess.Popen(self.args(), stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + DEADLINE
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log_text = (self.workdir / "dnsmasq.log").read_text(errors="replace")
+                raise RuntimeError(f"dnsmasq exited with {self.proc.returncode}: {log_text}")
+            try:
+                if self.query("ready.dnsmasq.test", "TXT").answer:
+                    return self
+            except (OSError, dns.exception.Timeout):
+                time.sleep(0.02)
+        self.__exit__()
+        raise RuntimeError("dnsmasq did not answer in time")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(DEADLINE)
+
+
+@pytest.fixture(scope="session")
+def dns_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DnsServer]:
+    """dnsmasq with DNS_RECORDS, for every test of the session that asks for it."""
+    with DnsServer(tmp_path_factory.mktemp("dnsmasq")) as server:
+        yield server
+
+
+class StubDnsServer:
+    """A UDP name server on 127.0.0.1 that answers every query alike: with
+    `rcode` (SERVFAIL by default); with `address`, NOERROR and that A record
+    (TTL `ttl`) to A queries; with `silent`, never. `queries` lists them."""
+
+    def __init__(
+        self,
+        rcode: dns.rcode.Rcode = dns.rcode.SERVFAIL,
+        silent: bool = False,
+        address: str | None = None,
+        ttl: int = 30,
+    ) -> None:
+        self.rcode = dns.rcode.NOERROR if address is not None else rcode
+        self.silent = silent
+        self.record = address
+        self.ttl = ttl
+        self.queries: list[str] = []
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.settimeout(0.1)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self._sock.getsockname()[1]}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, peer = self._sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            query = dns.message.from_wire(data)
+            self.queries.append(query.question[0].to_text())
+            if not self.silent:
+                response = dns.message.make_response(query)
+                response.set_rcode(self.rcode)
+                question = query.question[0]
+                if self.record is not None and question.rdtype == dns.rdatatype.A:
+                    rrset = response.find_rrset(
+                        response.answer,
+                        question.name,
+                        question.rdclass,
+                        question.rdtype,
+                        create=True,
+                    )
+                    rrset.add(dns.rdata.from_text("IN", "A", self.record), self.ttl)
+                self._sock.sendto(response.to_wire(), peer)
+
+    def __enter__(self) -> StubDnsServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(DEADLINE)
+        self._sock.close()

@@ -6,7 +6,9 @@ their files. Each test then runs from that directory as
 `egress-resolver script WRAPPER`, where WRAPPER puts `assets/` on the package
 path and fires `main`: a crate test's `main` runs the file with `dofile` (a
 test that registers `main` itself is run directly), a policy-extras module's
-`main` calls `require('policy-extras.NAME'):test()`.
+`main` calls `require('policy-extras.NAME'):test()`. `dns_env` points the
+default DNS resolver at a test's own name server (kumod's
+test-define-resolver.lua ends with a lookup on the default resolver).
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ kumo.on('main', function()
   mod:test()
 end)
 """
+
+
+def dns_env(address: str) -> dict[str, str]:
+    """The environment that makes `address` (HOST:PORT) the default resolver's name server."""
+    return {"EGRESS_RESOLVER_DNS_SERVERS": address}
 
 
 def crate_tests() -> list[str]:

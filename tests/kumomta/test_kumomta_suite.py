@@ -1,7 +1,9 @@
 """KumoMTA's own Lua tests and policy-extras module tests, unmodified, as kumod runs them.
 
 `PENDING` lists the tests whose modules are not written yet; each is a strict
-xfail, so one that starts passing must leave the list.
+xfail, so one that starts passing must leave the list. The default DNS
+resolver of every test is a dnsmasq started here (`dns_server`, records in
+datasources.DNS_RECORDS), never the machine's.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from datasources import DnsServer
 
 from kumomta.harness import (
     copy_snapshot,
     crate_tests,
+    dns_env,
     module_tests,
     run_crate_test,
     run_module_test,
@@ -22,10 +26,6 @@ PENDING: set[str] = {
     "crates/mod-aws-sigv4/test.lua",
     "crates/mod-counter-series/test.lua",
     "crates/mod-crypto/test.lua",
-    "crates/mod-dns-resolver/test-define-resolver.lua",
-    "crates/mod-dns-resolver/test-dns-ptr.lua",
-    "crates/mod-dns-resolver/test-rbl.lua",
-    "crates/mod-dns-resolver/test-strategy.lua",
     "crates/mod-filesystem/test.lua",
     "crates/mod-time/test.lua",
     "queue",
@@ -54,12 +54,12 @@ def test_the_snapshot_holds_what_the_acceptance_names() -> None:
 
 
 @pytest.mark.parametrize("test", _params(crate_tests()))
-def test_crate(snapshot: Path, test: str) -> None:
-    result = run_crate_test(snapshot, test)
+def test_crate(snapshot: Path, dns_server: DnsServer, test: str) -> None:
+    result = run_crate_test(snapshot, test, dns_env(dns_server.address))
     assert result.returncode == 0, result.stderr + result.stdout
 
 
 @pytest.mark.parametrize("name", _params(list(MODULES)))
-def test_policy_extras_module(snapshot: Path, name: str) -> None:
-    result = run_module_test(snapshot, name)
+def test_policy_extras_module(snapshot: Path, dns_server: DnsServer, name: str) -> None:
+    result = run_module_test(snapshot, name, dns_env(dns_server.address))
     assert result.returncode == 0, result.stderr + result.stdout

@@ -12,6 +12,7 @@ from __future__ import annotations
 from egress_resolver.kumo_api import (
     mod_diagnostics,
     mod_digest,
+    mod_dns,
     mod_encode,
     mod_http,
     mod_kumo,
@@ -53,6 +54,7 @@ MODULES: tuple[LuaModule, ...] = (
     mod_serde.MODULE,
     mod_diagnostics.MODULE,
     mod_digest.MODULE,
+    mod_dns.MODULE,
     mod_encode.MODULE,
     mod_http.MODULE,
     mod_memoize.MODULE,

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import math
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any
@@ -134,7 +135,8 @@ class IoContext:
             return IoOutcome(error=f"{request.what}: cannot wait here (on the I/O loop itself)")
         future = asyncio.run_coroutine_threadsafe(perform(request, budget), loop)
         try:
-            return future.result(max(budget, 0.0) + 5.0)
+            # A script has no budget (inf): wait as long as the request takes.
+            return future.result(None if math.isinf(budget) else max(budget, 0.0) + 5.0)
         except concurrent.futures.TimeoutError:
             future.cancel()
             return IoOutcome(expired=True)
