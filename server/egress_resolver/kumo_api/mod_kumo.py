@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import importlib.metadata
 import json
+import os
 
 import lupa.lua54 as lua
 import structlog
@@ -80,6 +81,7 @@ kumo.bump_config_epoch = py.bump_config_epoch
 kumo.set_config_monitor_globs = py.set_config_monitor_globs
 kumo.eval_config_monitor_globs = py.eval_config_monitor_globs
 kumo.version = py.version()
+kumo.available_parallelism = py.available_parallelism
 return kumo
 """
 
@@ -110,6 +112,7 @@ class KumoCore:
                 "set_config_monitor_globs": self.set_config_monitor_globs,
                 "eval_config_monitor_globs": self.eval_config_monitor_globs,
                 "version": _version,
+                "available_parallelism": lambda: len(os.sched_getaffinity(0)),
             },
         )
 
