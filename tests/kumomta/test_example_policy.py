@@ -59,6 +59,9 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+pytestmark = pytest.mark.xfail(strict=True, reason="make_queue_config not written yet")
+
+
 @pytest.fixture
 def policy(tmp_path: Path) -> Path:
     return example_policy(tmp_path)
