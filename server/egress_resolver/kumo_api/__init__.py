@@ -18,7 +18,9 @@ from egress_resolver.kumo_api import (
     mod_regex,
     mod_secrets,
     mod_serde,
+    mod_sleep,
     mod_sqlite,
+    mod_time,
 )
 from egress_resolver.kumo_api.context import (
     ApiContext,
@@ -51,7 +53,9 @@ MODULES: tuple[LuaModule, ...] = (
     mod_regex.MODULE,
     mod_http.MODULE,
     mod_secrets.MODULE,
+    mod_sleep.MODULE,
     mod_sqlite.MODULE,
+    mod_time.MODULE,
     mod_redis.MODULE,
 )
 

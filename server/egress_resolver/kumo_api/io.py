@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import math
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any
@@ -133,8 +134,10 @@ class IoContext:
         if running is loop:
             return IoOutcome(error=f"{request.what}: cannot wait here (on the I/O loop itself)")
         future = asyncio.run_coroutine_threadsafe(perform(request, budget), loop)
+        # An unbounded budget (`egress-resolver script`) waits as long as the request takes.
+        wait = max(budget, 0.0) + 5.0 if math.isfinite(budget) else None
         try:
-            return future.result(max(budget, 0.0) + 5.0)
+            return future.result(wait)
         except concurrent.futures.TimeoutError:
             future.cancel()
             return IoOutcome(expired=True)
