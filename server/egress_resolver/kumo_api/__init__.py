@@ -10,6 +10,7 @@ other handlers run (io.py says how).
 from __future__ import annotations
 
 from egress_resolver.kumo_api import (
+    mod_counter_series,
     mod_crypto,
     mod_diagnostics,
     mod_http,
@@ -50,6 +51,7 @@ MODULES: tuple[LuaModule, ...] = (
     mod_kumo.MODULE,
     mod_serde.MODULE,
     mod_diagnostics.MODULE,
+    mod_counter_series.MODULE,
     mod_crypto.MODULE,
     mod_memoize.MODULE,
     mod_regex.MODULE,
