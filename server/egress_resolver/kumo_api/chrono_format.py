@@ -153,6 +153,6 @@ def _pad(value: int, width: int, pad: str) -> str:
         return str(value)
     sign = "-" if value < 0 else ""
     digits = str(abs(value))
-    if pad == " ":
+    if pad in " _":
         return (sign + digits).rjust(width)
     return sign + digits.rjust(width - len(sign), "0")

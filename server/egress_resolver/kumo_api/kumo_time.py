@@ -218,7 +218,7 @@ def human(d: TimeDelta) -> str:
     return ("-" if d.ns < 0 else "") + " ".join(parts)
 
 
-_DELTA_LIMIT = (_I64 - 1) // 1_000 * 1_000_000  # chrono: i64::MAX milliseconds
+_DELTA_LIMIT = (_I64 - 1) * 1_000_000  # chrono: i64::MAX milliseconds
 
 
 def make_delta(ns: int) -> TimeDelta:

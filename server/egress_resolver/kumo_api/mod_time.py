@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from prometheus_client import Histogram
 
+from egress_resolver.bridge.values import is_lua_table
 from egress_resolver.kumo_api import kumo_time, time_parse
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 from egress_resolver.kumo_api.io import IoRequest
@@ -184,7 +185,8 @@ def _label(value: object) -> str:
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
         return str(value)
-    raise TimeError(f"kumo.time.start_timer: expected a label string, got {value!r}")
+    kind = "a table" if is_lua_table(value) else repr(value)
+    raise TimeError(f"kumo.time.start_timer: expected a label string, got {kind}")
 
 
 __all__ = ["USER_LUA_LATENCY", "Time", "TimeDelta", "build", "sleep_request"]
