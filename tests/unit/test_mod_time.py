@@ -374,3 +374,13 @@ def test_sleep_arguments(lua: Printer) -> None:
         "false\tkumo.time.sleep: cannot sleep for nan seconds: expected a finite number >= 0",
         "nil\tnil\tnil",
     ]
+
+
+def test_a_script_sleeps_without_a_budget(tmp_path: Path) -> None:
+    # `egress-resolver script` runs main with no time budget: the wait blocks the Lua thread.
+    policy = tmp_path / "script.lua"
+    policy.write_text("kumo.on('main', function(seconds) kumo.sleep(tonumber(seconds)) end)\n")
+    host = PolicyHost(policy, script=True)
+    started = time.monotonic()
+    host.run_main("0.1")
+    assert time.monotonic() - started >= 0.1
