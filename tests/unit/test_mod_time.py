@@ -161,6 +161,9 @@ def test_constructor_errors_use_kumods_wording(lua: Printer) -> None:
         print(pcall(kumo.time.with_ymd_hms, 2001, 2, 29, 0, 0, 0))
         print(pcall(kumo.time.with_ymd_hms, 2001, 2))
         print(pcall(kumo.time.with_ymd_hms, 2001, 2, 1.5, 0, 0, 0))
+        local t = kumo.time.now()
+        print(pcall(t.format, t, 5))
+        print(pcall(t.format, '%H'))
         """
     )
     assert out == [
@@ -173,6 +176,8 @@ def test_constructor_errors_use_kumods_wording(lua: Printer) -> None:
         "expected six integers: year, month, day, hour, minute, second",
         "false\tkumo.time.with_ymd_hms: "
         "expected six integers: year, month, day, hour, minute, second",
+        "false\tTime:format: expected a string, got 5",
+        "false\tTime:format: expected a Time, got a string",
     ]
 
 

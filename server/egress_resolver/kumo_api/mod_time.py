@@ -21,7 +21,7 @@ from egress_resolver.bridge.values import is_lua_table
 from egress_resolver.kumo_api import kumo_time, time_parse
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 from egress_resolver.kumo_api.io import IoRequest
-from egress_resolver.kumo_api.kumo_time import Time, TimeDelta, TimeError
+from egress_resolver.kumo_api.kumo_time import TimeDelta, TimeError
 
 USER_LUA_LATENCY = Histogram(
     "user_lua_latency",
@@ -162,7 +162,9 @@ def build(ctx: ApiContext) -> object:
         "parse_rfc2822": named("kumo.time.parse_rfc2822", time_parse.parse_rfc2822, text=True),
         "parse_rfc3339": named("kumo.time.parse_rfc3339", time_parse.parse_rfc3339, text=True),
         "parse_duration": named("kumo.time.parse_duration", kumo_time.parse_duration),
-        "format": named("Time:format", kumo_time.format_time),
+        "format": lambda t, fmt: _checked(
+            "Time:format", kumo_time.format_time, t, _text("Time:format", fmt)
+        ),
         "time_field": kumo_time.time_field,
         "delta_field": kumo_time.delta_field,
         "to_string": kumo_time.to_string,
@@ -188,7 +190,5 @@ def _label(value: object) -> str:
     kind = "a table" if is_lua_table(value) else repr(value)
     raise TimeError(f"kumo.time.start_timer: expected a label string, got {kind}")
 
-
-__all__ = ["USER_LUA_LATENCY", "Time", "TimeDelta", "build", "sleep_request"]
 
 MODULE = LuaModule("kumo.time", build)
