@@ -1,12 +1,13 @@
-"""The engine of `kumo.time` (crates/mod-time): Time and TimeDelta values, parsing, formatting.
+"""The engine of `kumo.time` (crates/mod-time): Time and TimeDelta values, durations, formats.
 
 A `Time` is a UTC instant in whole nanoseconds since the Unix epoch, as
 kumod's `DateTime<Utc>`; a `TimeDelta` is a signed number of nanoseconds,
 as chrono's `TimeDelta`. Both are plain ints underneath, so arithmetic is
 exact. Calendar fields and formats follow chrono's output (`to_string`,
 `to_rfc2822`, `to_rfc3339`, strftime in chrono_format.py); durations are
-parsed and shown as Rust's humantime does. Years are 1 to 9999 (chrono
-goes further; Python's calendar does not).
+parsed and shown as Rust's humantime does; timestamps are parsed in
+time_parse.py. Years are 1 to 9999 (chrono goes further; Python's
+calendar does not).
 
 The clocks are module attributes, so that tests can replace them:
 `WALL_CLOCK` (nanoseconds since the epoch) for `now` and `elapsed`, and
