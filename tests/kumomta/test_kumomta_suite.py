@@ -23,11 +23,7 @@ from kumomta.harness import (
 )
 
 PENDING: set[str] = {
-    "crates/mod-aws-sigv4/test.lua",
-    "crates/mod-counter-series/test.lua",
-    "crates/mod-crypto/test.lua",
     "crates/mod-filesystem/test.lua",
-    "crates/mod-time/test.lua",
     "queue",
     "listener_domains",
 }

@@ -10,6 +10,8 @@ other handlers run (io.py says how).
 from __future__ import annotations
 
 from egress_resolver.kumo_api import (
+    mod_counter_series,
+    mod_crypto,
     mod_diagnostics,
     mod_digest,
     mod_dns,
@@ -22,8 +24,10 @@ from egress_resolver.kumo_api import (
     mod_regex,
     mod_secrets,
     mod_serde,
+    mod_sleep,
     mod_sqlite,
     mod_string,
+    mod_time,
     mod_uuid,
 )
 from egress_resolver.kumo_api.context import (
@@ -53,6 +57,8 @@ MODULES: tuple[LuaModule, ...] = (
     mod_kumo.MODULE,
     mod_serde.MODULE,
     mod_diagnostics.MODULE,
+    mod_counter_series.MODULE,
+    mod_crypto.MODULE,
     mod_digest.MODULE,
     mod_dns.MODULE,
     mod_encode.MODULE,
@@ -62,8 +68,10 @@ MODULES: tuple[LuaModule, ...] = (
     mod_redis.MODULE,
     mod_regex.MODULE,
     mod_secrets.MODULE,
+    mod_sleep.MODULE,
     mod_sqlite.MODULE,
     mod_string.MODULE,
+    mod_time.MODULE,
     mod_uuid.MODULE,
 )
 

@@ -134,9 +134,10 @@ class IoContext:
         if running is loop:
             return IoOutcome(error=f"{request.what}: cannot wait here (on the I/O loop itself)")
         future = asyncio.run_coroutine_threadsafe(perform(request, budget), loop)
+        # An unbounded budget (`egress-resolver script`) waits as long as the request takes.
+        wait = max(budget, 0.0) + 5.0 if math.isfinite(budget) else None
         try:
-            # A script has no budget (inf): wait as long as the request takes.
-            return future.result(None if math.isinf(budget) else max(budget, 0.0) + 5.0)
+            return future.result(wait)
         except concurrent.futures.TimeoutError:
             future.cancel()
             return IoOutcome(expired=True)

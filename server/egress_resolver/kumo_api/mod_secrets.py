@@ -4,7 +4,7 @@ The KeySource forms, as kumod's untagged `KeySource` enum reads them:
 
 - a file path: the file's bytes, read on the Lua thread as `kumo.json_load` reads (a relative
   path is resolved against the policy's directory, like the other data files);
-- `{ key_data = '...' }`: those bytes;
+- `{ key_data = '...' }`: those bytes (binary data included);
 - `{ event_name = NAME, event_args = { ... } }`: the string the policy's handler for NAME
   returns when called with the arguments (the Lua half calls it);
 - HashiCorp Vault (`vault_mount`, `vault_path`, ...): refused with a message saying so: the
@@ -12,7 +12,8 @@ The KeySource forms, as kumod's untagged `KeySource` enum reads them:
   KeySources on to the MTA).
 
 Errors are worded as kumod words them (`KeySource failed to load data from file ...`).
-`load_key_source` is the one reader, for the other modules that take a KeySource.
+`load_key_source` is the one reader, for the other modules that take a KeySource
+(kumo.crypto, kumo.digest's HMACs).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from egress_resolver.bridge.values import is_lua_table, to_python
+from egress_resolver.bridge.values import is_lua_table
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 
 _SHIM = """
@@ -41,9 +42,21 @@ end
 return secrets
 """
 
+# Reads `t[k]` as hex when it is a string: a Lua string that is not UTF-8
+# (a binary key) cannot cross into Python as itself in this runtime.
+_RAW_FIELD = """
+local t, k = ...
+local v = t[k]
+if type(v) ~= 'string' then return nil end
+return (v:gsub('.', function(c) return string.format('%02x', c:byte()) end))
+"""
 
-def load_key_source(ctx: ApiContext, source: object, function: str = "kumo.secrets.load") -> bytes:
-    """The bytes of a file-path or `key_data` KeySource; a clear error for any other form."""
+
+def load_key_source(ctx: ApiContext, source: object, where: str = "kumo.secrets.load") -> bytes:
+    """A file-path or `key_data` KeySource's bytes; a clear error for any other form.
+
+    `where` names the caller in error messages (`kumo.secrets.load`, or the function
+    that was given the KeySource)."""
     if isinstance(source, str | bytes):
         path = source.decode() if isinstance(source, bytes) else source
         try:
@@ -53,20 +66,20 @@ def load_key_source(ctx: ApiContext, source: object, function: str = "kumo.secre
                 f"KeySource failed to load data from file `{path}`: "
                 f"{os.strerror(err.errno or 0)} (os error {err.errno})"
             ) from None
-    fields = to_python(source) if is_lua_table(source) else None
-    if isinstance(fields, dict):
-        data = fields.get("key_data")
-        if set(fields) == {"key_data"} and isinstance(data, str | bytes):
-            return data.encode() if isinstance(data, str) else data
-        if any(str(k).startswith("vault_") for k in fields):
-            raise ValueError(
-                f"{function}: HashiCorp Vault key sources are not supported by egress-resolver "
-                "(it has no Vault client); use a file path or { key_data = ... }"
-            )
-    shown = fields if fields is not None else source
+    keys = {str(key) for key in source} if is_lua_table(source) else set()  # type: ignore[attr-defined]
+    if keys == {"key_data"}:
+        data = ctx.runtime.execute(_RAW_FIELD, source, "key_data")
+        if isinstance(data, str):
+            return bytes.fromhex(data)
+    if any(key.startswith("vault_") for key in keys):
+        raise ValueError(
+            f"{where}: HashiCorp Vault key sources are not supported by egress-resolver "
+            "(it has no Vault client); use a file path or { key_data = ... }"
+        )
+    shown = sorted(keys) if keys else type(source).__name__
     raise ValueError(
-        f"{function}: expected a KeySource: a file path, {{ key_data = ... }} or "
-        f"{{ event_name = ..., event_args = {{ ... }} }}, got {shown!r}"
+        f"{where}: expected a KeySource: a file path, {{ key_data = ... }} or "
+        f"{{ event_name = ..., event_args = {{ ... }} }}, got {shown}"
     )
 
 

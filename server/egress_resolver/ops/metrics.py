@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.kumo_api.mod_time import USER_LUA_LATENCY
 from egress_resolver.serving.cache import CacheStats
 from egress_resolver.serving.handler_wrap import Handlers, rewrap
 
@@ -147,6 +148,7 @@ class Metrics:
         for reason in Reason:
             self.handler_errors.labels(reason.value)
         r.register(_CacheCollector(cache_stats))
+        r.register(USER_LUA_LATENCY)  # kumo.time.start_timer's histogram, as kumod names it
 
     def serve(self, address: str) -> str:
         """Serve /metrics on HOST:PORT from a background thread; returns the bound address."""
