@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from egress_resolver.kumo_api import (
     mod_diagnostics,
+    mod_fs,
+    mod_glob,
     mod_http,
     mod_kumo,
     mod_memoize,
@@ -47,6 +49,8 @@ MODULES: tuple[LuaModule, ...] = (
     mod_kumo.MODULE,
     mod_serde.MODULE,
     mod_diagnostics.MODULE,
+    mod_fs.MODULE,
+    mod_glob.MODULE,
     mod_memoize.MODULE,
     mod_regex.MODULE,
     mod_http.MODULE,
