@@ -30,7 +30,6 @@ PENDING: set[str] = {
     "crates/mod-dns-resolver/test-rbl.lua",
     "crates/mod-dns-resolver/test-strategy.lua",
     "crates/mod-encode/test_charset.lua",
-    "crates/mod-filesystem/test.lua",
     "crates/mod-string/test-template.lua",
     "crates/mod-string/test_ends_with.lua",
     "crates/mod-string/test_wrap.lua",

@@ -10,7 +10,9 @@ other handlers run (io.py says how).
 from __future__ import annotations
 
 from egress_resolver.kumo_api import (
+    mod_cidr,
     mod_diagnostics,
+    mod_domain_map,
     mod_fs,
     mod_glob,
     mod_http,
@@ -18,6 +20,7 @@ from egress_resolver.kumo_api import (
     mod_memoize,
     mod_redis,
     mod_regex,
+    mod_regex_set_map,
     mod_secrets,
     mod_serde,
     mod_sqlite,
@@ -49,10 +52,13 @@ MODULES: tuple[LuaModule, ...] = (
     mod_kumo.MODULE,
     mod_serde.MODULE,
     mod_diagnostics.MODULE,
+    mod_cidr.MODULE,
+    mod_domain_map.MODULE,
     mod_fs.MODULE,
     mod_glob.MODULE,
     mod_memoize.MODULE,
     mod_regex.MODULE,
+    mod_regex_set_map.MODULE,
     mod_http.MODULE,
     mod_secrets.MODULE,
     mod_sqlite.MODULE,
