@@ -212,6 +212,6 @@ def time_fields(nanos: int) -> dict[str, object]:
         "second": moment.second,
         "unix_timestamp": seconds,
         "unix_timestamp_millis": nanos // 1_000_000,
-        "rfc2822": moment.strftime("%a, ") + f"{moment.day} " + moment.strftime("%b %Y %H:%M:%S +0000"),
+        "rfc2822": f"{moment:%a}, {moment.day} {moment:%b %Y %H:%M:%S} +0000",
         "rfc3339": moment.strftime("%Y-%m-%dT%H:%M:%S") + fraction + "+00:00",
     }

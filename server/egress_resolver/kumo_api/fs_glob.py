@@ -247,12 +247,10 @@ class GlobCache:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._entries: cachetools.TLRUCache[tuple[str, str | None], _Cached] = (
-            cachetools.TLRUCache(
-                maxsize=GLOB_CACHE_CAPACITY,
-                ttu=lambda _key, value, now: now + value.ttl,
-                timer=lambda: self.clock(),
-            )
+        self._entries: cachetools.TLRUCache[tuple[str, str | None], _Cached] = cachetools.TLRUCache(
+            maxsize=GLOB_CACHE_CAPACITY,
+            ttu=lambda _key, value, now: now + value.ttl,
+            timer=lambda: self.clock(),
         )
 
     def glob(self, pattern: str, relative_to: str | None, ttl: float) -> list[str]:

@@ -61,8 +61,10 @@ def stored_value(value: object, what: str, depth: int = 0) -> object:
                 f"{what}: table key {key!r} cannot be used as a key in a memoizable table"
             )
     keys = [key for key, _ in items]
-    if keys and all(isinstance(k, int) for k in keys) and sorted(keys) == list(
-        range(1, len(keys) + 1)
+    if (
+        keys
+        and all(isinstance(k, int) for k in keys)
+        and sorted(keys) == list(range(1, len(keys) + 1))
     ):
         return [stored_value(v, what, depth + 1) for _, v in sorted(items, key=lambda kv: kv[0])]
     return {key: stored_value(v, what, depth + 1) for key, v in items}

@@ -175,8 +175,8 @@ class FsFunctions:
 
     def build(self) -> object:
         """The kumo.fs table."""
-        names = ("read_dir", "glob", "uncached_glob", "open", "metadata", "time")
-        names += ("close", "flush", "read", "write", "seek")
+        names: tuple[str, ...] = ("read_dir", "glob", "uncached_glob", "open", "metadata", "time")
+        names += ("close", "flush", "read", "write", "seek")  # the file object's methods
         return self._ctx.shim(_SHIM, {n: getattr(self, n) for n in names}, self._ctx.kumo)
 
 

@@ -63,8 +63,7 @@ def build(ctx: ApiContext) -> object:
             return RegexSetMap(ctx.runtime, ())
         if not is_lua_table(seed):
             raise MapError(
-                "kumo.regex_set_map.new: expected a table of entries, "
-                f"got a {lua_type_name(seed)}"
+                f"kumo.regex_set_map.new: expected a table of entries, got a {lua_type_name(seed)}"
             )
         entries = [
             (key_string(k, "kumo.regex_set_map.new"), stored_value(v, "kumo.regex_set_map.new"))
