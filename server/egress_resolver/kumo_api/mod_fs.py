@@ -101,7 +101,7 @@ class FsFunctions:
     def _list(self, items: list[str]) -> object:
         return self._ctx.runtime.table_from(items)
 
-    def read_dir(self, path: object) -> object:
+    def read_dir(self, path: object = None) -> object:
         """`read_dir(path)`: the entries' paths (`path` joined with each name), unsorted."""
         path = _string(path, "read_dir", "path")
         try:
@@ -118,7 +118,9 @@ class FsFunctions:
                 raise FsError(f"path entry {shown} is not representable as utf8") from None
         return self._list(entries)
 
-    def glob(self, pattern: object, relative_to: object = None, ttl: object = None) -> object:
+    def glob(
+        self, pattern: object = None, relative_to: object = None, ttl: object = None
+    ) -> object:
         """`glob(pattern, [relative_to], [ttl_seconds])`, cached (fs_glob.GLOB_CACHE)."""
         pattern = _string(pattern, "glob", "pattern")
         where = _optional_string(relative_to, "glob", "relative_to")
@@ -130,19 +132,21 @@ class FsFunctions:
             raise FsError(f"glob: ttl_seconds must be a number of seconds >= 0, got {ttl!r}")
         return self._list(fs_glob.GLOB_CACHE.glob(pattern, where, seconds))
 
-    def uncached_glob(self, pattern: object, relative_to: object = None) -> object:
+    def uncached_glob(self, pattern: object = None, relative_to: object = None) -> object:
         """`uncached_glob(pattern, [relative_to])`: walks every time."""
         pattern = _string(pattern, "uncached_glob", "pattern")
         where = _optional_string(relative_to, "uncached_glob", "relative_to")
         return self._list(fs_glob.glob(pattern, where))
 
-    def open(self, filename: object, mode: object = None) -> AsyncFile:
+    def open(self, filename: object = None, mode: object = None) -> AsyncFile:
         return AsyncFile.open(
-            _string(filename, "open", "filename"), _optional_string(mode, "open", "mode")
+            _string(filename, "kumo.fs.open", "filename"),
+            _optional_string(mode, "kumo.fs.open", "mode"),
         )
 
     def metadata(self, path: object, follow_symlinks: bool) -> object:
         name = "metadata_for_path" if follow_symlinks else "symlink_metadata_for_path"
+        name = "kumo.fs." + name
         fields = metadata(_string(path, name, "path"), follow_symlinks)
         return self._ctx.runtime.table_from(fields)
 
@@ -183,7 +187,7 @@ class FsFunctions:
 def _string(value: object, function: str, what: str) -> str:
     if isinstance(value, str):
         return value
-    raise FsError(f"kumo.fs.{function}: expected a string {what}, got {lua_type_name(value)}")
+    raise FsError(f"{function}: expected a string {what}, got {lua_type_name(value)}")
 
 
 def _optional_string(value: object, function: str, what: str) -> str | None:
