@@ -303,7 +303,8 @@ def test_a_name_that_is_not_utf8_is_an_error(tmp_path: Path, clock: FakeClock) -
     assert out == [
         f"false\tpath entry {tmp_path}/d/\ufffd.rs is not representable as utf8",
         "false\tpath entry \ufffd.rs is not representable as utf8",
-        f'false\tglob(*.rs, Some("{tmp_path}/d")): path entry \ufffd.rs is not representable as utf8',
+        f'false\tglob(*.rs, Some("{tmp_path}/d")): '
+        "path entry \ufffd.rs is not representable as utf8",
     ]
 
 
