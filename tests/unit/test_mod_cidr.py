@@ -5,7 +5,13 @@ from pathlib import Path
 
 import pytest
 
-from egress_resolver.kumo_api.cidr_map import CidrError, parse_cidr, parse_key, show
+from egress_resolver.kumo_api.cidr_map import (
+    CidrError,
+    packed_address,
+    parse_cidr,
+    parse_key,
+    show,
+)
 from egress_resolver.runtime.lua_host import PolicyHost
 
 
@@ -290,3 +296,35 @@ def test_memoize_caches_maps_and_each_caller_gets_its_own_copy(tmp_path: Path) -
     )
     assert json.loads(out[0]) == [1, "changed", "lan", "userdata"]
     assert json.loads(out[1]) == [1, 1]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "10.1.2.3",
+        "10.1.2.3:25",
+        "[10.1.2.3]",
+        "[10.1.2.3]:25",
+        "::1",
+        "[::1]:25",
+        "::ffff:10.1.2.3",
+        "2001:db8::1",
+        "010.1.2.3",  # not the fast path: the cidr crate's short-form parser reads it
+        "10.1",
+        "10.0.0.0/8",
+        "2001:db8::/32",
+        "[10.0.0.0/8]:25",
+    ],
+)
+def test_the_fast_lookup_path_agrees_with_kumods_parser(key: str) -> None:
+    packed = packed_address(key)
+    network = parse_key(key)
+    assert not isinstance(network, str)
+    assert packed in (None, network.network_address.packed)
+
+
+@pytest.mark.parametrize("key", ["x10.1.2.3", "[10.1.2.3", "10.1.2.3]", "1.2.3.4%x", "fe80::1%0"])
+def test_the_fast_lookup_path_leaves_the_rest_to_kumods_parser(key: str) -> None:
+    assert packed_address(key) is None
+    with pytest.raises(CidrError):
+        parse_key(key)

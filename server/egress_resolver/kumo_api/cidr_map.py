@@ -19,6 +19,7 @@ its first address, as kumod does.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any
 
 import radix
@@ -157,10 +158,13 @@ class CidrMap(LuaMap):
         return tree
 
     def lookup(self, key: str) -> tuple[bool, object]:
-        network = parse_key(key)
-        if isinstance(network, str):
-            raise CidrError(f"{self.kind}: `any` is a block, not an address to look up")
-        node = self._data.search_best(packed=network.network_address.packed)
+        packed = packed_address(key)
+        if packed is None:
+            network = parse_key(key)
+            if isinstance(network, str):
+                raise CidrError(f"{self.kind}: `any` is a block, not an address to look up")
+            packed = network.network_address.packed
+        node = self._data.search_best(packed=packed)
         return (False, None) if node is None else (True, node.data[_VALUE])
 
     def assign(self, key: str, value: object) -> None:
@@ -174,6 +178,30 @@ class CidrMap(LuaMap):
             for node in tree.search_covered(prefix):
                 tree.delete(node.prefix)
             tree.add(prefix).data[_VALUE] = value
+
+
+def packed_address(key: str) -> bytes | None:
+    """The fast path of a lookup: a plain address, `[IP]`, `[IP]:PORT` or `IP:PORT`.
+
+    The C parser accepts only canonical addresses (no short IPv4 forms, no
+    leading zeros, no zones), each of which parse_key reads the same way, in
+    the same order; None: leave it to parse_key.
+    """
+    address = _pton(key)
+    if address is not None:
+        return address
+    if key.startswith("[") and "]" in key[1:]:
+        return _pton(key[1:].split("]", 1)[0])
+    if ":" in key:
+        return _pton(key.rsplit(":", 1)[0])
+    return None
+
+
+def _pton(text: str) -> bytes | None:
+    try:
+        return socket.inet_pton(socket.AF_INET6 if ":" in text else socket.AF_INET, text)
+    except OSError:
+        return None
 
 
 def seed_order(network: Network | str) -> tuple[int, int, int]:
