@@ -51,7 +51,12 @@ _POSIX_CLASSES = {
     "xdigit": "0-9A-Fa-f",
 }
 _POSIX_CLASS = re.compile(r"\[:([a-z]+):\]")
-_RECURSIVE = "([^./][^/]*/?)*"
+# filenamegen matches `**` with `([^./][^/]*/?)*`: any run of path components
+# that do not start with a dot. Python's backtracking `re` takes exponential
+# time on that nested loop when a long name does not match; this form accepts
+# the same strings (a first character that is not `.` or `/`, and every `/`
+# followed by the end or by such a character) in polynomial time.
+_RECURSIVE = "(?:[^./](?:[^/]|/(?=[^./]))*/?)?"
 
 
 class GlobError(ValueError):
