@@ -26,6 +26,7 @@ import dataclasses
 import os
 import re
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -252,6 +253,7 @@ class GlobCache:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
+        self._lock = threading.Lock()  # policies loading on other threads share it
         self._entries: cachetools.TLRUCache[tuple[str, str | None], _Cached] = cachetools.TLRUCache(
             maxsize=GLOB_CACHE_CAPACITY,
             ttu=lambda _key, value, now: now + value.ttl,
@@ -261,21 +263,24 @@ class GlobCache:
     def glob(self, pattern: str, relative_to: str | None, ttl: float) -> list[str]:
         """`glob` through the cache; a cached error is raised again."""
         key = (pattern, relative_to)
-        cached = self._entries.get(key)
+        with self._lock:
+            cached = self._entries.get(key)
         if cached is None:
             try:
                 cached = _Cached(ttl, tuple(glob(pattern, relative_to)), None)
             except GlobError as err:
                 where = "None" if relative_to is None else f"Some({_rust_debug(relative_to)})"
                 cached = _Cached(ttl, None, f"glob({pattern}, {where}): {err}")
-            self._entries[key] = cached
+            with self._lock:
+                self._entries[key] = cached
         if cached.error is not None:
             raise GlobError(cached.error)
         return list(cached.paths or ())
 
     def clear(self) -> None:
         """Forget every entry."""
-        self._entries.clear()
+        with self._lock:
+            self._entries.clear()
 
 
 def _rust_debug(text: str) -> str:

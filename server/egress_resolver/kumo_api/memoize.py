@@ -12,7 +12,10 @@ new one fails to load) keeps its own entries until they expire.
 Values are stored as plain data (what `to_python` makes of a Lua value) and
 turned into fresh Lua tables on every hit, so a caller that changes the table
 it got cannot change what the next caller sees, and no value refers to a Lua
-runtime that a reload has thrown away. Everything here runs on the Lua thread.
+runtime that a reload has thrown away. The maps of kumo.cidr, kumo.domain_map
+and kumo.regex_set_map are `Memoizable` (kumod's `__memoize`): the cache keeps
+a snapshot of each and every hit gets its own copy. Everything here runs on
+the Lua thread.
 """
 
 from __future__ import annotations
