@@ -23,7 +23,6 @@ from kumomta.harness import (
 )
 
 PENDING: set[str] = {
-    "crates/mod-filesystem/test.lua",
     "queue",
     "listener_domains",
 }

@@ -49,3 +49,19 @@ def _plain(value: Any) -> object:
     if isinstance(value, datetime.date | datetime.time):
         return value.isoformat()
     return value
+
+
+def lua_type_name(value: object) -> str:
+    """What Lua's `type()` says of a value handed to Python ("userdata" for Python objects)."""
+    kind = lua.lua_type(value)
+    if kind is not None:
+        return str(kind)
+    if value is None:
+        return "nil"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str | bytes):
+        return "string"
+    return "userdata"

@@ -27,7 +27,7 @@ def compile_pattern(pattern: object) -> re.Pattern[str]:
     if not isinstance(pattern, str):
         raise RegexError(f"kumo.regex.compile: expected a pattern string, got {pattern!r}")
     try:
-        return re.compile(_translate(pattern))
+        return re.compile(translate(pattern))
     except re.error as err:
         raise RegexError(f"kumo.regex.compile: invalid pattern {pattern!r}: {err}") from None
 
@@ -93,7 +93,8 @@ def split(regex: re.Pattern[str], text: str) -> list[str]:
     return pieces
 
 
-def _translate(pattern: str) -> str:
+def translate(pattern: str) -> str:
+    """A Rust-syntax pattern in Python's syntax (named groups, `\\z`)."""
     out: list[str] = []
     i = 0
     while i < len(pattern):

@@ -12,15 +12,20 @@ new one fails to load) keeps its own entries until they expire.
 Values are stored as plain data (what `to_python` makes of a Lua value) and
 turned into fresh Lua tables on every hit, so a caller that changes the table
 it got cannot change what the next caller sees, and no value refers to a Lua
-runtime that a reload has thrown away. Everything here runs on the Lua thread.
+runtime that a reload has thrown away. The maps of kumo.cidr, kumo.domain_map
+and kumo.regex_set_map are `Memoizable` (kumod's `__memoize`): the cache keeps
+a snapshot of each and every hit gets its own copy. Everything here runs on
+the Lua thread.
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
+from typing import Any
 
 import cachetools
 
@@ -38,6 +43,46 @@ MEMOIZE_FIELDS = (
     "retry_on_populate_timeout",
 )
 _MISSING = object()
+
+
+class Memoizable(abc.ABC):
+    """A module's Lua object that `kumo.memoize` can cache, as kumod's `__memoize` lets
+    a userdata opt in (the maps of kumo.cidr, kumo.domain_map, kumo.regex_set_map).
+
+    The cache keeps a snapshot that refers to no Lua runtime; every hit gets its
+    own copy for the caller's runtime (copy-on-write: a caller that changes its
+    copy changes neither the snapshot nor another caller's copy).
+    """
+
+    @abc.abstractmethod
+    def memo_snapshot(self) -> Memoizable:
+        """A copy bound to no runtime, which later changes to this object leave alone."""
+
+    @abc.abstractmethod
+    def memo_restore(self, runtime: Any) -> object:
+        """A copy for `runtime`, to hand to Lua."""
+
+
+def snapshot(value: object) -> object:
+    """`value` (plain data) with every Memoizable in it replaced by its snapshot."""
+    if isinstance(value, Memoizable):
+        return value.memo_snapshot()
+    if isinstance(value, dict):
+        return {k: snapshot(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [snapshot(v) for v in value]
+    return value
+
+
+def restore(value: object, runtime: Any) -> object:
+    """`value` with every Memoizable snapshot in it restored for `runtime`."""
+    if isinstance(value, Memoizable):
+        return value.memo_restore(runtime)
+    if isinstance(value, dict):
+        return {k: restore(v, runtime) for k, v in value.items()}
+    if isinstance(value, list):
+        return [restore(v, runtime) for v in value]
+    return value
 
 
 class MemoizeError(ValueError):
@@ -151,7 +196,8 @@ def _canonical(value: object) -> object:
 
 
 def check_cacheable(value: object) -> None:
-    """Raise MemoizeError unless `value` is plain data or an immutable definition."""
+    """Raise MemoizeError unless `value` is plain data, an immutable definition or
+    a Memoizable object."""
     if isinstance(value, dict):
         for item in value.values():
             check_cacheable(item)
@@ -160,7 +206,7 @@ def check_cacheable(value: object) -> None:
             check_cacheable(item)
     elif not (
         value is None
-        or isinstance(value, bool | int | float | str)
+        or isinstance(value, bool | int | float | str | Memoizable)
         or (dataclasses.is_dataclass(value) and not isinstance(value, type))
     ):
         raise MemoizeError(

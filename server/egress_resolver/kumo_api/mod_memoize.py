@@ -10,6 +10,8 @@ from egress_resolver.kumo_api.memoize import (
     check_cacheable,
     memo_key,
     memo_params,
+    restore,
+    snapshot,
 )
 
 _SHIM = """
@@ -67,12 +69,14 @@ class Memoize:
 
     def get(self, cache: MemoCache, key: str) -> tuple[bool, object]:
         hit, value = cache.get(key)
-        return hit, (to_lua(self._ctx.runtime, value) if isinstance(value, list | dict) else value)
+        runtime = self._ctx.runtime
+        value = restore(value, runtime)
+        return hit, (to_lua(runtime, value) if isinstance(value, list | dict) else value)
 
     def put(self, cache: MemoCache, key: str, value: object) -> None:
         plain = to_python(value) if is_lua_table(value) else value
         check_cacheable(plain)
-        cache.put(key, plain)
+        cache.put(key, snapshot(plain))
 
 
 MODULE = LuaModule("kumo", lambda ctx: Memoize(ctx).build())
