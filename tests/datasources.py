@@ -53,7 +53,9 @@ class SourceHttpServer:
     """Answers GET /source/NAME with {"source_address": ...} after `delay` seconds.
 
     Names choose a fault: `fail-*` gets a 503, a name with `slow-` waits 5 s, `garbage-*`
-    gets bytes that are not HTTP. `gather-*` requests are held until `gather`
+    gets bytes that are not HTTP, `endless-*` gets a body that never ends (chunks
+    of 64 KiB until the client goes away or the server is stopped; `endless_sent`
+    counts its bytes). `gather-*` requests are held until `gather`
     of them are in at once (then all are answered; after 20 s each gets a
     504): only handlers that wait side by side can all be answered.
     Query parameters: `status=`, `delay=`. `max_in_flight` is the most
@@ -68,6 +70,8 @@ class SourceHttpServer:
         self.max_in_flight = 0
         self.headers_seen: list[dict[str, str]] = []
         self.bodies: list[bytes] = []
+        self.endless_sent = 0
+        self._stopped = threading.Event()
         self._lock = threading.Lock()
         server = self
 
@@ -86,6 +90,9 @@ class SourceHttpServer:
                     parts = urlsplit(self.path)
                     query = parse_qs(parts.query)
                     name = parts.path.rsplit("/", 1)[-1]
+                    if name.startswith("endless-"):
+                        self._endless()
+                        return
                     if name.startswith("garbage-"):
                         self.wfile.write(b"\x00\x01 this is not HTTP\r\n\r\n")
                         self.close_connection = True
@@ -109,6 +116,25 @@ class SourceHttpServer:
                     self.wfile.write(body)
                 finally:
                     server._leave()
+
+            def _endless(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                chunk = b"x" * 65536
+                framed = b"%x\r\n%b\r\n" % (len(chunk), chunk)
+                self.close_connection = True
+                # Bounded by the test: it ends when the server is stopped (or
+                # after DEADLINE), if the client has not gone away before.
+                ends = time.monotonic() + DEADLINE
+                while not server._stopped.is_set() and time.monotonic() < ends:
+                    try:
+                        self.wfile.write(framed)
+                    except OSError:  # the client closed the connection
+                        return
+                    with server._lock:
+                        server.endless_sent += len(chunk)
 
             do_GET = do_POST = do_PUT = _answer  # noqa: N815 (http.server calls these names)
 
@@ -140,6 +166,7 @@ class SourceHttpServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        self._stopped.set()
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(DEADLINE)

@@ -46,10 +46,21 @@ def test_a_policy_reads_keys_through_the_cluster(
     assert all(node.client().dbsize() > 0 for node in cluster.nodes)
     policy = tmp_path / "policy.lua"
     policy.write_text(POLICY % ", ".join(f"'{url}'" for url in cluster.urls))
-    settings = Settings(policy=policy, listen=["127.0.0.1:0"], watch_interval=0.0)
+    # A reply over the data source limit: the cluster's connections get the
+    # limited parser too (mod_redis.py gives it to every node).
+    writer.hset("source:big", mapping={"source_address": "10.4.0.99", "x": "x" * 2 * 1024 * 1024})
+    writer.hset("source:after-big", mapping={"source_address": "10.4.0.100"})
+    settings = Settings(
+        policy=policy, listen=["127.0.0.1:0"], watch_interval=0.0, data_source_limit_mib=1
+    )
     with InProcessServer(settings) as srv, Resolver(srv.target) as resolver:
         answers = [resolver.get(name).source_address for name in NAMES]
         assert answers == [f"10.4.0.{i + 1}" for i in range(len(NAMES))]
         with pytest.raises(ResolverError) as missing:
             resolver.get("ip-missing")
         assert missing.value.reason == "SOURCE_NOT_FOUND"
+        with pytest.raises(ResolverError) as big:
+            resolver.get("big")
+        assert big.value.reason == "DATA_SOURCE_ERROR"
+        assert "redis: the reply is larger than the data source limit of 1 MiB" in big.value.message
+        assert resolver.get("after-big").source_address == "10.4.0.100"  # not cached yet

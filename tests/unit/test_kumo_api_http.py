@@ -9,6 +9,7 @@ import pytest
 from datasources import SourceHttpServer, free_port
 
 from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.kumo_api import ApiOptions
 from egress_resolver.runtime.lua_host import PolicyHost
 
 LIVE = Path(__file__).parent.parent / "fixtures" / "live"
@@ -102,3 +103,46 @@ def test_connection_refused(tmp_path: Path) -> None:
     assert err.reason is Reason.DATA_SOURCE_ERROR
     assert "http: " in err.message
     assert elapsed < 2.0
+
+
+def limited_host(tmp_path: Path, base: str, limit: int) -> PolicyHost:
+    """A policy whose client has kumod's default timeout (60 s): only the
+    handler's budget and the data source limit bound an endless body."""
+    policy = tmp_path / "limited.lua"
+    policy.write_text(
+        f"""
+        local client = kumo.http.build_client {{}}
+        kumo.on('get_egress_source', function(name)
+          local body = client:get('{base}/source/' .. name):send():text()
+          return kumo.make_egress_source {{
+            name = name, source_address = kumo.serde.json_parse(body).source_address,
+          }}
+        end)
+        """
+    )
+    return PolicyHost(policy, handler_timeout=30.0, options=ApiOptions(data_source_limit=limit))
+
+
+def test_a_body_over_the_data_source_limit_fails_the_call(
+    tmp_path: Path, http_server: SourceHttpServer
+) -> None:
+    host = limited_host(tmp_path, http_server.url, 1024 * 1024)
+    sent_before = http_server.endless_sent
+    err, elapsed = failure(host, "endless-1")  # a chunked body that never ends
+    assert err.reason is Reason.DATA_SOURCE_ERROR
+    assert err.code.name == "FAILED_PRECONDITION"
+    assert (
+        "http: the response body is larger than the data source limit of 1 MiB "
+        "(--data-source-limit-mib)" in err.message
+    )
+    assert elapsed < 20.0  # stopped at the limit, not at the handler's 30 s
+    assert host.resolve_source("ip-1").source_address == "10.9.0.1"  # the pool goes on
+    # The server wrote what the client read plus what the sockets' buffers held.
+    assert http_server.endless_sent - sent_before < 64 * 1024 * 1024
+    # A Content-Length over the limit: refused before the body is read.
+    err, _ = failure(limited_host(tmp_path, http_server.url, 40), "ip-2")
+    assert err.reason is Reason.DATA_SOURCE_ERROR
+    assert "larger than the data source limit of 40 bytes (--data-source-limit-mib)" in err.message
+    # A body of exactly the limit is read.
+    exact = len(b'{"name": "ip-3", "source_address": "10.9.0.1"}')
+    assert limited_host(tmp_path, http_server.url, exact).resolve_source("ip-3").name == "ip-3"

@@ -9,6 +9,7 @@ import pytest
 from datasources import RedisServer, free_port
 
 from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.kumo_api import ApiOptions
 from egress_resolver.runtime.lua_host import PolicyHost
 
 LIVE = Path(__file__).parent.parent / "fixtures" / "live"
@@ -120,3 +121,48 @@ def test_a_server_that_does_not_answer_is_a_timeout(tmp_path: Path) -> None:
     assert caught.value.reason is Reason.DATA_SOURCE_TIMEOUT
     assert caught.value.code.name == "DEADLINE_EXCEEDED"
     assert 0.4 < elapsed < 4.0  # response_timeout is 0.5 s (one retry at most)
+
+
+@pytest.mark.parametrize("protocol", ["", "?protocol=resp3"])
+def test_a_reply_over_the_data_source_limit_fails_the_call(
+    tmp_path: Path, redis_server: RedisServer, protocol: str
+) -> None:
+    limit = 1024 * 1024
+    client = redis_server.client()
+    client.set("limit:big", "x" * (limit + 1))  # one bulk string: refused at its length
+    client.delete("limit:many", "limit:wide")
+    client.rpush("limit:many", *range(30_000))  # 30 000 items: refused at the count
+    client.rpush("limit:wide", *["y" * 100] * 10_000)  # under the count, over as read
+    client.set("limit:ok", "10.0.0.8")
+    policy = tmp_path / "policy.lua"
+    policy.write_text(
+        f"""
+        local conn = require('redis').open {{ node = '{redis_server.url}{protocol}' }}
+        local commands = {{
+          big = {{ 'GET', 'limit:big' }},
+          many = {{ 'LRANGE', 'limit:many', 0, -1 }},
+          wide = {{ 'LRANGE', 'limit:wide', 0, -1 }},
+          ok = {{ 'GET', 'limit:ok' }},
+        }}
+        kumo.on('get_egress_source', function(name)
+          local reply = conn:query(table.unpack(commands[name]))
+          if name ~= 'ok' then reply = '10.0.0.' .. #reply % 256 end
+          return kumo.make_egress_source {{ name = name, source_address = reply }}
+        end)
+        """
+    )
+    host = PolicyHost(policy, handler_timeout=30.0, options=ApiOptions(data_source_limit=limit))
+    for name in ("big", "many", "wide"):
+        with pytest.raises(ResolveError) as caught:
+            host.resolve_source(name)
+        assert caught.value.reason is Reason.DATA_SOURCE_ERROR, caught.value.message
+        assert caught.value.code.name == "FAILED_PRECONDITION"
+        assert (
+            "redis: the reply is larger than the data source limit of 1 MiB "
+            "(--data-source-limit-mib)" in caught.value.message
+        )
+        # The connection with the rest of the reply unread was dropped: the next
+        # query reads its own reply.
+        assert host.resolve_source("ok").source_address == "10.0.0.8"
+    client.set("limit:big", "x" * (limit - 1000))  # under the limit: read
+    assert host.resolve_source("big").source_address == f"10.0.0.{(limit - 1000) % 256}"

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.kumo_api import ApiOptions
 from egress_resolver.runtime.lua_host import PolicyHost
 
 
@@ -105,3 +106,37 @@ def test_missing_rows_are_not_found(tmp_path: Path) -> None:
     with pytest.raises(ResolveError) as caught:
         PolicyHost(policy).resolve_source("ghost")
     assert caught.value.reason is Reason.SOURCE_NOT_FOUND
+
+
+def test_a_result_over_the_data_source_limit_fails_the_call(tmp_path: Path) -> None:
+    limit = 1024 * 1024
+    with sqlite3.connect(tmp_path / "sources.db") as setup:
+        setup.execute("CREATE TABLE sources (name, source_address, padding)")
+        setup.execute("INSERT INTO sources VALUES ('ip-1', '10.0.0.1', '')")
+        rows = [("many", "10.0.0.2", "p" * 100)] * 10_000  # ~1.5 MB as Python holds it
+        setup.executemany("INSERT INTO sources VALUES (?, ?, ?)", rows)
+        setup.execute("INSERT INTO sources VALUES ('huge', '10.0.0.3', zeroblob(?))", (limit + 1,))
+        setup.execute("INSERT INTO sources VALUES ('fits', '10.0.0.4', zeroblob(?))", (limit // 2,))
+    policy = tmp_path / "policy.lua"
+    policy.write_text(
+        """
+        local db = require('sqlite').open 'sources.db'
+        kumo.on('get_egress_source', function(name)
+          local sql = 'SELECT source_address, padding FROM sources WHERE name = ?'
+          local rows = db:execute(sql, name)
+          return kumo.make_egress_source { name = name, source_address = rows[1].source_address }
+        end)
+        """
+    )
+    host = PolicyHost(policy, handler_timeout=30.0, options=ApiOptions(data_source_limit=limit))
+    for name, what in (("many", "the result"), ("huge", "a value")):
+        with pytest.raises(ResolveError) as caught:
+            host.resolve_source(name)
+        assert caught.value.reason is Reason.DATA_SOURCE_ERROR, caught.value.message
+        assert caught.value.code.name == "FAILED_PRECONDITION"
+        assert (
+            f"sqlite: {what} is larger than the data source limit of 1 MiB "
+            "(--data-source-limit-mib)" in caught.value.message
+        )
+        assert host.resolve_source("ip-1").source_address == "10.0.0.1"  # the connection goes on
+    assert host.resolve_source("fits").source_address == "10.0.0.4"

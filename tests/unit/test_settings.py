@@ -30,6 +30,14 @@ def test_zero_durations_need_no_unit() -> None:
     assert (settings.negative_ttl, settings.watch_interval) == (0.0, 0.0)
 
 
+def test_the_data_source_limit_reaches_the_lua_api_in_bytes() -> None:
+    assert Settings.from_sources({}, {}).api_options.data_source_limit == 16 * 1024 * 1024
+    env = {"EGRESS_RESOLVER_DATA_SOURCE_LIMIT_MIB": "4"}
+    assert Settings.from_sources({}, env).api_options.data_source_limit == 4 * 1024 * 1024
+    flags = {"data_source_limit_mib": "2"}
+    assert Settings.from_sources(flags, env).api_options.data_source_limit == 2 * 1024 * 1024
+
+
 def test_list_variables_are_comma_separated() -> None:
     env = {"EGRESS_RESOLVER_LISTEN": "127.0.0.1:1, unix:/tmp/x.sock"}
     assert Settings.from_sources({}, env).listen == ["127.0.0.1:1", "unix:/tmp/x.sock"]
@@ -43,6 +51,7 @@ def test_list_variables_are_comma_separated() -> None:
         ({}, {"EGRESS_RESOLVER_HANDLER_TIMEOUT": "-1s"}, "EGRESS_RESOLVER_HANDLER_TIMEOUT"),
         ({"cache_size": "0"}, {}, "--cache-size: invalid value '0': must be at least 1"),
         ({"workers": "two"}, {}, "--workers: invalid value 'two'"),
+        ({"data_source_limit_mib": "0"}, {}, "--data-source-limit-mib: invalid value '0': must be"),
         ({"log_format": "xml"}, {}, "--log-format: invalid value 'xml': must be 'json' or"),
         ({"reflection": "maybe"}, {}, "--reflection: invalid value 'maybe': must be true or"),
         ({}, {"EGRESS_RESOLVER_LOG_LEVEL": "loud"}, "EGRESS_RESOLVER_LOG_LEVEL: invalid"),

@@ -41,6 +41,8 @@ class ApiOptions:
 
     dns_servers: tuple[str, ...] = ()
     """`HOST:PORT` name servers of the default resolver; empty: the machine's."""
+    data_source_limit: int = 16 * 1024 * 1024
+    """Most bytes of one HTTP body, Redis reply or SQLite result (kumo_api/limits.py)."""
 
 
 def _refuse_invoke(event: str, name: object) -> object:

@@ -11,7 +11,11 @@ connection_verbose, accept_invalid_certs }` returns a client with `get`,
 
 The body is read by `send`, so `text()` and `bytes()` never wait; the
 request's timeout (default: the client's, default 60 s) covers the whole
-exchange. Clients with the same options share one connection pool, across
+exchange. It is read in chunks as it arrives, and a body over the data source
+limit (`--data-source-limit-mib`, kumo_api/limits.py; after decompression)
+fails the call with DATA_SOURCE_ERROR as soon as the limit is passed (at once
+when Content-Length says so), so an endless body costs the limit, not the
+memory of the machine. Clients with the same options share one connection pool, across
 reloads too (kumod builds a pool per client; a policy that builds a client
 per call would otherwise open a connection per call). aiohttp rather than
 httpx: 50 requests at once to an endpoint that takes 50 ms took 0.09-0.26 s
@@ -27,14 +31,17 @@ import http
 from typing import Any
 
 import aiohttp
+from aiohttp import hdrs
 
 from egress_resolver.bridge.values import to_python
 from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
 from egress_resolver.definitions.errors import Reason
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 from egress_resolver.kumo_api.io import IoRequest
+from egress_resolver.kumo_api.limits import DataSourceLimitError
 
 NAME = "http"
+_CHUNK = 64 * 1024
 DEFAULT_TIMEOUT = 60.0
 _CLIENT_KEYS = frozenset(
     {"user_agent", "connection_verbose", "pool_idle_timeout", "timeout", "accept_invalid_certs"}
@@ -93,7 +100,32 @@ def _duration(value: object, what: str) -> float:
     raise ValueError(f"kumo.http: {what} must be a duration, got {value!r}")
 
 
+async def _read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The body, read in chunks as it arrives; one over `limit` bytes (decompressed)
+    closes the connection and raises: only the limit and one chunk are ever held."""
+    declared = response.content_length
+    if (
+        declared is not None
+        and declared > limit
+        and not response.headers.get(hdrs.CONTENT_ENCODING)
+    ):
+        response.close()
+        raise DataSourceLimitError("the response body", limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.content.iter_chunked(_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            chunks.clear()
+            response.close()  # the rest is never read; the connection is not reused
+            raise DataSourceLimitError("the response body", limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _classify(err: BaseException) -> Reason | None:
+    if isinstance(err, DataSourceLimitError):
+        return Reason.DATA_SOURCE_ERROR
     if isinstance(err, aiohttp.ServerTimeoutError | TimeoutError):
         return Reason.DATA_SOURCE_TIMEOUT
     if isinstance(err, aiohttp.InvalidURL):
@@ -238,6 +270,8 @@ class HttpModule:
         if not isinstance(request, _Request):
             raise ValueError("kumo.http: send must be called as request:send()")
 
+        limit = self._ctx.state.options.data_source_limit
+
         async def run() -> _Response:
             async with request.client.session().request(
                 request.method,
@@ -245,7 +279,7 @@ class HttpModule:
                 headers=request.headers,
                 data=request.form if request.form is not None else request.content,
             ) as response:
-                body = await response.read()
+                body = await _read_body(response, limit)
                 headers: dict[str, str] = {}
                 for name, value in response.headers.items():
                     key = name.lower()

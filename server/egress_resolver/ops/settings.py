@@ -159,6 +159,13 @@ class Settings:
         metavar="ADDR",
         repeated=True,
     )
+    data_source_limit_mib: int = _setting(
+        16,
+        _positive_int,
+        "most MiB of one HTTP body, Redis reply or SQLite result a policy's call may read; "
+        "a larger one fails the call with DATA_SOURCE_ERROR",
+        metavar="MIB",
+    )
     reflection: bool = _setting(True, _bool, "serve gRPC server reflection", metavar="BOOL")
     allow_invalidate: bool = _setting(
         True,
@@ -223,7 +230,10 @@ class Settings:
     @property
     def api_options(self) -> ApiOptions:
         """What the policy's Lua API reads of these settings."""
-        return ApiOptions(dns_servers=tuple(self.dns_servers))
+        return ApiOptions(
+            dns_servers=tuple(self.dns_servers),
+            data_source_limit=self.data_source_limit_mib * 1024 * 1024,
+        )
 
     @staticmethod
     def env_name(field: str) -> str:
