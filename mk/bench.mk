@@ -31,7 +31,7 @@ $(BENCH_REFERENCE_GO): $(wildcard bench/reference/go/*.go) bench/reference/go/go
 
 bench-tools: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) $(BENCH_VENV_STAMP) $(BENCH_REFERENCE_GO) redis-server
 
-bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~8 min)
+bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~10 min)
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/hot_path.py
 	$(PY) bench/lua_api.py
@@ -44,7 +44,7 @@ bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~8 
 # after them, server CPU per miss vs per hit, each against its goal. Writes
 # bench/results/scale.json and its BENCHMARKS.md table.
 BENCH_SCALE_ARGS ?=
-bench-scale: $(STAMP) ## bytes/source, warm reload, hits during it, miss vs hit CPU at 10k and 100k sources (~4 min)
+bench-scale: $(STAMP) ## bytes/source, warm reload, hits during it, miss vs hit CPU at 10k and 100k sources (~6 min)
 	$(PY) bench/scale.py $(BENCH_SCALE_ARGS)
 
 # Fleet invalidation (issue 13): three sidecars on one redis-server, a caching
