@@ -13,7 +13,7 @@ BENCH_REFERENCE_GO := build/bench/reference-go
 BENCH_ARGS ?=
 PROFILE_ARGS ?=
 
-.PHONY: bench bench-profile bench-tools bench-client bench-fleet
+.PHONY: bench bench-profile bench-tools bench-client bench-fleet bench-scale
 
 $(GHZ_STAMP):
 	GOTOOLCHAIN=local GOBIN=$(CURDIR)/bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
@@ -31,12 +31,21 @@ $(BENCH_REFERENCE_GO): $(wildcard bench/reference/go/*.go) bench/reference/go/go
 
 bench-tools: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) $(BENCH_VENV_STAMP) $(BENCH_REFERENCE_GO) redis-server
 
-bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~4 min)
+bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~10 min)
 	$(BENCH_PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/hot_path.py
 	$(PY) bench/lua_api.py
 	$(MAKE) bench-client
 	$(MAKE) bench-fleet
+	$(MAKE) bench-scale
+
+# The serving core at scale (issue 18): a sidecar with 10 000 and 100 000
+# cached sources; bytes per source, warm reload time, hits during reloads, RSS
+# after them, server CPU per miss vs per hit, each against its goal. Writes
+# bench/results/scale.json and its BENCHMARKS.md table.
+BENCH_SCALE_ARGS ?=
+bench-scale: $(STAMP) ## bytes/source, warm reload, hits during it, miss vs hit CPU at 10k and 100k sources (~6 min)
+	$(PY) bench/scale.py $(BENCH_SCALE_ARGS)
 
 # Fleet invalidation (issue 13): three sidecars on one redis-server, a caching
 # client on each, 100 PUBLISHes; p50/p99 from PUBLISH to every client having
