@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from egress_resolver.kumo_api import (
     mod_diagnostics,
+    mod_domain_map,
     mod_http,
     mod_kumo,
     mod_memoize,
+    mod_mta_config,
     mod_redis,
     mod_regex,
     mod_secrets,
@@ -47,7 +49,9 @@ MODULES: tuple[LuaModule, ...] = (
     mod_kumo.MODULE,
     mod_serde.MODULE,
     mod_diagnostics.MODULE,
+    mod_domain_map.MODULE,
     mod_memoize.MODULE,
+    mod_mta_config.MODULE,
     mod_regex.MODULE,
     mod_http.MODULE,
     mod_secrets.MODULE,
