@@ -35,8 +35,6 @@ PENDING: set[str] = {
     "crates/mod-string/test_ends_with.lua",
     "crates/mod-string/test_wrap.lua",
     "crates/mod-time/test.lua",
-    "queue",
-    "listener_domains",
 }
 MODULES = ("policy_utils", "typing", "sources", "queue", "listener_domains")
 
