@@ -12,13 +12,10 @@ Reading is serde_shapes.py's.
 
 from __future__ import annotations
 
+from egress_resolver.definitions.kumo_values import CIDR_SET, DURATION, LIMIT, THROTTLE
 from egress_resolver.definitions.serde_shapes import (
     BOOL,
-    CIDR_SET,
-    DURATION,
-    LIMIT,
     STRING,
-    THROTTLE,
     U16,
     U32,
     USIZE,

@@ -19,6 +19,8 @@ returns a 'UserThrottle' whose methods are refused: throttling is the MTA's.
 
 from __future__ import annotations
 
+import json
+
 from egress_resolver.bridge.values import shallow_dict, to_lua
 from egress_resolver.definitions.json_view import REDACTED
 from egress_resolver.definitions.mta_config import EGRESS_PATH_CONFIG, ESMTP_DOMAIN, QUEUE_CONFIG
@@ -110,10 +112,8 @@ class MtaConfig:
         return to_lua(self._ctx.runtime, fields)
 
     def describe(self, config: object) -> str:
-        """The object's fields, for `tostring`."""
-        fields = shallow_dict(config)
-        shown = ", ".join(f"{k}={fields[k]!r}" for k in sorted(fields, key=str))
-        return "{" + shown + "}"
+        """The object's fields as JSON, for `tostring`."""
+        return json.dumps(_redacted(shallow_dict(config)), sort_keys=True, default=repr)
 
 
 def check_throttle(name: object, spec: object) -> str:
