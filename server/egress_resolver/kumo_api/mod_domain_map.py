@@ -11,6 +11,7 @@ can be memoized: kumo.memoize keeps its entries and rebuilds it.
 
 from __future__ import annotations
 
+from egress_resolver.bridge.errors import detached_all
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 from egress_resolver.kumo_api.memo_values import Freezer, uncacheable
 
@@ -103,13 +104,15 @@ class DomainMaps:
     def build(self) -> object:
         return self._ctx.shim(
             _SHIM,
-            {
-                "new": DomainMap,
-                "insert": self.insert,
-                "get": self.get,
-                "count": lambda dmap: dmap.count,
-                "entries": self.entries,
-            },
+            detached_all(
+                {
+                    "new": DomainMap,
+                    "insert": self.insert,
+                    "get": self.get,
+                    "count": lambda dmap: dmap.count,
+                    "entries": self.entries,
+                }
+            ),
         )
 
     def insert(self, dmap: DomainMap, key: object, value: object) -> None:
