@@ -66,7 +66,9 @@ def test_queue_config_accepts_its_keys(host: PolicyHost) -> None:
           egress_pool = 'pool-1', max_message_rate = '3/5m', provider_name = 'gmail',
           strategy = 'SkipList', refresh_strategy = 'Epoch', timerwheel_tick_interval = '1s',
           shrink_policy = { { interval = '0s', policy = 'ShrinkData' } },
-          protocol = { smtp = { mx_list = { 'mx.example.com', { name = 'mx2', addr = '10.0.0.1' } } } },
+          protocol = {
+            smtp = { mx_list = { 'mx.example.com', { name = 'mx2', addr = '10.0.0.1' } } },
+          },
         }""",
     )
     assert made["max_age"] == "1day"
@@ -88,7 +90,9 @@ def test_queue_config_accepts_its_keys(host: PolicyHost) -> None:
 def test_queue_config_other_protocols(host: PolicyHost) -> None:
     made = fields(host, "kumo.make_queue_config { protocol = { maildir_path = '/var/mail' } }")
     assert made["protocol"] == {"maildir_path": "/var/mail"}
-    made = fields(host, "kumo.make_queue_config { protocol = { custom_lua = { constructor = 'c' } } }")
+    made = fields(
+        host, "kumo.make_queue_config { protocol = { custom_lua = { constructor = 'c' } } }"
+    )
     assert made["protocol"] == {
         "custom_lua": {
             "constructor": "c",
@@ -150,7 +154,8 @@ def test_egress_path_accepts_its_keys_and_the_flattened_timeouts(host: PolicyHos
           connection_limit = 'local:1_000', additional_connection_limits = { a = 5 },
           enable_tls = 'Required', connect_timeout = '10s', smtp_port = 2525,
           prohibited_hosts = { '::1', '10.0.0.0/8', '192.168.1.1/32' },
-          openssl_options = 'NO_TLSV1|NO_TLSV1_1', rustls_cipher_suites = { 'TLS13_AES_256_GCM_SHA384' },
+          openssl_options = 'NO_TLSV1|NO_TLSV1_1',
+          rustls_cipher_suites = { 'TLS13_AES_256_GCM_SHA384' },
           max_message_rate = '3/5m', additional_message_rate_throttles = { x = '10/h' },
           tls_certificate = '/etc/cert.pem', ip_lookup_strategy = 'Ipv4Only',
         }""",
@@ -183,7 +188,8 @@ def test_egress_path_defaults(host: PolicyHost) -> None:
 def test_egress_path_refuses_an_unknown_key_as_kumod_does(host: PolicyHost) -> None:
     # serde words an unknown key of a struct with a flattened field without the field list
     assert error(host, "kumo.make_egress_path { nope = 5 }") == (
-        'kumo.make_egress_path: deserialize error: unknown field `nope`, while processing {"nope":5}'
+        "kumo.make_egress_path: deserialize error: unknown field `nope`, "
+        'while processing {"nope":5}'
     )
 
 
@@ -288,9 +294,7 @@ def test_objects_carry_the_rust_type_name_and_are_read_only(
     assert error(host, f"(function() kumo.{maker}({{}}).nope = 1 end)()").endswith(
         f"{type_name}: cannot set field 'nope': the object is read-only"
     )
-    assert error(host, f"kumo.{maker}('x')") .endswith(
-        f"kumo.{maker}: expected a table, got string"
-    )
+    assert error(host, f"kumo.{maker}('x')").endswith(f"kumo.{maker}: expected a table, got string")
 
 
 def test_objects_index_compare_and_go_back_to_their_maker(host: PolicyHost) -> None:
