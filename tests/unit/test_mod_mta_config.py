@@ -19,7 +19,7 @@ EXPECTED_QUEUE_FIELDS = (
 
 @pytest.fixture(scope="module")
 def host() -> PolicyHost:
-    return PolicyHost(fixture("mta_config.lua"))
+    return PolicyHost(fixture("lua_eval.lua"))
 
 
 def run(host: PolicyHost, expression: str) -> str:
