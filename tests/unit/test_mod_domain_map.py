@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from egress_resolver.bridge.errors import detached
 from egress_resolver.runtime.lua_host import PolicyHost
 from support import fixture
 
@@ -97,20 +96,3 @@ def test_a_handler_can_pcall_a_failing_function_many_times(host: PolicyHost) -> 
     for _ in range(400):
         answer = run(host, "return pcall(kumo.make_queue_config, { tenant = { a = 1 } })")
         assert answer == "ok: false"
-
-
-def test_detached_errors_keep_no_frames() -> None:
-    def fails(table: object) -> None:
-        raise ValueError("bad") from KeyError("inner")
-
-    with pytest.raises(ValueError, match="bad") as caught:
-        detached(fails)({"a Lua table": True})
-    err = caught.value
-    assert err.__cause__ is None
-    assert err.__context__ is None
-    frames = []
-    tb = err.__traceback__
-    while tb is not None:
-        frames.append(tb.tb_frame)
-        tb = tb.tb_next
-    assert all("table" not in f.f_locals and "args" not in f.f_locals for f in frames)

@@ -11,13 +11,18 @@ KumoMTA's policy-extras do to probe kumod's option names) crashed the process.
 
 `detached(fn)` is `fn` for Lua to call: its exception is raised again with no
 traceback, cause or context, from a frame that no longer holds the arguments.
+An exception that is not a ValueError (a bug rather than a refusal) keeps its
+traceback as text, in a note.
 """
 
 from __future__ import annotations
 
 import functools
+import traceback
 from collections.abc import Callable, Mapping
 from typing import ParamSpec, TypeVar
+
+import lupa.lua54 as lua
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -32,6 +37,8 @@ def detached(fn: Callable[P, T]) -> Callable[P, T]:
             return fn(*args, **kwargs)
         except Exception as err:  # re-raised below, detached from its frames
             problem = err
+            if not isinstance(err, ValueError):
+                err.add_note("".join(traceback.format_exception(err)).rstrip())
         del args, kwargs
         problem.__traceback__ = None
         problem.__cause__ = None
@@ -42,5 +49,9 @@ def detached(fn: Callable[P, T]) -> Callable[P, T]:
 
 
 def detached_all(functions: Mapping[str, object]) -> dict[str, object]:
-    """The functions of a shim table, each `detached`; other values as they are."""
-    return {name: detached(f) if callable(f) else f for name, f in functions.items()}
+    """The Python functions of a shim table, each `detached`; other values (Lua tables,
+    which are callable too) as they are."""
+    return {
+        name: detached(f) if callable(f) and lua.lua_type(f) is None else f
+        for name, f in functions.items()
+    }

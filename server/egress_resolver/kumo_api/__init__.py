@@ -9,6 +9,11 @@ other handlers run (io.py says how).
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from egress_resolver.bridge.errors import detached_all
 from egress_resolver.kumo_api import (
     mod_diagnostics,
     mod_domain_map,
@@ -62,9 +67,18 @@ MODULES: tuple[LuaModule, ...] = (
 )
 
 
+class _DetachingContext(ApiContext):
+    """An ApiContext whose shims get their Python functions `detached` (bridge/errors.py:
+    an error raised into Lua must not keep the Lua objects of a handler's coroutine alive)."""
+
+    def shim(self, code: str, functions: Mapping[str, object], *args: object) -> Any:
+        return super().shim(code, detached_all(functions), *args)
+
+
 def install(ctx: ApiContext) -> None:
     """Build every module into `ctx.kumo` and `package.loaded`, where `require` finds them."""
     loaded = ctx.runtime.eval("package.loaded")
+    ctx = _DetachingContext(**{f.name: getattr(ctx, f.name) for f in dataclasses.fields(ctx)})
     for module in MODULES:
         table = module.build(ctx)
         if module.mount == "kumo":

@@ -11,7 +11,6 @@ can be memoized: kumo.memoize keeps its entries and rebuilds it.
 
 from __future__ import annotations
 
-from egress_resolver.bridge.errors import detached_all
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 from egress_resolver.kumo_api.memo_values import Freezer, uncacheable
 
@@ -104,15 +103,13 @@ class DomainMaps:
     def build(self) -> object:
         return self._ctx.shim(
             _SHIM,
-            detached_all(
-                {
-                    "new": DomainMap,
-                    "insert": self.insert,
-                    "get": self.get,
-                    "count": lambda dmap: dmap.count,
-                    "entries": self.entries,
-                }
-            ),
+            {
+                "new": DomainMap,
+                "insert": self.insert,
+                "get": self.get,
+                "count": lambda dmap: dmap.count,
+                "entries": self.entries,
+            },
         )
 
     def insert(self, dmap: DomainMap, key: object, value: object) -> None:

@@ -16,7 +16,6 @@ import email.header
 import re
 import uuid
 
-from egress_resolver.bridge.errors import detached_all
 from egress_resolver.bridge.values import to_lua, to_python
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 
@@ -184,7 +183,7 @@ class Messages:
             )
         }  # fmt: skip
         functions["parse_address"] = parse_address
-        return self._ctx.shim(_SHIM, detached_all(functions))
+        return self._ctx.shim(_SHIM, functions)
 
     def new(self, sender: object, recipient: object, body: object) -> Message:
         return Message(sender, recipient, _bytes(body))

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 
-from egress_resolver.bridge.errors import detached_all
 from egress_resolver.bridge.values import shallow_dict, to_lua
 from egress_resolver.definitions.json_view import REDACTED
 from egress_resolver.definitions.mta_config import EGRESS_PATH_CONFIG, ESMTP_DOMAIN, QUEUE_CONFIG
@@ -93,14 +92,12 @@ class MtaConfig:
         type_names = {maker: struct.name for maker, struct in MAKERS.items()}
         return self._ctx.shim(
             _SHIM,
-            detached_all(
-                {
-                    "make": self.make,
-                    "describe": self.describe,
-                    "check_throttle": check_throttle,
-                    "refuse_throttle": refuse_throttle,
-                }
-            ),
+            {
+                "make": self.make,
+                "describe": self.describe,
+                "check_throttle": check_throttle,
+                "refuse_throttle": refuse_throttle,
+            },
             runtime.table_from(type_names),
             runtime.table_from(list(THROTTLE_METHODS)),
         )
