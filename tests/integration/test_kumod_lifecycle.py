@@ -112,8 +112,10 @@ def test_check_reports_the_skipped_handler_and_the_ignored_functions() -> None:
     report = json.loads(out.stdout)
     assert out.returncode == 0, out.stdout
     assert report["validation"]["ok"] is True
-    [skipped] = report["validation"]["skipped"]
-    assert "kumo.shaping.load" in skipped
+    shaping, dkim = report["validation"]["skipped"]
+    assert "kumo.shaping.load is not available" in shaping
+    assert dkim.startswith(f"{lua_chunk_name(POLICY)}:43: kumo.dkim.rsa_sha256_signer is not")
+    assert report["validation"]["output"][0].startswith("cannot build the signer: kumo.dkim")
     assert "kumo.define_spool" in report["ignored"]
     assert report["results"][0]["source"]["ehlo_domain"] == "pre_init-init"
 

@@ -1,7 +1,6 @@
 """KumoMTA's own Lua tests and policy-extras module tests, unmodified, as kumod runs them.
 
-`PENDING` lists the tests whose modules are not written yet; each is a strict
-xfail, so one that starts passing must leave the list. The default DNS
+Every one of them must pass: 17 crate tests and 5 module tests. The default DNS
 resolver of every test is a dnsmasq started here (`dns_server`, records in
 datasources.DNS_RECORDS), never the machine's.
 """
@@ -22,10 +21,6 @@ from kumomta.harness import (
     run_module_test,
 )
 
-PENDING: set[str] = {
-    "queue",
-    "listener_domains",
-}
 MODULES = ("policy_utils", "typing", "sources", "queue", "listener_domains")
 
 
@@ -34,27 +29,18 @@ def snapshot(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_snapshot(tmp_path_factory.mktemp("kumomta"))
 
 
-def _params(names: list[str]) -> list[object]:
-    return [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="not written yet"))
-        if n in PENDING
-        else n
-        for n in names
-    ]
-
-
 def test_the_snapshot_holds_what_the_acceptance_names() -> None:
     assert len(crate_tests()) == 17
     assert set(MODULES) <= set(module_tests())
 
 
-@pytest.mark.parametrize("test", _params(crate_tests()))
+@pytest.mark.parametrize("test", crate_tests())
 def test_crate(snapshot: Path, dns_server: DnsServer, test: str) -> None:
     result = run_crate_test(snapshot, test, dns_env(dns_server.address))
     assert result.returncode == 0, result.stderr + result.stdout
 
 
-@pytest.mark.parametrize("name", _params(list(MODULES)))
+@pytest.mark.parametrize("name", MODULES)
 def test_policy_extras_module(snapshot: Path, dns_server: DnsServer, name: str) -> None:
     result = run_module_test(snapshot, name, dns_env(dns_server.address))
     assert result.returncode == 0, result.stderr + result.stdout

@@ -17,8 +17,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from egress_resolver.bridge.errors import detached_all
 from egress_resolver.kumo_api.io import IoContext
 from egress_resolver.kumo_api.memoize import MemoStore
 
@@ -73,7 +74,7 @@ class PolicyState:
     ignored_calls: list[str] = dataclasses.field(default_factory=list)
     """MTA-configuration functions the policy called while loading, which do nothing here."""
     refusals: list[str] = dataclasses.field(default_factory=list)
-    """The messages of MTA-only functions refused so far (mod_mta.py)."""
+    """The messages of MTA-only functions refused so far (see `refuse`)."""
     invoke: Callable[[str, object], object] = _refuse_invoke
     """`kumo.invoke_get_egress_*` where it cannot wait: resolve inside the running call."""
     resolve_cached: Callable[[str, str], Awaitable[object]] | None = None
@@ -81,6 +82,18 @@ class PolicyState:
     definition, through the sidecar's cache (and single-flight)."""
     bump_config_epoch: Callable[[], None] = lambda: None
     """`kumo.bump_config_epoch`: drop every cached definition (and announce it)."""
+
+    def refuse(self, function: str, why: str) -> NoReturn:
+        """Fail a call of a function only an MTA can act on, naming it and saying why.
+
+        Every refusal is recorded: lifecycle.validate_config skips a check that
+        reached one (a shaping or DKIM helper's check must not block an egress policy)."""
+        message = (
+            f"{function} is not available in egress-resolver: {why} "
+            "(egress-resolver only computes egress sources and pools)"
+        )
+        self.refusals.append(message)
+        raise ValueError(message)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -112,7 +125,11 @@ class ApiContext:
         return resolved
 
     def shim(self, code: str, functions: Mapping[str, object], *args: object) -> Any:
-        """Run a module's Lua chunk with `...` = (its Python functions as a table, await, *args)."""
+        """Run a module's Lua chunk with `...` = (its Python functions as a table, await, *args).
+
+        The functions are `detached` (bridge/errors.py): an error they raise into Lua must
+        not keep the Lua objects of a handler's coroutine alive."""
+        functions = detached_all(functions)
         return self.runtime.execute(code, self.runtime.table_from(functions), self.await_io, *args)
 
 

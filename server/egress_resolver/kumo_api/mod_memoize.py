@@ -1,9 +1,14 @@
-"""`kumo.memoize` (crates/mod-memoize); the caches themselves are memoize.py's MemoStore."""
+"""`kumo.memoize` (crates/mod-memoize); the caches themselves are memoize.py's MemoStore.
+
+Values are kept as plain data; objects with a `__memoize` metamethod (a domain map, a
+`QueueConfig`) are kept and rebuilt as memo_values.py says.
+"""
 
 from __future__ import annotations
 
-from egress_resolver.bridge.values import is_lua_table, shallow_dict, to_lua, to_python
+from egress_resolver.bridge.values import shallow_dict, to_python
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
+from egress_resolver.kumo_api.memo_values import Freezer
 from egress_resolver.kumo_api.memoize import (
     MemoCache,
     MemoizeError,
@@ -50,6 +55,7 @@ class Memoize:
         self._ctx = ctx
         self._memo = ctx.state.memo
         self._epoch = self._memo.epoch  # this runtime's configuration epoch
+        self._freezer = Freezer(ctx.runtime)
 
     def build(self) -> object:
         """`memoize`, to add to `kumo`."""
@@ -69,12 +75,11 @@ class Memoize:
 
     def get(self, cache: MemoCache, key: str) -> tuple[bool, object]:
         hit, value = cache.get(key)
-        runtime = self._ctx.runtime
-        value = restore(value, runtime)
-        return hit, (to_lua(runtime, value) if isinstance(value, list | dict) else value)
+        value = restore(value, self._ctx.runtime)
+        return hit, self._freezer.thaw(value)
 
     def put(self, cache: MemoCache, key: str, value: object) -> None:
-        plain = to_python(value) if is_lua_table(value) else value
+        plain = self._freezer.freeze(value)
         check_cacheable(plain)
         cache.put(key, snapshot(plain))
 

@@ -71,7 +71,6 @@ MESSAGE_ONLY = (
     "inject_message",
     "invoke_get_egress_path_config",
     "invoke_get_queue_config",
-    "make_message",
     "prometheus_metrics",
     "reject",
 )
@@ -153,12 +152,7 @@ class MtaFunctions:
 
     def refuse(self, function: str, why: str) -> None:
         """Fail the call, naming the function and why it is not available here."""
-        message = (
-            f"{function} is not available in egress-resolver: {_WHY.get(why, why)} "
-            "(egress-resolver only computes egress sources and pools)"
-        )
-        self._state.refusals.append(message)
-        raise ValueError(message)
+        self._state.refuse(function, _WHY.get(why, why))
 
 
 MODULE = LuaModule("kumo", lambda ctx: MtaFunctions(ctx).build())

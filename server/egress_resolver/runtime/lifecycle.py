@@ -55,13 +55,18 @@ def run_main(host: PolicyHost, args: Sequence[str]) -> None:
 
 
 def validate_config(host: PolicyHost) -> ConfigValidation:
-    """Run every `validate_config` handler, capturing what they print."""
+    """Run every `validate_config` handler, capturing what they print.
+
+    A handler that reached a function only kumod has and then failed, or called
+    `kumo.validation_failed()` (as the DKIM helper does when its signer cannot be
+    built), is skipped: its verdict is dropped, what it printed is kept, and the
+    skip is logged and reported with the refusal."""
     state = host.state
-    state.validation_failed, state.printed, state.phase = False, [], VALIDATE
-    error, skipped = None, []
+    state.printed, state.phase = [], VALIDATE
+    error, skipped, failed = None, [], False
     try:
         for index, handler in enumerate(host.handlers("validate_config")):
-            refused = len(state.refusals)
+            refused, state.validation_failed = len(state.refusals), False
             try:
                 host.call_budgeted(LOAD_BUDGET_SECONDS, handler)
             except lua.LuaMemoryError:
@@ -70,9 +75,15 @@ def validate_config(host: PolicyHost) -> ConfigValidation:
                 message = lua_message(err)
                 if not any(r in message for r in state.refusals[refused:]):
                     raise
-                where = state.registrars["validate_config"][index][0]
-                skipped.append(f"{where}: {message}")
-                _log.info("validate_config handler skipped", handler=where, error=message)
+            else:
+                reached = state.refusals[refused:]
+                if not (state.validation_failed and reached):
+                    failed = failed or state.validation_failed
+                    continue
+                message = reached[0]
+            where = state.registrars["validate_config"][index][0]
+            skipped.append(f"{where}: {message}")
+            _log.info("validate_config handler skipped", handler=where, error=message)
     except lua.LuaMemoryError:
         host.collect_garbage()
         error = f"validate_config: the Lua memory limit of {host.memory_limit} bytes was hit"
@@ -80,7 +91,8 @@ def validate_config(host: PolicyHost) -> ConfigValidation:
         error = f"validate_config: {lua_message(err)}"
     finally:
         output, state.printed, state.phase = state.printed, None, HANDLER
-    if error is None and state.validation_failed:
+        state.validation_failed = False
+    if error is None and failed:
         error = "validate_config: the policy called kumo.validation_failed()"
     return ConfigValidation(error is None, output, error, skipped)
 
