@@ -6,10 +6,13 @@ restart the same server on the same port, for outage tests. `DnsServer` is
 Debian's dnsmasq answering only the records it is given (`dns_server` is
 the pytest fixture, with `DNS_RECORDS`); `StubDnsServer` answers every
 query alike (SERVFAIL, one address, or never: timeouts) and counts them.
+`HeldHttpServer` holds every request until the test releases it, and
+`silent_port` is a port that accepts connections and never answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import json
 import os
@@ -170,6 +173,81 @@ class SourceHttpServer:
         self._server.shutdown()
         self._server.server_close()
         self._thread.join(DEADLINE)
+
+
+class HeldHttpServer:
+    """Holds every GET until `release()`, then answers each with the body `held.example`.
+
+    `wait_for_requests(n)` returns once n requests have arrived: from then on,
+    n handlers are waiting on this data source (an event, not a sleep).
+    """
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.paths: list[str] = []
+        self._released = threading.Event()
+        self._arrived = threading.Condition()
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                with server._arrived:
+                    server.requests += 1
+                    server.paths.append(self.path)
+                    server._arrived.notify_all()
+                server._released.wait(DEADLINE)
+                body = b"held.example"
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except ConnectionError:  # the caller gave up (a sidecar that stopped)
+                    self.close_connection = True
+
+        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def wait_for_requests(self, count: int) -> None:
+        """Return once `count` requests have arrived (fail after DEADLINE)."""
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self.requests >= count, DEADLINE):
+                raise AssertionError(f"{count} requests did not arrive within {DEADLINE} s")
+
+    def release(self) -> None:
+        """Answer every held request, and every later one at once."""
+        self._released.set()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> HeldHttpServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(DEADLINE)
+
+
+@contextlib.contextmanager
+def silent_port() -> Iterator[int]:
+    """A TCP port on 127.0.0.1 that accepts connections (into the kernel's
+    backlog) and never answers: a data source that hangs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(64)
+        yield int(sock.getsockname()[1])
 
 
 def redis_server_binary() -> str:

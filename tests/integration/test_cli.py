@@ -1,13 +1,19 @@
-"""The real `egress-resolver` process: serve, health, signals, resolve, check."""
+"""The real `egress-resolver` process: serve, health, signals, resolve, check, invalidate."""
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+from datasources import free_port
+
+from egress_client import Resolver
 from egress_resolver.serving.service import SERVICE_NAME
-from support import DEADLINE, REPO, ServerProcess, fixture, health_status
+from support import DEADLINE, REPO, ServerProcess, fixture, health_status, watch
 
 SERVING, NOT_SERVING = 1, 2
 
@@ -136,3 +142,64 @@ def test_per_call_lines_only_at_debug() -> None:
             rest = server.proc.stderr.read()
         assert ('"miss resolved"' in rest) is expected
         assert "hunter2" not in rest  # the inline secret is never logged
+
+
+@contextlib.contextmanager
+def counting_sidecar() -> Iterator[tuple[ServerProcess, Resolver]]:
+    args = ("--policy", str(fixture("counting_pools.lua")), "--listen", "127.0.0.1:0")
+    with ServerProcess(*args, "--watch-interval", "0") as server:
+        server.wait_for_event("policy loaded")
+        with Resolver(server.target, timeout=DEADLINE) as resolver:
+            yield server, resolver
+
+
+def announced(server: ServerProcess, *args: str) -> tuple[dict[str, int], list[object]]:
+    """Run `invalidate` against `server`: its JSON output, and the event the
+    WatchInvalidations stream carried (all, names, pool names)."""
+    channel, stream = watch(server.target)
+    try:
+        next(stream)  # the hello
+        done = cli("invalidate", "--target", server.target, *args)
+        assert done.returncode == 0, done.stderr
+        event = next(stream)
+    finally:
+        channel.close()
+    return json.loads(done.stdout), [event.all, list(event.names), list(event.pool_names)]
+
+
+def test_invalidate_pool_drops_the_pool_and_the_next_get_runs_the_policy() -> None:
+    with counting_sidecar() as (server, resolver):
+        assert [e.name for e in resolver.get_pool("mx").entries] == ["ip-1"]
+        assert [e.name for e in resolver.get_pool("mx").entries] == ["ip-1"]  # a hit
+        assert resolver.get("mx").ehlo_domain == "source-2"  # the source of the same name
+        output, event = announced(server, "--pool", "mx")
+        assert output == {"sequence": 1, "dropped": 1}
+        assert event == [False, [], ["mx"]]
+        assert [e.name for e in resolver.get_pool("mx").entries] == ["ip-2"]  # ran again
+        assert resolver.get("mx").ehlo_domain == "source-2"  # still cached
+
+
+def test_invalidate_all_drops_everything_and_the_next_get_runs_the_policy() -> None:
+    with counting_sidecar() as (server, resolver):
+        assert [e.name for e in resolver.get_pool("mx").entries] == ["ip-1"]  # and source ip-1
+        assert resolver.get("a").ehlo_domain == "source-2"
+        output, event = announced(server, "--all")
+        assert output == {"sequence": 1, "dropped": 3}  # sources ip-1 and a, pool mx
+        assert event == [True, [], []]
+        assert resolver.get("a").ehlo_domain == "source-3"
+        assert [e.name for e in resolver.get_pool("mx").entries] == ["ip-2"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("--all", "ip-1"), ("--all", "--pool", "mx"), (), ("--pool",)],
+    ids=["names-and-all", "pool-and-all", "neither", "pool-without-names"],
+)
+def test_invalidate_wants_names_or_all(args: tuple[str, ...]) -> None:
+    # Refused before any call: nothing needs to listen at the target.
+    done = cli("invalidate", "--target", f"127.0.0.1:{free_port()}", *args)
+    assert done.returncode == 2
+    assert done.stdout == ""
+    assert done.stderr.endswith(
+        "egress-resolver: error: invalidate: give NAMEs or --all (not both)\n"
+    )

@@ -16,7 +16,7 @@ from egress_resolver.definitions.codec import EncodedSource
 from egress_resolver.definitions.errors import ResolveError
 from egress_resolver.runtime.policy_runner import PolicyRunner
 from egress_resolver.serving.cache import DefinitionCache
-from egress_resolver.serving.service import ResolverService
+from egress_resolver.serving.service import ResolverService, wait_budget
 from kumo.egress.v1 import resolver_service_pb2 as pb
 
 
@@ -59,7 +59,7 @@ class Explainer:
             response.ttl_left.CopyFrom(_duration(ttl_left))
         else:
             try:
-                value = await self._service.resolve(request.name, context.time_remaining())
+                value = await self._service.resolve(request.name, wait_budget(context))
             except ResolveError as err:
                 value = err
             stored = self._cache.peek(request.name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any
 
 import grpc
 
@@ -24,6 +25,28 @@ SERVICE_NAME = "kumo.egress.v1.EgressResolverService"
 MAX_BATCH_NAMES = 1000
 Invalidator = Callable[[Sequence[str], Sequence[str], bool], tuple[Invalidation, int]]
 """Drops (source names, pool names, or all): the event announced and how many entries went."""
+
+
+ANSWER_MARGIN_SECONDS = 0.01
+ANSWER_MARGIN_SHARE = 0.02
+
+
+def wait_budget(context: grpc.aio.ServicerContext[Any, Any]) -> float | None:
+    """How long a call may wait for a load: until a little before the caller's
+    deadline, so that the DEADLINE_EXCEEDED answer (with its reason) reaches the
+    caller before the caller's own timer ends the call without one.
+
+    The sidecar's deadline is later than the caller's: the request spends time
+    in transit, and gRPC rounds the grpc-timeout header up to its unit (10 ms
+    from 1 s, 100 ms from 10 s, 1 s from 100 s: up to 1 % of the timeout).
+    Waiting until it, the caller's timer won about half the races and the caller
+    saw a bare DEADLINE_EXCEEDED. So the wait ends 10 ms plus 2 % of the time
+    left early (at most half of it)."""
+    remaining = context.time_remaining()
+    if remaining is None:
+        return None
+    margin = min(ANSWER_MARGIN_SECONDS + ANSWER_MARGIN_SHARE * remaining, remaining / 2)
+    return remaining - margin
 
 
 async def check_pool_sources(
@@ -91,7 +114,7 @@ class ResolverService:
     ) -> bytes:
         """GetEgressPool: the response bytes, or an aborted call with the error."""
         try:
-            return (await self.resolve_pool(request.name, context.time_remaining())).response
+            return (await self.resolve_pool(request.name, wait_budget(context))).response
         except ResolveError as err:
             await _abort(context, err)
             raise  # unreachable: abort raises
@@ -105,7 +128,7 @@ class ResolverService:
             cached = self._cache.lookup(request.name)
             if cached is not None:
                 return cached.response
-            return (await self._load(request.name, context.time_remaining())).response
+            return (await self._load(request.name, wait_budget(context))).response
         except ResolveError as err:
             await _abort(context, err)
             raise  # unreachable: abort raises
@@ -125,7 +148,7 @@ class ResolverService:
                     f"{len(names)} names requested; the limit is {MAX_BATCH_NAMES} per call",
                 ),
             )
-        timeout = context.time_remaining()
+        timeout = wait_budget(context)
         outcomes = await asyncio.gather(
             *(self.resolve(name, timeout) for name in names), return_exceptions=True
         )
