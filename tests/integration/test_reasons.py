@@ -110,11 +110,6 @@ def test_a_data_source_past_its_own_timeout_is_data_source_timeout(kind: str) ->
             assert resolver.get("ip-1").ehlo_domain == "direct.example"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kumo.http's Lua shim (kumo_api/mod_http.py) raises from its own line, so the "
-    "message names the sidecar's glue (<python>:27) instead of the policy's line, as redis does",
-)
 def test_an_http_timeout_names_the_policys_line() -> None:
     with silent_port() as port:
         env = {"HTTP_URL": f"http://127.0.0.1:{port}", "HTTP_TIMEOUT": "300ms"}

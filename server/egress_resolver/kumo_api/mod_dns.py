@@ -47,7 +47,7 @@ for _, name in ipairs { 'lookup_addr', 'lookup_mx', 'lookup_txt', 'lookup_ptr' }
   dns[name] = function(...) return await(fn(...)) end
 end
 function dns.rbl_lookup(...)
-  local found = await(py.rbl_lookup(...))
+  local found = await(py.rbl_lookup(...), 3)
   return found.ip, found.txt
 end
 for _, name in ipairs { 'define_resolver', 'configure_resolver', 'configure_unbound_resolver',

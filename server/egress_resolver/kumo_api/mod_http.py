@@ -73,7 +73,7 @@ for _, m in ipairs { 'header', 'headers', 'basic_auth', 'bearer_auth', 'body',
   Request[m] = function(self, ...) py.build(self[1], m, ...) return self end
 end
 function Request:send()
-  return setmetatable({ await(py.send(self[1])) }, Response)
+  return setmetatable({ await(py.send(self[1]), 3) }, Response)
 end
 
 local Client = { __name = 'kumo.http.Client' }

@@ -106,11 +106,13 @@ function budget.load(path)
 end
 function budget.set_block_on(fn) block_on = fn end
 
--- `await(request)`: what the kumo_api modules tail-call; raises the error
--- the request failed with, blaming the policy's line.
-function budget.await(request)
+-- `await(request [, level])`: what the kumo_api modules call; raises the error
+-- the request failed with, blaming the policy's line: the caller of `await`
+-- when it is tail-called (level 2), or `level` for a module function that
+-- does more after it (3: the caller of that function).
+function budget.await(request, level)
   local ok, value = wait_for(request)
-  if not ok then error(value, 2) end
+  if not ok then error(value, level or 2) end
   return value
 end
 
