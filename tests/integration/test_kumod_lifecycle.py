@@ -161,12 +161,12 @@ def test_script_runs_the_file_then_main_with_its_arguments(tmp_path: Path) -> No
         "print('top level')\n"
         "kumo.on('init', function() error('init must not run') end)\n"
         "kumo.on('validate_config', function() error('nor validate_config') end)\n"
-        "kumo.on('main', function(a, b) print('main', a, b) end)\n",
+        "kumo.on('main', function(a, b) print('main', a, b) print('bin\\255ary') end)\n",
         "one",
         "two",
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["top level", "main\tone\ttwo"]
+    assert done.stdout.splitlines() == ["top level", "main\tone\ttwo", "bin\\xffary"]
 
 
 def test_script_failure_exits_1_with_the_lua_error(tmp_path: Path) -> None:

@@ -40,10 +40,16 @@ function kumo.traceback(level)
   return frames
 end
 function kumo.validation_failed() py.validation_failed() end
+-- Text that is not UTF-8 (binary data) cannot cross into Python as a string:
+-- its bytes above 127 are printed as \\xNN escapes instead.
+local function printable(text)
+  if utf8.len(text) then return text end
+  return (text:gsub('[\\128-\\255]', function(c) return string.format('\\\\x%02x', c:byte()) end))
+end
 print = function(...)
   local parts = table.pack(...)
   for i = 1, parts.n do parts[i] = tostring(parts[i]) end
-  py.print(table.concat(parts, '\\t', 1, parts.n))
+  py.print(printable(table.concat(parts, '\\t', 1, parts.n)))
 end
 return kumo
 """
