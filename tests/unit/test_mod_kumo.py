@@ -13,11 +13,14 @@ def test_version_parallelism_and_watched_files(tmp_path: Path) -> None:
     (tmp_path / "data.json").write_text('{"a": 1}')
     (tmp_path / "extra").mkdir()
     (tmp_path / "extra" / "one.toml").write_text("")
+    (tmp_path / "extra" / "two.json").write_text("{}")
+    (tmp_path / "extra" / "skip.txt").write_text("")
+    (tmp_path / "extra" / "dir.toml").mkdir()
     policy = tmp_path / "policy.lua"
     policy.write_text(
         "local kumo = require 'kumo'\n"
         "kumo.json_load 'data.json'\n"
-        "kumo.set_config_monitor_globs { 'extra/*.toml' }\n"
+        "kumo.set_config_monitor_globs { 'extra/*.{toml,json}' }\n"
         "kumo.on('get_egress_source', function(name) end)\n"
         "kumo.on('validate_config', function()\n"
         "  print(type(kumo.version), kumo.version)\n"
@@ -29,5 +32,10 @@ def test_version_parallelism_and_watched_files(tmp_path: Path) -> None:
     assert output[0] == f"string\t{importlib.metadata.version('egress-resolver')}"
     assert int(output[1]) == len(os.sched_getaffinity(0))
     assert sorted(output[2].split(",")) == sorted(
-        [str(tmp_path / "data.json"), "data.json", str(tmp_path / "extra" / "one.toml")]
+        [
+            str(tmp_path / "data.json"),
+            "data.json",
+            str(tmp_path / "extra" / "one.toml"),
+            str(tmp_path / "extra" / "two.json"),
+        ]
     )

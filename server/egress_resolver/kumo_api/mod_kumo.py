@@ -10,7 +10,6 @@ KumoMTA.
 
 from __future__ import annotations
 
-import glob
 import importlib.metadata
 import json
 import os
@@ -24,6 +23,7 @@ from egress_resolver.definitions.fields import ValidationError
 from egress_resolver.definitions.json_view import REDACTED
 from egress_resolver.definitions.pools import PoolDefinition, build_pool, pool_params
 from egress_resolver.definitions.validation import SourceDefinition, build_source, source_params
+from egress_resolver.kumo_api import fs_glob
 from egress_resolver.kumo_api.context import ApiContext, LuaModule, PolicyLoadError
 from egress_resolver.kumo_api.io import IoRequest
 
@@ -185,13 +185,16 @@ class KumoCore:
         if lua.lua_type(globs) != "table":
             raise ValueError("kumo.set_config_monitor_globs: expected a list of glob patterns")
         patterns = [str(v) for v in globs.values()]  # type: ignore[attr-defined]
+        for pattern in patterns:
+            fs_glob.compile_glob(pattern)  # a pattern that cannot match is refused now
         self._state.monitor_globs[:] = patterns
 
     def eval_config_monitor_globs(self) -> object:
         """`kumo.eval_config_monitor_globs()`: every file the sidecar watches."""
         files = {str(f) for f in self._state.loaded_files} | self._state.named_files
         for pattern in self._state.monitor_globs:
-            files.update(glob.glob(self._ctx.resolve_path(pattern), recursive=True))
+            matched = fs_glob.glob(self._ctx.resolve_path(pattern))
+            files.update(path for path in matched if os.path.isfile(path))
         return self._ctx.runtime.table_from(sorted(files))
 
     def log(self, level: str, message: str) -> None:
