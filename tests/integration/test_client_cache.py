@@ -3,7 +3,7 @@
 import asyncio
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -11,6 +11,7 @@ import pytest
 
 from egress_client import AsyncResolver, Resolver, ResolverError
 from egress_resolver.ops.settings import Settings
+from egress_resolver.serving.invalidations import ClientState, Invalidation
 from support import DEADLINE, FakeClock, InProcessServer, fixture
 
 
@@ -210,3 +211,72 @@ def test_stale_if_error_serves_an_expired_entry_only_while_the_sidecar_is_unreac
         assert resolver.stale_served == 1
     finally:
         resolver.close()
+
+
+class HelloGate:
+    """Holds the hello of every WatchInvalidations stream of `srv` until open():
+    so an answer surely arrives before its client's stream has its hello."""
+
+    def __init__(self, srv: InProcessServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._srv = srv
+        self._open = asyncio.Event()  # bound to the server's loop at its first wait
+        hub = srv.app.invalidations
+        subscribe = hub.subscribe
+
+        async def gated(client: ClientState) -> AsyncIterator[Invalidation]:
+            await self._open.wait()
+            async for event in subscribe(client):
+                yield event
+
+        monkeypatch.setattr(hub, "subscribe", gated)
+
+    def open(self) -> None:
+        self._srv.loop.call_soon_threadsafe(self._open.set)
+
+
+def test_the_first_answer_is_kept_when_the_hello_names_its_revision(
+    server: InProcessServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = HelloGate(server, monkeypatch)
+    with Resolver(server.target, cache=True) as resolver:  # its stream starts here
+        assert resolver.get("a").ehlo_domain == "call-1"
+        assert resolver.stats() == {"rpcs": 1, "entries": 0, "watching": False}  # held aside
+        gate.open()
+        assert resolver.wait_until_watching(DEADLINE)
+        assert entries(resolver) == 1
+        assert resolver.get("a").ehlo_domain == "call-1"
+        assert resolver.stats()["rpcs"] == 1
+
+
+def test_the_first_answer_is_dropped_when_the_hello_names_another_revision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    policy = tmp_path / "policy.lua"
+    policy.write_text(fixture("versioned.lua").read_text())
+    settings = Settings(policy=policy, listen=["127.0.0.1:0"], watch_interval=0)
+    with InProcessServer(settings) as srv:
+        gate = HelloGate(srv, monkeypatch)
+        with Resolver(srv.target, cache=True) as resolver:
+            assert resolver.get("a").ehlo_domain == "v1"
+            policy.write_text(policy.read_text().replace("'v1'", "'v2'"))
+            assert srv.call(srv.app.reload())  # a new revision before the hello
+            gate.open()
+            assert resolver.wait_until_watching(DEADLINE)
+            assert entries(resolver) == 0
+            assert resolver.get("a").ehlo_domain == "v2"
+            assert resolver.stats() == {"rpcs": 2, "entries": 1, "watching": True}
+
+
+async def test_an_async_resolver_watches_from_its_creation_and_keeps_its_first_answer(
+    server: InProcessServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gate = HelloGate(server, monkeypatch)
+    async with AsyncResolver(server.target, cache=True) as resolver:
+        assert (await resolver.get("async-first")).ehlo_domain == "call-1"
+        assert entries(resolver) == 0
+        gate.open()
+        for _ in range(int(DEADLINE / 0.01)):  # no call starts the stream: it runs already
+            if resolver.stats()["watching"]:
+                break
+            await asyncio.sleep(0.01)
+        assert resolver.stats() == {"rpcs": 1, "entries": 1, "watching": True}

@@ -1,11 +1,12 @@
-"""The Python client's parts without a server: options, the bounded cache, the selector."""
+"""The Python client's parts without a server: options, the bounded cache, the store rules
+around the invalidation stream's hello, the selector."""
 
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from egress_client import OptionError, Options
-from egress_client._cache import DefinitionCache
+from egress_client._cache import Coherence, DefinitionCache
 from egress_client._selector import NoSourcesError, PoolSelector
 from kumo.egress.v1.egress_pool_pb2 import EgressPool, EgressPoolEntry
 from kumo.egress.v1.egress_source_pb2 import EgressSource
@@ -97,6 +98,88 @@ def test_expired_entries_stay_for_stale_if_error_only() -> None:
     cache.put("b", EgressSource(name="b"), Duration(seconds=10), stamp(WALL + 15.5))
     cache.drop(["b"])
     assert cache.get_stale("b") is None  # invalidated: never served stale
+
+
+def coherence(max_entries: int = 10) -> Coherence:
+    sources, clock = make(max_entries)
+    pools: DefinitionCache[EgressPool] = DefinitionCache(
+        max_entries, clock=clock, wall_clock=sources.wall_clock
+    )
+    return Coherence(sources, pools)
+
+
+def answer(state: Coherence, name: str, revision: str, epoch: int | None = None) -> None:
+    """An answer for `name` of `revision`, sent at `epoch` (now, by default)."""
+    sent = state.epoch if epoch is None else epoch
+    source = EgressSource(name=name, ttl=Duration(seconds=60))
+    state.keep_source(name, source, revision, stamp(WALL), sent)
+
+
+def test_an_answer_before_the_hello_is_stored_when_the_hello_names_its_revision() -> None:
+    state = coherence()
+    answer(state, "a", "r1")
+    answer(state, "b", "r0")  # produced by a policy the hello no longer serves
+    assert (len(state.sources), state.held) == (0, 2)
+    state.hello("r1")
+    assert state.sources.get("a") is not None
+    assert state.sources.get("b") is None
+    assert state.held == 0
+
+
+def test_an_answer_in_flight_across_the_hello_is_stored_unless_something_came_after() -> None:
+    state = coherence()
+    before = state.epoch
+    state.hello("r1")
+    answer(state, "a", "r1", before)  # sent before the hello, arrived after it
+    answer(state, "b", "r0", before)
+    assert (state.sources.get("a") is not None, state.sources.get("b")) == (True, None)
+    state.invalidate(["x"])  # an event after the hello: it may concern what was in flight
+    answer(state, "c", "r1", before)
+    assert state.sources.get("c") is None
+
+
+def test_a_hello_that_drops_a_name_or_everything_keeps_none_of_it() -> None:
+    state = coherence()
+    answer(state, "a", "r1")
+    answer(state, "b", "r1")
+    before = state.epoch
+    state.hello("r1", names=["a"])
+    answer(state, "a", "r1", before)  # in flight across it
+    assert (state.sources.get("a"), state.sources.get("b") is not None) == (None, True)
+    state.disconnected()
+    answer(state, "c", "r1")
+    state.hello("r1", everything=True)
+    assert (len(state.sources), state.held) == (0, 0)
+
+
+def test_a_stream_that_fails_before_its_hello_discards_what_was_held() -> None:
+    state = coherence()
+    answer(state, "a", "r1")
+    sent = state.epoch
+    state.disconnected()  # the attempt broke off before its hello
+    answer(state, "b", "r1", sent)  # in flight across that: not even held
+    state.hello("r1")
+    assert (len(state.sources), state.held) == (0, 0)
+
+
+def test_at_most_max_entries_answers_are_held_aside() -> None:
+    state = coherence(max_entries=2)
+    for name in ("a", "b", "c"):
+        answer(state, name, "r1")
+    assert state.held == 2
+    state.hello("r1")
+    assert [state.sources.get(n) is not None for n in ("a", "b", "c")] == [False, True, True]
+
+
+def test_pools_are_held_aside_and_dropped_by_their_own_names() -> None:
+    state = coherence()
+    value = EgressPool(name="p", ttl=Duration(seconds=60))
+    state.keep_pool("p", value, "r1", stamp(WALL), state.epoch)
+    state.keep_pool(
+        "q", EgressPool(name="q", ttl=Duration(seconds=60)), "r1", stamp(WALL), state.epoch
+    )
+    state.hello("r1", names=["p"], pools=["q"])
+    assert (state.pools.get("p") is value, state.pools.get("q")) == (True, None)
 
 
 def pool(*weights: int) -> EgressPool:

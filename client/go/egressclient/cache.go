@@ -83,9 +83,17 @@ func (c *definitionCache[T]) getStale(name string) (T, bool) {
 // put keeps value until producedAt + ttl (now + ttl when producedAt is
 // unset); nothing is stored when that moment has passed or ttl is 0.
 func (c *definitionCache[T]) put(name string, value T, ttl *durationpb.Duration, producedAt *timestamppb.Timestamp) {
+	if expires, ok := c.expiry(ttl, producedAt); ok {
+		c.putUntil(name, value, expires)
+	}
+}
+
+// expiry is when an answer of ttl produced at producedAt ends, on the
+// monotonic clock; false when it must not be kept (ttl 0, or already past).
+func (c *definitionCache[T]) expiry(ttl *durationpb.Duration, producedAt *timestamppb.Timestamp) (time.Duration, bool) {
 	lifetime := ttl.AsDuration()
 	if lifetime <= 0 {
-		return
+		return 0, false
 	}
 	now := c.clock.Monotonic()
 	left := lifetime
@@ -93,10 +101,18 @@ func (c *definitionCache[T]) put(name string, value T, ttl *durationpb.Duration,
 		left = producedAt.AsTime().Add(lifetime).Sub(c.clock.Wall())
 	}
 	if left <= 0 {
+		return 0, false
+	}
+	return now + left, true
+}
+
+// putUntil keeps value until the monotonic time expires, if still ahead.
+func (c *definitionCache[T]) putUntil(name string, value T, expires time.Duration) {
+	if expires <= c.clock.Monotonic() {
 		return
 	}
 	c.mu.Lock()
-	c.lru.Add(name, entry[T]{value: value, expires: now + left})
+	c.lru.Add(name, entry[T]{value: value, expires: expires})
 	c.mu.Unlock()
 }
 

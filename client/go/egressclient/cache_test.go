@@ -119,7 +119,7 @@ func response(name, revision string) *egressv1.GetEgressSourceResponse {
 
 func TestStoreRules(t *testing.T) {
 	state := newCoherence(Options{MaxEntries: 10}, NewFakeClock(epochStart))
-	// not watching yet: nothing stored
+	// not watching yet: held aside, not stored (its revision is not the hello's)
 	state.keepSource("a", response("a", ""), state.currentEpoch())
 	if state.sources.len() != 0 {
 		t.Fatal("stored before the stream connected")
@@ -171,5 +171,81 @@ func TestStoreRules(t *testing.T) {
 	}
 	if got := state.request(); !got.GetPreviousStreamEnded() || got.GetSequence() != 6 {
 		t.Errorf("resume request %v", got)
+	}
+}
+
+// hello is a stream's first message.
+func hello(revision string, names ...string) *egressv1.WatchInvalidationsResponse {
+	return &egressv1.WatchInvalidationsResponse{Revision: revision, Instance: "i", Names: names}
+}
+
+func cachedNames(state *coherence, names ...string) []bool {
+	found := make([]bool, len(names))
+	for i, name := range names {
+		_, found[i] = state.sources.get(name)
+	}
+	return found
+}
+
+func TestAnswersBeforeTheHelloAreStoredWhenItNamesTheirRevision(t *testing.T) {
+	state := newCoherence(Options{MaxEntries: 10}, NewFakeClock(epochStart))
+	state.keepSource("a", response("a", "r1"), state.currentEpoch())
+	state.keepSource("b", response("b", "r0"), state.currentEpoch()) // a policy the hello no longer serves
+	if state.sources.len() != 0 || state.held() != 2 {
+		t.Fatalf("before the hello: %d stored, %d held; want 0, 2", state.sources.len(), state.held())
+	}
+	state.apply(hello("r1"), true)
+	if got := cachedNames(state, "a", "b"); !got[0] || got[1] {
+		t.Errorf("cached a, b = %v; want true, false", got)
+	}
+	if state.held() != 0 {
+		t.Errorf("%d still held after the hello", state.held())
+	}
+}
+
+func TestAnAnswerInFlightAcrossTheHello(t *testing.T) {
+	state := newCoherence(Options{MaxEntries: 10}, NewFakeClock(epochStart))
+	before := state.currentEpoch()
+	state.apply(hello("r1", "dropped"), true)
+	state.keepSource("a", response("a", "r1"), before)             // sent before the hello, arrived after it
+	state.keepSource("b", response("b", "r0"), before)             // another revision
+	state.keepSource("dropped", response("dropped", "r1"), before) // the hello dropped it
+	if got := cachedNames(state, "a", "b", "dropped"); !got[0] || got[1] || got[2] {
+		t.Errorf("cached a, b, dropped = %v; want true, false, false", got)
+	}
+	state.apply(&egressv1.WatchInvalidationsResponse{Names: []string{"x"}, Revision: "r1", Instance: "i", Sequence: 1}, false)
+	state.keepSource("c", response("c", "r1"), before) // an event came after the hello
+	if got := cachedNames(state, "c"); got[0] {
+		t.Error("stored an answer sent before the hello after a later event")
+	}
+}
+
+func TestHeldAnswersAreDiscardedByAFailedStreamOrABroadHello(t *testing.T) {
+	state := newCoherence(Options{MaxEntries: 2}, NewFakeClock(epochStart))
+	for _, name := range []string{"a", "b", "c"} {
+		state.keepSource(name, response(name, "r1"), state.currentEpoch())
+	}
+	if state.held() != 2 {
+		t.Fatalf("%d held, want at most MaxEntries (2)", state.held())
+	}
+	state.streamEnded(false) // the attempt failed before its hello
+	state.apply(hello("r1"), true)
+	if state.sources.len() != 0 {
+		t.Fatalf("%d stored after a stream that failed before its hello", state.sources.len())
+	}
+	state.streamEnded(true)
+	state.keepSource("d", response("d", "r1"), state.currentEpoch())
+	state.keepSource("e", response("e", "r1"), state.currentEpoch())
+	state.apply(&egressv1.WatchInvalidationsResponse{All: true, Revision: "r1", Instance: "j"}, true)
+	if state.sources.len() != 0 {
+		t.Fatalf("%d stored after a hello that says all", state.sources.len())
+	}
+	state.streamEnded(true)
+	state.keepSource("e", response("e", "r1"), state.currentEpoch())
+	state.keepSource("f", response("f", "r1"), state.currentEpoch())
+	state.keepSource("g", response("g", "r1"), state.currentEpoch()) // e goes: at most 2 held
+	state.apply(hello("r1", "f"), true)
+	if got := cachedNames(state, "e", "f", "g"); got[0] || got[1] || !got[2] {
+		t.Errorf("cached e, f, g = %v; want false, false, true", got)
 	}
 }

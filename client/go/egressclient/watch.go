@@ -29,7 +29,8 @@ const (
 // of that to drop. So the caches survive a sidecar restart with the same
 // policy, are dropped when the policy changed, and never keep an entry
 // invalidated while the stream was away. While the stream is down the
-// caches keep serving entries within their ttl but store no new answers.
+// caches keep serving entries within their ttl; new answers are held aside
+// until the next hello and stored if it names their revision (coherence.go).
 // Hand-written: the loop is a few lines and a retry library would not know
 // the resume rules.
 func watch(ctx context.Context, stub egressv1.EgressResolverServiceClient, state *coherence) {

@@ -24,8 +24,9 @@ T = TypeVar("T")
 class AsyncResolver(ResolverBase):
     """asyncio client: `await AsyncResolver("unix:/run/egress.sock", cache=True).get("ip-1")`.
 
-    The same options as Resolver; the watcher starts with the first cached call
-    (it needs the running loop)."""
+    The same options as Resolver. With the cache on, the invalidation stream
+    starts when the resolver is created inside a running event loop (made
+    outside one, at its first call: the stream needs the loop)."""
 
     def _open(
         self,
@@ -43,6 +44,11 @@ class AsyncResolver(ResolverBase):
     def _start(self) -> None:
         self._pending: dict[tuple[str, str], asyncio.Future[Any]] = {}
         self._watcher: TaskWatcher | None = None
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop yet: the first call starts the watcher
+        self._watch()
 
     def _watch(self) -> None:
         if self._watcher is None and self._core.state is not None:  # needs the running loop
@@ -143,7 +149,7 @@ class AsyncResolver(ResolverBase):
         return self._core.stats(watching)
 
     async def wait_until_watching(self, timeout: float) -> bool:
-        """True once the invalidation stream is connected (after a first cached get)."""
+        """True once the invalidation stream is connected (cache=True only)."""
         self._watch()
         if self._watcher is None:
             return False

@@ -85,14 +85,18 @@ class Core:
         return self.state.epoch if self.state is not None else 0
 
     def keep_source(self, name: str, response: pb.GetEgressSourceResponse, epoch: int) -> None:
-        """Cache an answer if nothing made it doubtful while it was in flight."""
-        if self.state is not None and self.state.may_store(epoch, response.revision):
-            self.state.sources.put(name, response.source, response.source.ttl, response.produced_at)
+        """Cache an answer (or hold it until the hello) if nothing made it doubtful in flight."""
+        if self.state is not None:
+            self.state.keep_source(
+                name, response.source, response.revision, response.produced_at, epoch
+            )
 
     def keep_pool(self, name: str, response: pb.GetEgressPoolResponse, epoch: int) -> None:
-        """Cache a pool answer if nothing made it doubtful while it was in flight."""
-        if self.state is not None and self.state.may_store(epoch, response.revision):
-            self.state.pools.put(name, response.pool, response.pool.ttl, response.produced_at)
+        """Cache a pool answer (or hold it until the hello), as keep_source."""
+        if self.state is not None:
+            self.state.keep_pool(
+                name, response.pool, response.revision, response.produced_at, epoch
+            )
 
     def stale_source(self, name: str, error: ResolverError) -> EgressSource:
         """Under stale_if_error, an expired entry instead of an UNAVAILABLE error."""

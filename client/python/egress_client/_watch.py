@@ -6,9 +6,10 @@ previous stream ended in order); the sidecar's first message says what of
 that to drop (see the proto). So a client keeps its cache across a sidecar
 restart with the same policy, drops it when the policy changed, and never
 keeps an entry invalidated while it was away. While the stream is down, the
-caches keep serving entries within their ttl but store no new answers; the
-watcher reconnects (the call waits for the channel to be ready, then
-retries with a short backoff). Hand-written: the loop is a few lines and a
+caches keep serving entries within their ttl; new answers are held aside until
+the next hello, and stored if it names their revision. The watcher
+reconnects (the call waits for the channel to be ready, then retries with a
+short backoff). Hand-written: the loop is a few lines and a
 retry library would not know the resume rules.
 """
 
@@ -46,13 +47,17 @@ def request(state: Coherence) -> pb.WatchInvalidationsRequest:
 
 
 def apply(state: Coherence, event: pb.WatchInvalidationsResponse, first: bool) -> None:
-    """Apply one stream message (the first of a stream is the hello)."""
-    if event.all or event.names or event.pool_names:
-        state.invalidate(event.names, event.pool_names, event.all)
-    state.revision, state.instance, state.sequence = event.revision, event.instance, event.sequence
-    if first:
-        state.previous_stream_ended = False
-        state.set_watching(True)
+    """Apply one stream message (the first of a stream is the hello: the
+    answers sent before it are stored if they carry its revision)."""
+    with state.lock:
+        state.instance, state.sequence = event.instance, event.sequence
+        if first:
+            state.previous_stream_ended = False
+            state.hello(event.revision, event.names, event.pool_names, event.all)
+            return
+        if event.all or event.names or event.pool_names:
+            state.invalidate(event.names, event.pool_names, event.all)
+        state.revision = event.revision
 
 
 def follow(state: Coherence, events: Iterable[pb.WatchInvalidationsResponse]) -> None:
@@ -90,7 +95,7 @@ class ThreadWatcher:
             if self.connected.is_set():
                 backoff = INITIAL_BACKOFF
             self.connected.clear()
-            self._state.set_watching(False)
+            self._state.disconnected()
             self._stopped.wait(backoff)
             backoff = next_backoff(backoff)
 
@@ -135,7 +140,7 @@ class TaskWatcher:
             except grpc.RpcError:
                 self._state.previous_stream_ended = False
             self.connected.clear()
-            self._state.set_watching(False)
+            self._state.disconnected()
             await asyncio.sleep(backoff)
             backoff = next_backoff(backoff)
 

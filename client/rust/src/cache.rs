@@ -69,11 +69,16 @@ impl<V> DefinitionCache<V> {
     /// sidecar did not say when it was produced; not at all when that moment
     /// has passed or the ttl is zero. The expiry is kept on the monotonic
     /// clock: `now.monotonic + (produced_at + ttl - now.wall)`.
+    #[cfg(test)]
     pub(crate) fn put(&self, name: &str, value: Arc<V>, lifetime: Lifetime, now: Now) {
-        let Some(left) = lifetime.left(now.wall) else {
-            return;
-        };
-        let expires = now.monotonic + left;
+        if let Some(expires) = lifetime.expires(now) {
+            self.put_until(name, value, expires);
+        }
+    }
+
+    /// Keeps `value` until `expires` on the monotonic clock (an answer's
+    /// end worked out when it arrived: see [`Lifetime::expires`]).
+    pub(crate) fn put_until(&self, name: &str, value: Arc<V>, expires: Instant) {
         self.lock().put(name.to_owned(), Entry { value, expires });
     }
 
@@ -128,6 +133,12 @@ impl Lifetime {
         produced_at: Option<prost_types::Timestamp>,
     ) -> Self {
         Self { ttl, produced_at }
+    }
+
+    /// When the lifetime ends on the monotonic clock of `now`; `None` when
+    /// nothing of it is left.
+    pub(crate) fn expires(&self, now: Now) -> Option<Instant> {
+        self.left(now.wall).map(|left| now.monotonic + left)
     }
 
     /// How much of the lifetime is left at `wall_now`; `None` when nothing is.

@@ -7,10 +7,11 @@
 //! (the hello) says what of that to drop. So a client keeps its cache across
 //! a sidecar restart with the same policy, drops it when the policy changed,
 //! and never keeps an entry invalidated while it was away. While the stream
-//! is down the caches keep serving entries within their ttl but store no new
-//! answers. tonic has no wait-for-ready: a call to a sidecar that is down
-//! fails at once, so the loop retries after 50 ms doubling to 500 ms (±20 %
-//! jitter), back to 50 ms after a stream that delivered its hello.
+//! is down the caches keep serving entries within their ttl; new answers are
+//! held aside until the next hello and stored if it names their revision.
+//! tonic has no wait-for-ready: a call to a sidecar that is down fails at
+//! once, so the loop retries after 50 ms doubling to 500 ms (±20 % jitter),
+//! back to 50 ms after a stream that delivered its hello.
 //! Hand-written: the loop is a few lines and a retry crate would not know
 //! the resume rules.
 

@@ -3,9 +3,8 @@
  * for concurrent misses of one name (each caller waits within its own
  * deadline), the store rules of the cache, staleIfError, and the counters.
  */
-import type { Duration as PbDuration, Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
-import type { Coherence, DefinitionCache } from "./cache.js";
+import type { Answer, Coherence, DefinitionCache } from "./cache.js";
 import { ResolverError } from "./errors.js";
 import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
@@ -33,14 +32,6 @@ type Warn = (message: string, fields: Readonly<Record<string, unknown>>) => void
 
 const defaultWarn: Warn = (message, fields) => console.warn(`egress-client: ${message} ${JSON.stringify(fields)}`);
 
-/** What one call gives back, before it is kept or not. */
-interface Answer<T> {
-  readonly value: T;
-  readonly revision: string;
-  readonly producedAt: Timestamp | undefined;
-  readonly ttl: PbDuration | undefined;
-}
-
 /** The calls of one Resolver. */
 export class Flights {
   /** Unary calls sent to the sidecar (the invalidation stream not counted). */
@@ -59,8 +50,9 @@ export class Flights {
 
   /** The source `name` from the sidecar (a cache miss, or the cache is off). */
   source(name: string, call: CallOptions = {}): Promise<EgressSource> {
+    const keep = (answer: Answer<EgressSource>, epoch: number) => this.state?.keepSource(name, answer, epoch);
     return this.shared(this.pendingSources, name, call, (options) =>
-      this.fetch(name, options, this.state?.sources, async (options) => {
+      this.fetch(name, options, this.state?.sources, keep, async (options) => {
         const response = await this.client.getEgressSource({ name }, options);
         const source = response.source;
         if (source === undefined) {
@@ -73,8 +65,9 @@ export class Flights {
 
   /** The pool `name` from the sidecar (a cache miss, or the cache is off). */
   pool(name: string, call: CallOptions = {}): Promise<EgressPool> {
+    const keep = (answer: Answer<EgressPool>, epoch: number) => this.state?.keepPool(name, answer, epoch);
     return this.shared(this.pendingPools, name, call, (options) =>
-      this.fetch(name, options, this.state?.pools, async (options) => {
+      this.fetch(name, options, this.state?.pools, keep, async (options) => {
         const response = await this.client.getEgressPool({ name }, options);
         const pool = response.pool;
         if (pool === undefined) {
@@ -143,15 +136,15 @@ export class Flights {
     return owner && call.signal === undefined ? flight : waitFor(flight, timeoutMs, call.signal, name);
   }
 
-  /** Sends one call, keeps its answer if the store rules allow, or serves a stale entry. */
+  /** Sends one call, hands its answer to the store rules (`keep`), or serves a stale entry. */
   private async fetch<T>(
     name: string,
     options: RpcOptions,
     cache: DefinitionCache<T> | undefined,
+    keep: (answer: Answer<T>, epoch: number) => void,
     send: (options: RpcOptions) => Promise<Answer<T>>,
   ): Promise<T> {
-    const state = this.state;
-    const epoch = state?.epoch ?? 0;
+    const epoch = this.state?.epoch ?? 0;
     this.rpcs += 1;
     let answer: Answer<T>;
     try {
@@ -170,9 +163,7 @@ export class Flights {
       });
       return stale;
     }
-    if (cache !== undefined && state !== undefined && state.mayStore(epoch, answer.revision)) {
-      cache.put(name, answer.value, answer.ttl, answer.producedAt);
-    }
+    keep(answer, epoch);
     return answer.value;
   }
 }

@@ -8,8 +8,8 @@
  * (the hello) says what of that to drop. So a client keeps its cache across a
  * sidecar restart with the same policy, drops it when the policy changed, and
  * never keeps an entry invalidated while it was away. While the stream is
- * down the caches keep serving entries within their ttl but store no new
- * answers.
+ * down the caches keep serving entries within their ttl; new answers are
+ * held aside until the next hello and stored if it names their revision.
  *
  * Connect has no wait-for-ready: a stream opened while the sidecar is away
  * fails at once with UNAVAILABLE, and the loop opens the next one after the
@@ -50,18 +50,19 @@ export function watchRequest(state: Coherence<unknown, unknown>): WatchInvalidat
   });
 }
 
-/** Applies one stream message (the first of a stream is the hello). */
+/** Applies one stream message (the first of a stream is the hello: the answers sent before it are stored if they carry its revision). */
 export function applyEvent(state: Coherence<unknown, unknown>, event: WatchInvalidationsResponse, first: boolean): void {
-  if (event.all || event.names.length > 0 || event.poolNames.length > 0) {
-    state.invalidate(event.names, event.poolNames, event.all);
-  }
-  state.revision = event.revision;
   state.instance = event.instance;
   state.sequence = event.sequence;
   if (first) {
     state.previousStreamEnded = false;
-    state.setWatching(true);
+    state.applyHello(event.revision, event.names, event.poolNames, event.all);
+    return;
   }
+  if (event.all || event.names.length > 0 || event.poolNames.length > 0) {
+    state.invalidate(event.names, event.poolNames, event.all);
+  }
+  state.revision = event.revision;
 }
 
 /** Runs the watch loop until stop(). */
@@ -126,7 +127,7 @@ export class Watcher {
           this.state.previousStreamEnded = false;
         }
       }
-      this.state.setWatching(false);
+      this.state.disconnected();
       if (signal.aborted) {
         break;
       }

@@ -130,31 +130,85 @@ test("drop removes names at once, or everything", () => {
   assert.equal(cache.size, 0);
 });
 
-function coherence() {
-  const { cache: sources } = setup();
-  const { cache: pools } = setup();
+function setupCoherence(maxEntries = 100) {
+  const { cache: sources } = setup({ maxEntries });
+  const { cache: pools } = setup({ maxEntries });
   return new Coherence(sources, pools);
+}
+
+function coherence() {
+  return setupCoherence();
 }
 
 function event(fields: { all?: boolean; names?: string[]; poolNames?: string[]; revision?: string; instance?: string; sequence?: bigint }) {
   return create(WatchInvalidationsResponseSchema, { revision: "r1", instance: "i1", sequence: 0n, ...fields });
 }
 
-test("answers are stored only while watching, with the announced revision, at the same epoch", () => {
+function answer(revision: string, value = "V") {
+  return { value, revision, producedAt: undefined, ttl: seconds(60) };
+}
+
+test("answers are stored while watching only with the announced revision, at the same epoch", () => {
   const state = coherence();
-  assert.ok(!state.mayStore(state.epoch, "")); // not watching yet
   applyEvent(state, event({ revision: "r1" }), true);
   assert.ok(state.watching);
   const epoch = state.epoch;
-  assert.ok(state.mayStore(epoch, "r1"));
-  assert.ok(!state.mayStore(epoch, "r0"));
+  state.keepSource("old", answer("r0"), epoch);
   applyEvent(state, event({ names: ["x"], sequence: 1n }), false);
-  assert.ok(!state.mayStore(epoch, "r1")); // an invalidation while in flight
-  assert.ok(state.mayStore(state.epoch, "r1"));
+  state.keepSource("late", answer("r1"), epoch); // an invalidation while in flight
+  state.keepSource("a", answer("r1"), state.epoch);
+  assert.deepEqual([state.sources.get("old"), state.sources.get("late"), state.sources.get("a")], [undefined, undefined, "V"]);
   const before = state.epoch;
-  state.setWatching(false);
+  state.disconnected();
   assert.ok(state.epoch > before);
-  assert.ok(!state.mayStore(state.epoch, "r1"));
+  state.keepSource("b", answer("r1"), state.epoch);
+  assert.equal(state.sources.get("b"), undefined); // held aside, not stored
+  assert.equal(state.held, 1);
+});
+
+test("an answer before the hello is stored when the hello names its revision", () => {
+  const state = coherence();
+  state.keepSource("a", answer("r1", "A"), state.epoch);
+  state.keepSource("b", answer("r0", "B"), state.epoch); // a policy the hello no longer serves
+  state.keepPool("p", answer("r1", "P"), state.epoch);
+  assert.deepEqual([state.sources.size, state.pools.size, state.held], [0, 0, 3]);
+  applyEvent(state, event({ revision: "r1" }), true);
+  assert.deepEqual([state.sources.get("a"), state.sources.get("b"), state.pools.get("p")], ["A", undefined, "P"]);
+  assert.equal(state.held, 0);
+});
+
+test("an answer in flight across the hello is stored unless the hello dropped it or something came after", () => {
+  const state = coherence();
+  const before = state.epoch;
+  applyEvent(state, event({ revision: "r1", names: ["dropped"] }), true);
+  state.keepSource("a", answer("r1", "A"), before);
+  state.keepSource("b", answer("r0", "B"), before);
+  state.keepSource("dropped", answer("r1", "D"), before);
+  assert.deepEqual([state.sources.get("a"), state.sources.get("b"), state.sources.get("dropped")], ["A", undefined, undefined]);
+  applyEvent(state, event({ names: ["x"], sequence: 1n }), false);
+  state.keepSource("c", answer("r1", "C"), before);
+  assert.equal(state.sources.get("c"), undefined);
+});
+
+test("held answers: bounded, and discarded by a failed stream or a hello that says all", () => {
+  const state = setupCoherence(2);
+  for (const name of ["a", "b", "c"]) {
+    state.keepSource(name, answer("r1", name), state.epoch);
+  }
+  assert.equal(state.held, 2);
+  state.disconnected(); // the attempt failed before its hello
+  applyEvent(state, event({ revision: "r1" }), true);
+  assert.equal(state.sources.size, 0);
+  state.disconnected();
+  state.keepSource("d", answer("r1", "d"), state.epoch);
+  applyEvent(state, event({ revision: "r1", all: true }), true);
+  assert.equal(state.sources.size, 0);
+  state.disconnected();
+  for (const name of ["e", "f", "g"]) {
+    state.keepSource(name, answer("r1", name), state.epoch); // e goes: at most 2 held
+  }
+  applyEvent(state, event({ revision: "r1", names: ["f"] }), true);
+  assert.deepEqual([state.sources.get("e"), state.sources.get("f"), state.sources.get("g")], [undefined, undefined, "g"]);
 });
 
 test("messages drop names, pool names, or everything, and set the resume point", () => {

@@ -37,7 +37,7 @@ impl Resolver {
             ttl: source.ttl,
         };
         if let Some(caches) = &self.inner.caches {
-            caches.keep(&caches.sources, name, &source, answer, self.moment());
+            caches.keep_source(name, &source, answer, self.moment());
         }
         Ok(source)
     }
@@ -60,7 +60,7 @@ impl Resolver {
             ttl: pool.ttl,
         };
         if let Some(caches) = &self.inner.caches {
-            caches.keep(&caches.pools, name, &pool, answer, self.moment());
+            caches.keep_pool(name, &pool, answer, self.moment());
         }
         Ok(pool)
     }
