@@ -42,8 +42,8 @@ for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sou
 done
 
 # Documentation, manuals and translations are left out of every package, and
-# dpkg does not fsync what it unpacks (force-unsafe-io, as in Debian's Docker
-# images): the tree only becomes a layer, and a build that breaks starts over.
+# dpkg does not fsync what it unpacks (force-unsafe-io): the tree only becomes
+# a layer, and a build that breaks starts over.
 # Afterwards, what only the build needed goes: the wheels, apt's
 # configuration, the build host's resolv.conf and hostname, and the device
 # nodes (a container runtime provides /dev, /proc and /sys).
