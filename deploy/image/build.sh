@@ -5,14 +5,17 @@
 #
 #   deploy/image/build.sh VERSION DIST_DIR WORK_DIR OUTPUT
 #
-# 1. pip downloads the wheels of egress-resolver==VERSION (the two
-#    distributions from DIST_DIR, the rest from the package index) for
-#    CPython 3.11 on manylinux x86_64 into WORK_DIR/wheels.
-# 2. mmdebstrap installs Debian bookworm's python3.11 (and dpkg, which
+# 1. mmdebstrap installs Debian bookworm's python3.11 (and dpkg, which
 #    configures the packages) into WORK_DIR/rootfs from the machine's own apt
-#    sources, then, in the root file system, makes the venv
-#    /opt/egress-resolver and installs the wheels into it with no index, and
-#    adds the user egress-resolver (10001:10001).
+#    sources.
+# 2. In its customize hooks, wheels.py downloads (with pip, on this host) the
+#    wheels of egress-resolver==VERSION and of pip (the two distributions from
+#    DIST_DIR, the rest from the package index) for the interpreter the root
+#    file system now holds: its full version, glibc and environment markers
+#    (bookworm's 3.11.2 needs dependencies a newer host Python does not).
+#    Then, in the root file system, the venv /opt/egress-resolver is made and
+#    the wheels are installed into it with no index, and the user
+#    egress-resolver (10001:10001) is added.
 # 3. umoci puts that root file system into one layer of an OCI image layout
 #    (WORK_DIR/oci) and writes its configuration: user, entry point, command,
 #    environment, volumes.
@@ -21,24 +24,16 @@
 #    blobs), for `podman load` and `docker load`.
 set -euo pipefail
 
-version=$1 dist=$2 work=$3 output=$4
+version=$1 dist=$(cd "$2" && pwd) work=$3 output=$4
 here=$(cd "$(dirname "$0")" && pwd)
-pip=${PIP:-pip}
+# The build host's Python, with pip and packaging (make passes .venv's).
 python=${PYTHON:-python3}
 suite=bookworm
 tag=egress-resolver:$version
 uid=10001
 venv=/opt/egress-resolver
 
-rm -rf "$work" && mkdir -p "$work/wheels"
-
-# CPython 3.11 (bookworm's) on glibc 2.36: every manylinux_2_N with N <= 36.
-platforms=(--platform manylinux2014_x86_64)
-for minor in $(seq 17 36); do platforms+=(--platform "manylinux_2_${minor}_x86_64"); done
-"$pip" download --quiet --dest "$work/wheels" --only-binary=:all: \
-  --python-version 3.11 --implementation cp --abi cp311 "${platforms[@]}" \
-  --find-links "$dist" "egress-resolver==$version" pip
-pip_wheel=$(cd "$work/wheels" && ls pip-*.whl)
+rm -rf "$work" && mkdir -p "$work" && work=$(cd "$work" && pwd)
 
 # The machine's apt sources (deb822 or one-line files) are the mirrors.
 sources=()
@@ -46,24 +41,28 @@ for file in /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sou
   if [ -s "$file" ]; then sources+=("$file"); fi
 done
 
-# Documentation, manuals and translations are left out of every package.
+# Documentation, manuals and translations are left out of every package, and
+# dpkg does not fsync what it unpacks (force-unsafe-io): the tree only becomes
+# a layer, and a build that breaks starts over.
 # Afterwards, what only the build needed goes: the wheels, apt's
 # configuration, the build host's resolv.conf and hostname, and the device
 # nodes (a container runtime provides /dev, /proc and /sys).
 SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$here" log -1 --format=%ct 2>/dev/null || date +%s)} \
 mmdebstrap --variant=custom --mode=root --format=directory \
   --include=dpkg,dash,coreutils,diffutils,sed,grep,findutils,libc-bin,python3.11,libstdc++6 \
+  --dpkgopt=force-unsafe-io \
   --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/man/*' \
   --dpkgopt='path-exclude=/usr/share/info/*' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
   --setup-hook='mkdir -p "$1/proc" "$1/sys"' \
-  --customize-hook='mkdir -p "$1/tmp/wheels"' \
-  --customize-hook="sync-in '$work/wheels' /tmp/wheels" \
+  --customize-hook="'$python' '$here/wheels.py' --root \"\$1\" --python /usr/bin/python3.11 \
+    --dest \"\$1/tmp/wheels\" --find-links '$dist' egress-resolver==$version pip" \
   --customize-hook="chroot \"\$1\" python3.11 -m venv --without-pip $venv" \
-  --customize-hook="chroot \"\$1\" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin $venv/bin/python \
-    /tmp/wheels/$pip_wheel/pip install --quiet --no-index --no-cache-dir --find-links /tmp/wheels \
+  --customize-hook="pip_wheel=\$(cd \"\$1/tmp/wheels\" && echo pip-*.whl) && \
+    chroot \"\$1\" /usr/bin/env -i HOME=/root PATH=/usr/bin:/bin $venv/bin/python \
+    \"/tmp/wheels/\$pip_wheel/pip\" install --quiet --no-index --no-cache-dir --find-links /tmp/wheels \
     egress-resolver==$version" \
   --customize-hook="printf '%s\n' 'root:x:0:0:root:/root:/bin/false' \
     'egress-resolver:x:$uid:$uid:egress-resolver:/nonexistent:/bin/false' > \"\$1/etc/passwd\"" \

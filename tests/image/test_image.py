@@ -176,6 +176,42 @@ def test_entry_point_serves_through_the_socket_volume(
     assert server.proc.returncode == 0  # SIGTERM: drained and exited cleanly
 
 
+# Run by the image's interpreter: every module of egress_resolver imports.
+IMPORT_EVERY_MODULE = """
+import importlib, pkgutil, sys
+import egress_resolver
+modules = pkgutil.walk_packages(egress_resolver.__path__, "egress_resolver.")
+names = [module.name for module in modules if not module.name.endswith(".__main__")]
+for name in names:
+    importlib.import_module(name)
+print(sys.version.split()[0], len(names))
+"""
+
+
+def test_every_module_imports_with_the_image_python(image: dict[str, Any]) -> None:
+    """What the image's own Python needs is installed, dependencies under markers included.
+
+    Debian's python3.11 is 3.11.2: redis.asyncio imports async_timeout below
+    3.11.3, a dependency a build host on a later 3.11 would not download by
+    itself (deploy/image/wheels.py).
+    """
+    spec = json.loads((image["bundle"] / "config.json").read_text())
+    process = spec["process"]
+    rootfs = image["bundle"] / spec["root"]["path"]
+    python = "/opt/egress-resolver/bin/python"
+    user = f"--userspec={process['user']['uid']}:{process['user']['gid']}"
+    result = subprocess.run(
+        [shutil.which("env") or "/usr/bin/env", "-i", *process["env"],
+         shutil.which("chroot") or "/usr/sbin/chroot", user, str(rootfs),
+         python, "-c", IMPORT_EVERY_MODULE],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    version, count = result.stdout.split()
+    print(f"\nthe image's Python {version} imports all {count} modules of egress_resolver")
+    assert int(count) > 10
+
+
 def test_podman_loads_the_archive(image: dict[str, Any], tmp_path: Path) -> None:
     podman = shutil.which("podman")
     if podman is None:
