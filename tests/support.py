@@ -211,3 +211,22 @@ def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
         for family in text_string_to_metric_families(text)
         for sample in family.samples
     }
+
+
+SHOW_JSON = "local function show(v) print(kumo.json_encode(v)) end"
+"""A Lua prelude for validate_config_output: `show(v)` prints `v` as JSON."""
+
+
+def validate_config_output(directory: Path, body: str, prelude: str = "") -> list[str]:
+    """What a `validate_config` handler running `body` printed, line by line.
+
+    The policy is `prelude`, then the handler, written to `directory`/policy.lua and
+    loaded into a real PolicyHost; the handler must succeed."""
+    from egress_resolver.runtime.lua_host import PolicyHost
+
+    policy = directory / "policy.lua"
+    head = f"{prelude}\n" if prelude else ""
+    policy.write_text(f"{head}kumo.on('validate_config', function()\n{body}\nend)\n")
+    validation = PolicyHost(policy).validate_config()
+    assert validation.error is None, validation.error
+    return validation.output

@@ -12,19 +12,12 @@ from egress_resolver.kumo_api.cidr_map import (
     parse_key,
     show,
 )
-from egress_resolver.runtime.lua_host import PolicyHost
+from support import SHOW_JSON, validate_config_output
 
 
 def run(tmp_path: Path, body: str) -> list[str]:
     """What a validate_config handler running `body` printed."""
-    policy = tmp_path / "policy.lua"
-    policy.write_text(
-        "local function show(v) print(kumo.json_encode(v)) end\n"
-        f"kumo.on('validate_config', function()\n{body}\nend)\n"
-    )
-    validation = PolicyHost(policy).validate_config()
-    assert validation.error is None, validation.error
-    return validation.output
+    return validate_config_output(tmp_path, body, SHOW_JSON)
 
 
 def test_the_documented_examples(tmp_path: Path) -> None:

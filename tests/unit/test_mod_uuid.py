@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import uuid_utils
 
-from egress_resolver.runtime.lua_host import PolicyHost
+from support import validate_config_output
 
 _PRELUDE = """
 local function show(v) print(tostring(v)) end
@@ -18,11 +18,7 @@ end
 
 def lua_lines(tmp_path: Path, body: str) -> list[str]:
     """What a validate_config handler running `body` printed, line by line."""
-    policy = tmp_path / "policy.lua"
-    policy.write_text(f"{_PRELUDE}\nkumo.on('validate_config', function()\n{body}\nend)\n")
-    validation = PolicyHost(policy).validate_config()
-    assert validation.error is None, validation.error
-    return validation.output
+    return validate_config_output(tmp_path, body, _PRELUDE)
 
 
 def test_the_documented_object(tmp_path: Path) -> None:
