@@ -81,9 +81,18 @@ def fresh_venv(path: Path) -> Path:
     return path / "bin"
 
 
+class _LoadedServerProcess(ServerProcess):
+    """A ServerProcess entered once its policy is loaded (it listens before it loads)."""
+
+    def __enter__(self) -> _LoadedServerProcess:
+        super().__enter__()
+        self.wait_for_event("policy loaded")
+        return self
+
+
 def clients_sidecar() -> ServerProcess:
-    """The checkout's sidecar serving tests/fixtures/clients.lua on 127.0.0.1:0."""
-    return ServerProcess("--policy", str(fixture("clients.lua")), "--listen", "127.0.0.1:0")
+    """The checkout's sidecar serving tests/fixtures/clients.lua on 127.0.0.1:0, once loaded."""
+    return _LoadedServerProcess("--policy", str(fixture("clients.lua")), "--listen", "127.0.0.1:0")
 
 
 class InstalledServer(ServerProcess):
