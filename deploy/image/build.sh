@@ -72,6 +72,8 @@ rootfs=$work/rootfs
 rm -rf "$rootfs/tmp/wheels" "$rootfs/etc/apt" "$rootfs/var/lib/apt" "$rootfs/var/cache/apt" \
   "$rootfs/var/log/apt" "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
 find "$rootfs/dev" "$rootfs/proc" "$rootfs/sys" -mindepth 1 -delete
+# lupa ships a build for every Lua it supports; the sidecar loads lupa.lua54 only.
+find "$rootfs$venv/lib/python3.11/site-packages/lupa" -name '*.so' ! -name 'lua54.*' -delete
 # The volumes' mount points (mmdebstrap keeps /run a tmpfs while it runs hooks).
 install -d -m 0750 -o "$uid" -g "$uid" "$rootfs/run/egress-resolver"
 install -d -m 0755 "$rootfs/etc/egress-resolver"

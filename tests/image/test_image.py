@@ -31,7 +31,9 @@ from scratch_projects import VERSION, clean_env
 from support import REPO, ServerProcess, fixture
 
 IMAGE = Path(os.environ.get("EGRESS_IMAGE", REPO / "dist" / "egress-resolver.oci.tar"))
-SIZE_GOAL = 150 * 1000 * 1000
+SIZE_GOAL = 175 * 1000 * 1000
+"""Issue 14 set 150 MB; kumod's Lua API (issue 17) added cryptography (16 MB), dnspython,
+minijinja and the rest, so the goal is 175 MB."""
 DEVICES = ("null", "zero", "random", "urandom")
 pytestmark = pytest.mark.timeout(600)
 
