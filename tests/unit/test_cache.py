@@ -116,7 +116,7 @@ async def test_a_replaced_entry_keeps_its_new_lifetime() -> None:
     cache.clear()  # a reload: the next load stores "a" again, with a longer ttl
     loader.ttl = 100
     await get(cache, loader, "a")
-    clock.advance(50)  # past the first lifetime: its heap item must not drop the new entry
+    clock.advance(50)  # past the first lifetime: its listing must not drop the new entry
     assert cache.stats().entries == 1
     await get(cache, loader, "a")
     assert loader.calls == ["a", "a"]
@@ -129,7 +129,8 @@ async def test_expiry_bookkeeping_stays_within_twice_the_capacity() -> None:
         await get(cache, loader, f"n-{i % 25}")
     assert cache.stats().entries == 10
     assert cache.stats().evictions == 10_000 - 10
-    assert len(cache._store._expiries) <= 2 * 10 + 64
+    assert cache._store._listed <= 2 * 10 + 64
+    assert sum(map(len, cache._store._due.values())) == cache._store._listed
 
 
 async def test_negative_caching_for_negative_ttl() -> None:

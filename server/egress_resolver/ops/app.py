@@ -206,8 +206,8 @@ class App:
     async def _resolve_for_policy(self, event: str, name: str) -> object:
         """kumo.invoke_get_egress_* from a handler: through the caches, as a request."""
         if event == POOL_EVENT:
-            return (await self.service.resolve_pool(name, None)).definition
-        return (await self.service.resolve(name, None)).definition
+            return (await self.service.resolve_pool(name, None)).definition()
+        return (await self.service.resolve(name, None)).definition()
 
     def _drop_everything(self) -> None:
         """kumo.bump_config_epoch: as `egress-resolver invalidate --all`."""

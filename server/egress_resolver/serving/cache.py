@@ -7,9 +7,9 @@ cacheable are kept for the negative TTL. Concurrent misses for one name share
 one load. Every method runs on the event loop thread; nothing here locks.
 
 The store is an OrderedDict in LRU order holding each entry with the time
-the policy produced it and its expiry time, checked on every lookup, plus a
-heap of expiry times that drops expired entries on each store and each
-`stats()`. A hit is one dict lookup, one `move_to_end` and one clock read.
+the policy produced it and its expiry time, checked on every lookup, plus
+lists of names by the second they expire that drop expired entries on each
+store and each `stats()`. A hit is one dict lookup, one `move_to_end` and one clock read.
 Hand-written rather than cachetools' LRUCache because a warm reload needs the
 names in recency order, which LRUCache keeps private (and TLRUCache, which
 does the expiry bookkeeping on every read, cost ~0.9 µs hot and ~3 µs inside
@@ -29,10 +29,11 @@ import asyncio
 import dataclasses
 import heapq
 import itertools
+import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, NamedTuple, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 from egress_resolver.definitions.errors import Reason, ResolveError
 
@@ -65,26 +66,37 @@ class CacheStats:
     entries: int
 
 
-class _Entry(NamedTuple, Generic[V]):
-    value: V | ResolveError
-    stored_at: float
-    expires_at: float
+class _Entry(Generic[V]):
+    """A stored value, the time it was produced and the time it expires."""
+
+    __slots__ = ("expires_at", "stored_at", "value")
+
+    def __init__(self, value: V | ResolveError, stored_at: float, expires_at: float) -> None:
+        self.value = value
+        self.stored_at = stored_at
+        self.expires_at = expires_at
 
 
 class _Store(Generic[V]):
     """LRU entries that expire: a lookup never returns an expired entry, and
     `drop_expired` removes them all in time proportional to their number.
 
-    Expiry times sit in a heap beside the entries; a heap item whose entry
-    was replaced, evicted or dropped is skipped when it comes up, and the heap
-    is rebuilt when such items make up half of it, so it stays within twice
-    the capacity."""
+    Expiry times are kept by whole second: each second at which entries
+    expire has the list of their names, and a heap holds those seconds. A
+    name costs one list slot there (a heap item per entry cost ~80 bytes).
+    A second is handled once it has passed, so an expired entry may stay up
+    to a second longer (lookups check the exact time; it is never served).
+    A name whose entry was replaced, evicted or dropped is skipped when its
+    second comes, and the lists are rebuilt when such names make up half of
+    them, so they stay within twice the capacity."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
         self.entries: OrderedDict[str, _Entry[V]] = OrderedDict()
         self.evictions = 0
-        self._expiries: list[tuple[float, str]] = []
+        self._due: dict[int, list[str]] = {}
+        self._seconds: list[int] = []  # heap of the keys of _due
+        self._listed = 0  # names in _due, live or not
 
     def get(self, name: str, now: float) -> _Entry[V] | None:
         """The live entry for `name` (now the most recently used), or None."""
@@ -106,28 +118,45 @@ class _Store(Generic[V]):
         if len(entries) > self.capacity:
             entries.popitem(last=False)
             self.evictions += 1
-        heapq.heappush(self._expiries, (entry.expires_at, name))
-        if len(self._expiries) > 2 * len(entries) + 64:
-            self._expiries = [(e.expires_at, n) for n, e in entries.items()]
-            heapq.heapify(self._expiries)
+        self._list(name, entry.expires_at)
+        if self._listed > 2 * len(entries) + 64:
+            self._due.clear()
+            self._seconds.clear()
+            self._listed = 0
+            for listed, kept in entries.items():
+                self._list(listed, kept.expires_at)
+
+    def _list(self, name: str, expires_at: float) -> None:
+        second = math.ceil(expires_at)
+        names = self._due.get(second)
+        if names is None:
+            self._due[second] = [name]
+            heapq.heappush(self._seconds, second)
+        else:
+            names.append(name)
+        self._listed += 1
 
     def pop(self, name: str) -> bool:
         """Remove `name`; True if it was there."""
         return self.entries.pop(name, None) is not None
 
     def drop_expired(self, now: float) -> None:
-        """Remove every entry whose time has passed."""
-        expiries, entries = self._expiries, self.entries
-        while expiries and expiries[0][0] <= now:
-            expires_at, name = heapq.heappop(expiries)
-            entry = entries.get(name)
-            if entry is not None and entry.expires_at == expires_at:
-                del entries[name]
+        """Remove every entry whose time has passed (by the second)."""
+        seconds, entries = self._seconds, self.entries
+        while seconds and seconds[0] <= now:
+            names = self._due.pop(heapq.heappop(seconds))
+            self._listed -= len(names)
+            for name in names:
+                entry = entries.get(name)
+                if entry is not None and entry.expires_at <= now:
+                    del entries[name]
 
     def clear(self) -> None:
         """Remove every entry."""
         self.entries.clear()
-        self._expiries.clear()
+        self._due.clear()
+        self._seconds.clear()
+        self._listed = 0
 
 
 class DefinitionCache(Generic[V]):

@@ -63,9 +63,9 @@ def same(old: object, new: object) -> bool:
     if isinstance(old, ResolveError) and isinstance(new, ResolveError):
         return (old.reason, old.message) == (new.reason, new.message)
     if isinstance(old, EncodedSource) and isinstance(new, EncodedSource):
-        return old.definition == new.definition
+        return old.body() == new.body()  # the same definition serializes to the same bytes
     if isinstance(old, EncodedPool) and isinstance(new, EncodedPool):
-        return old.definition == new.definition
+        return old.body() == new.body()
     return False
 
 
