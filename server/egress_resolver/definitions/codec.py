@@ -96,6 +96,31 @@ class EncodedSource:
         return _first_field(self.response)
 
 
+def packed_body(packed: tuple[object, ...]) -> bytes:
+    """`body()` of a packed EncodedSource or EncodedPool, without unpacking it."""
+    response = packed[0]
+    assert isinstance(response, bytes)
+    return _first_field(response)
+
+
+PACKED_TTL = 2
+"""Where a packed EncodedSource or EncodedPool has its ttl_seconds."""
+PACKED_PRODUCED = 3
+"""Where a packed EncodedSource or EncodedPool has its produced_monotonic."""
+
+
+class SourcePacking:
+    """EncodedSource as a cache keeps it: a tuple of its fields (serving/cache.py)."""
+
+    def pack(self, value: EncodedSource) -> tuple[object, ...]:
+        """The fields, in the constructor's order."""
+        return (value.response, value.revision, value.ttl_seconds, value.produced_monotonic)
+
+    def unpack(self, packed: tuple[object, ...]) -> EncodedSource:
+        """The EncodedSource `pack` was given."""
+        return EncodedSource(*packed)  # type: ignore[arg-type]
+
+
 class EncodedPool:
     """A pool's serialized GetEgressPoolResponse, with what the cache needs to keep it."""
 
@@ -126,6 +151,18 @@ class EncodedPool:
     def body(self) -> bytes:
         """The serialized EgressPool alone: equal for equal definitions."""
         return _first_field(self.response)
+
+
+class PoolPacking:
+    """EncodedPool as a cache keeps it: a tuple of its fields (serving/cache.py)."""
+
+    def pack(self, value: EncodedPool) -> tuple[object, ...]:
+        """The fields, in the constructor's order."""
+        return (value.response, value.revision, value.ttl_seconds, value.produced_monotonic)
+
+    def unpack(self, packed: tuple[object, ...]) -> EncodedPool:
+        """The EncodedPool `pack` was given."""
+        return EncodedPool(*packed)  # type: ignore[arg-type]
 
 
 def _duration(nanos: int) -> duration_pb2.Duration:
@@ -296,6 +333,8 @@ def _varint(data: bytes, at: int) -> tuple[int, int]:
 
 def _first_field(response: bytes) -> bytes:
     """The bytes of field 1 (the definition's message) of a serialized response."""
+    if response[:1] == b"\x0a" and len(response) > 1 and response[1] < 0x80:
+        return response[2 : 2 + response[1]]  # first, and shorter than 128 bytes
     at = 0
     while at < len(response):
         tag, at = _varint(response, at)
