@@ -18,12 +18,13 @@ once and announces exactly:
 Unchanged definitions are kept under the new revision, produced now.
 
 At 100 000 names nothing here holds the event loop for long: sources are
-re-resolved BATCH_NAMES a job on the Lua thread (runtime/policy_runner.py);
-the comparison builds the new entries aside a few milliseconds at a time,
-while the caches go on serving and note the names they store or drop
+re-resolved BATCH_NAMES a job on the Lua thread (runtime/policy_runner.py),
+and each job's answers are compared with the cache and added to the new
+entries, built aside, as they come in (about a millisecond a job), while the
+caches go on serving and note the names they store or drop
 (`DefinitionCache.watch`); the swap itself only puts the new entries in
-place and announces; the old entries are then let go of a few thousand at a
-time (`release`).
+place and announces; the old entries are then let go of 512 at a time
+(`release`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import gc
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from egress_resolver.definitions.codec import (
     PACKED_PRODUCED,
@@ -51,23 +52,11 @@ from egress_resolver.runtime.policy_runner import Policy, PolicyRunner
 from egress_resolver.serving.cache import DefinitionCache, Generation, Packed
 from egress_resolver.serving.service import check_pool_sources
 
-SLICE_SECONDS = 0.002
+SLICE_SECONDS = 0.001
 """The longest the comparison and the release run before they let the event loop
 answer what came in meanwhile."""
 
 V = TypeVar("V", EncodedSource, EncodedPool)
-Outcomes = list[tuple[str, Packed | ResolveError]]
-
-
-@dataclasses.dataclass(slots=True)
-class Warmed:
-    """What re-resolving with a new policy gave, the most recently used first,
-    and the names each cache held when it started."""
-
-    sources: Outcomes
-    pools: Outcomes
-    cached_sources: list[str]
-    cached_pools: list[str]
 
 
 @dataclasses.dataclass(slots=True)
@@ -81,6 +70,36 @@ class Plan:
     changed: int
     re_resolved: int
     dropped: int
+
+
+class _Compared(Generic[V]):
+    """Re-resolved answers of one cache, compared with it as they come in and
+    added to the generation that will replace it."""
+
+    def __init__(self, cache: DefinitionCache[V], clock: Callable[[], float]) -> None:
+        self.cache: DefinitionCache[V] = cache
+        self.generation: Generation[V] = cache.generation()
+        self.kept: set[str] = set()
+        self.changed = 0
+        self.count = 0
+        self._clock = clock
+
+    def add(self, name: str, new: Packed | ResolveError) -> None:
+        """Compare `new` with the entry for `name`, and add it to the generation."""
+        self.count += 1
+        old = self.cache.packed(name)
+        if old is not None:
+            if same(old, new):
+                self.kept.add(name)
+            else:
+                self.changed += 1
+        if isinstance(new, ResolveError):
+            self.generation.add(name, new, self._clock())
+        else:
+            produced, ttl = new[PACKED_PRODUCED], new[PACKED_TTL]
+            assert isinstance(ttl, float)
+            assert produced is None or isinstance(produced, float)
+            self.generation.add(name, new, self._clock() if produced is None else produced, ttl)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -134,26 +153,29 @@ class Warmer:
         self._pools = pools
         self._clock = clock
 
-    async def warm(self, policy: Policy, limit: int) -> Warmed:
-        """Re-resolve up to `limit` recent sources and pools with `policy`; from
-        now until `install`, both caches note the names they store or drop."""
+    async def warm(self, policy: Policy, limit: int) -> Plan:
+        """Re-resolve up to `limit` recent sources and pools with `policy`, compare
+        each answer with the cache as it comes in and build the new entries
+        aside (the caches keep serving meanwhile); from now until `install`,
+        both caches note the names they store or drop."""
         self._sources.watch()
         self._pools.watch()
         cached_sources = self._sources.names_by_recency()
         cached_pools = self._pools.names_by_recency()
-        sources: Outcomes = []
+        sources = _Compared(self._sources, self._clock)
         failed: dict[str, ResolveError] = {}
+        # The least recently used first: the new entries keep the LRU order.
         async for names, outcomes in self._runner.resolve_batches(
-            SOURCE_EVENT, cached_sources[:limit], policy
+            SOURCE_EVENT, cached_sources[:limit][::-1], policy
         ):
             for name, outcome in zip(names, outcomes, strict=True):
                 if isinstance(outcome, ResolveError):
                     failed[name] = outcome
-                    sources.append((name, outcome))
+                    sources.add(name, outcome)
                 else:
                     assert isinstance(outcome, EncodedSource)
-                    sources.append((name, self._sources.pack(outcome)))
-        warmed = {name for name, _ in sources} if cached_pools[:limit] else set()
+                    sources.add(name, self._sources.pack(outcome))
+        warmed = set(cached_sources[:limit]) if cached_pools[:limit] else set()
         extra: dict[str, asyncio.Future[EncodedSource]] = {}
 
         async def source(name: str) -> None:
@@ -164,67 +186,36 @@ class Warmer:
                     extra[name] = asyncio.ensure_future(self._runner.resolve_source(name, policy))
                 await extra[name]
 
-        pools: Outcomes = []
+        pools = _Compared(self._pools, self._clock)
         async for names, outcomes in self._runner.resolve_batches(
-            POOL_EVENT, cached_pools[:limit], policy
+            POOL_EVENT, cached_pools[:limit][::-1], policy
         ):
             checked = await asyncio.gather(
                 *(_checked(outcome, source) for outcome in outcomes), return_exceptions=True
             )
             for name, result in zip(names, checked, strict=True):
                 if isinstance(result, EncodedPool):
-                    pools.append((name, self._pools.pack(result)))
+                    pools.add(name, self._pools.pack(result))
                 elif isinstance(result, ResolveError):
-                    pools.append((name, result))
+                    pools.add(name, result)
                 else:
                     raise result
         for future in extra.values():  # sources of pools that are not warmed themselves
             if future.done() and not future.cancelled():
                 future.exception()
-        return Warmed(sources, pools, cached_sources, cached_pools)
-
-    async def plan(self, warmed: Warmed) -> Plan:
-        """Compare `warmed` with the caches and build the new entries aside, a
-        few milliseconds at a time (the caches keep serving meanwhile)."""
         pacer = _Pacer()
-        sources, kept_sources, changed = await self._compare(self._sources, warmed.sources, pacer)
-        pools, kept_pools, changed_pools = await self._compare(self._pools, warmed.pools, pacer)
-        stale_sources = await _unkept(warmed.cached_sources, kept_sources, pacer)
-        stale_pools = await _unkept(warmed.cached_pools, kept_pools, pacer)
-        re_resolved = len(warmed.sources) + len(warmed.pools)
-        cached = len(warmed.cached_sources) + len(warmed.cached_pools)
+        stale_sources = await _unkept(cached_sources, sources.kept, pacer)
+        stale_pools = await _unkept(cached_pools, pools.kept, pacer)
+        re_resolved = sources.count + pools.count
         return Plan(
-            sources,
-            pools,
+            sources.generation,
+            pools.generation,
             stale_sources,
             stale_pools,
-            changed=changed + changed_pools,
+            changed=sources.changed + pools.changed,
             re_resolved=re_resolved,
-            dropped=cached - re_resolved,
+            dropped=len(cached_sources) + len(cached_pools) - re_resolved,
         )
-
-    async def _compare(
-        self, cache: DefinitionCache[V], outcomes: Outcomes, pacer: _Pacer
-    ) -> tuple[Generation[V], set[str], int]:
-        generation = cache.generation()
-        kept: set[str] = set()
-        changed = 0
-        for name, new in reversed(outcomes):  # the least recently used first
-            old = cache.packed(name)
-            if old is not None:
-                if same(old, new):
-                    kept.add(name)
-                else:
-                    changed += 1
-            if isinstance(new, ResolveError):
-                generation.add(name, new, self._clock())
-            else:
-                produced, ttl = new[PACKED_PRODUCED], new[PACKED_TTL]
-                assert isinstance(ttl, float)
-                assert produced is None or isinstance(produced, float)
-                generation.add(name, new, self._clock() if produced is None else produced, ttl)
-            await pacer.pause()
-        return generation, kept, changed
 
     def install(self, plan: Plan) -> Swap:
         """Put the new entries in place and say what to announce: no await here,
