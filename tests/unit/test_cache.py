@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -116,7 +117,7 @@ async def test_a_replaced_entry_keeps_its_new_lifetime() -> None:
     cache.clear()  # a reload: the next load stores "a" again, with a longer ttl
     loader.ttl = 100
     await get(cache, loader, "a")
-    clock.advance(50)  # past the first lifetime: its heap item must not drop the new entry
+    clock.advance(50)  # past the first lifetime: its listing must not drop the new entry
     assert cache.stats().entries == 1
     await get(cache, loader, "a")
     assert loader.calls == ["a", "a"]
@@ -129,7 +130,8 @@ async def test_expiry_bookkeeping_stays_within_twice_the_capacity() -> None:
         await get(cache, loader, f"n-{i % 25}")
     assert cache.stats().entries == 10
     assert cache.stats().evictions == 10_000 - 10
-    assert len(cache._store._expiries) <= 2 * 10 + 64
+    assert cache._store._listed <= 2 * 10 + 64
+    assert sum(map(len, cache._store._due.values())) == cache._store._listed
 
 
 async def test_negative_caching_for_negative_ttl() -> None:
@@ -241,3 +243,64 @@ async def test_clear_drops_entries_and_running_loads_do_not_store() -> None:
     assert cache.stats().entries == 0
     await get(cache, loader, "a")
     assert loader.calls == ["a", "b", "a"]
+
+
+async def test_packed_entries_leave_the_garbage_collectors_lists() -> None:
+    import gc
+
+    from egress_resolver.definitions.codec import SourcePacking, encode_source
+    from egress_resolver.definitions.validation import build_source
+
+    clock = FakeClock()
+    cache: DefinitionCache[Any] = DefinitionCache(
+        10, negative_ttl=60.0, max_pending=10, clock=clock, packing=SourcePacking()
+    )
+    value = encode_source(build_source({"name": "a"}), revision="r", produced_monotonic=clock())
+    cache.store("a", value, clock())
+    gc.collect()
+    gc.collect()  # the first untracks the packed value, the second the entry holding it
+    entry = cache._store.entries["a"]
+    assert not gc.is_tracked(entry)
+    assert not gc.is_tracked(entry[0])
+    found = cache.lookup("a")
+    assert found is not None
+    assert found.response == value.response
+    assert cache.packed("a") == SourcePacking().pack(value)
+
+
+async def test_a_generation_is_built_aside_and_installed_at_once() -> None:
+    clock, loader = FakeClock(), Loader()
+    cache = make(clock, capacity=3)
+    for name in ("a", "b", "c"):
+        await get(cache, loader, name)
+    assert cache.names_by_recency() == ["c", "b", "a"]
+    cache.watch()
+    generation = cache.generation()
+    for name in ("a", "b"):  # the least recently used first
+        generation.add(name, cache.pack(Value(name + "'")), clock())
+    generation.add("e", ResolveError(Reason.DEADLINE_EXCEEDED, "late"), clock())  # not kept
+    await get(cache, loader, "d")  # stored meanwhile: noted, and evicts "a"
+    cache.drop(["b"])
+    assert cache.touched == {"d", "b"}
+    assert not cache.cleared_while_watched
+    assert cache.evicted_since_swap
+    old = cache.install(generation)
+    assert list(old) == ["c", "d"]
+    assert not cache.evicted_since_swap
+    assert cache.names_by_recency() == ["b", "a"]
+    assert cache.lookup("a") == Value("a'")
+    assert cache.stats().evictions == 1
+    cache.store("z", Value("z"), clock())
+    assert cache.touched == frozenset()  # no longer watched
+
+
+async def test_a_clear_while_watched_is_noted() -> None:
+    clock, loader = FakeClock(), Loader()
+    cache = make(clock)
+    await get(cache, loader, "a")
+    cache.watch()
+    cache.clear()
+    assert cache.cleared_while_watched
+    cache.unwatch()
+    await get(cache, loader, "b")
+    assert cache.touched == frozenset()

@@ -98,7 +98,7 @@ def test_the_runner_waits_for_many_at_once(policy: Path, http_server: SourceHttp
         finally:
             await runner.close_data_sources()
             runner.close()
-        return [r.message.ehlo_domain for r in results]
+        return [r.definition().ehlo_domain or "" for r in results]
 
     http_server.gather(8)  # answered only once all 8 are in
     assert asyncio.run(asyncio.wait_for(main(), 60)) == ["c200.example"] * 8

@@ -347,7 +347,7 @@ async def test_a_sleeping_handler_does_not_hold_up_the_runner(tmp_path: Path) ->
     try:
         sleeping = asyncio.create_task(runner.resolve_source("sleeper"))
         answered = await asyncio.wait_for(runner.resolve_source("quick"), 60)
-        assert answered.message.ehlo_domain == "quick.example"
+        assert answered.definition().ehlo_domain == "quick.example"
         assert not sleeping.done()
         sleeping.cancel()
     finally:

@@ -197,3 +197,23 @@ def test_check_name_accepts_or_raises_invalid_argument(name: str) -> None:
 def test_wrongly_typed_ttl_is_an_invalid_type(ttl: object, shown: str) -> None:
     with pytest.raises(ValidationError, match=f"invalid type for `ttl`: {shown}, expected a dur"):
         build_source({"name": "a", "ttl": ttl})
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("10.0.0.1", "10.0.0.1"),
+        ("255.255.255.255", "255.255.255.255"),
+        ("0.0.0.0", "0.0.0.0"),
+        ("::FFFF:10.0.0.1", "::ffff:a00:1"),
+        ("2001:DB8::1", "2001:db8::1"),
+    ],
+)
+def test_addresses_are_kept_in_canonical_form(text: str, canonical: str) -> None:
+    assert build_source({"name": "s", "source_address": text}).source_address == canonical
+
+
+@pytest.mark.parametrize("text", ["010.0.0.1", "256.0.0.1", "10.0.0", "10.0.0.1\n", "10.0.0.1 "])
+def test_addresses_that_are_not_ip_addresses_are_refused(text: str) -> None:
+    with pytest.raises(ValidationError, match="is not an IP address"):
+        build_source({"name": "s", "source_address": text})

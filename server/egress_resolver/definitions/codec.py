@@ -1,18 +1,37 @@
-"""Turning validated definitions into protobuf messages and wire bytes, once."""
+"""Turning validated definitions into response bytes once, and back when asked.
+
+A cached answer is its serialized response and what the cache's rules need
+(its ttl, when it was produced, the revision, shared by every answer of one
+policy): ~500 bytes a source where a definition, its protobuf message and the
+bytes together cost ~2 400. Whatever else a caller needs is decoded from the
+bytes when it asks: the message (Explain, BatchGet), the definition
+(`kumo.invoke_get_egress_*`, a pool's sources) or the serialized source alone
+(the warm reload's comparison). Decoding gives back exactly the definition that
+was encoded: every optional field of the messages has presence.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+from typing import Literal
 
 from google.protobuf import duration_pb2, empty_pb2, timestamp_pb2
 
 from egress_resolver.definitions.durations import NANOS_PER_SECOND
-from egress_resolver.definitions.pools import PoolDefinition
+from egress_resolver.definitions.pools import PoolDefinition, PoolEntry
 from egress_resolver.definitions.suspend import SUSPEND_FIELDS, SuspendOnFailure
 from egress_resolver.definitions.validation import KeySource, SourceDefinition
 from kumo.egress.v1 import egress_pool_pb2, egress_source_pb2, resolver_service_pb2
 
-_OPTIONAL_STRINGS = (
+_OptionalString = Literal[
+    "source_address",
+    "ehlo_domain",
+    "ha_proxy_server",
+    "ha_proxy_source_address",
+    "socks5_proxy_server",
+    "socks5_proxy_source_address",
+    "socks5_proxy_username",
+]
+_OPTIONAL_STRINGS: tuple[_OptionalString, ...] = (
     "source_address",
     "ehlo_domain",
     "ha_proxy_server",
@@ -21,45 +40,137 @@ _OPTIONAL_STRINGS = (
     "socks5_proxy_source_address",
     "socks5_proxy_username",
 )
+_OPTIONAL_VAULT_FIELDS: tuple[Literal["vault_address", "vault_token", "vault_key"], ...] = (
+    "vault_address",
+    "vault_token",
+    "vault_key",
+)
+_SUSPEND_FIELDS: tuple[Literal["suspend_when_unplumbed", "suspend_when_proxy_unhealthy"], ...] = (
+    "suspend_when_unplumbed",
+    "suspend_when_proxy_unhealthy",
+)
+assert _SUSPEND_FIELDS == SUSPEND_FIELDS
+_TTL_SECONDS: dict[int, float] = {}
+"""One float per distinct ttl, shared by every entry with that ttl."""
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+def _ttl_seconds(nanos: int) -> float:
+    seconds = _TTL_SECONDS.get(nanos)
+    if seconds is None:
+        seconds = nanos / NANOS_PER_SECOND
+        if len(_TTL_SECONDS) < 4096:
+            _TTL_SECONDS[nanos] = seconds
+    return seconds
+
+
 class EncodedSource:
-    """A definition with its message and its serialized GetEgressSourceResponse
-    (which carries the revision and the time the policy produced it)."""
+    """A source's serialized GetEgressSourceResponse (which carries the revision
+    and the time the policy produced it), with what the cache needs to keep it."""
 
-    definition: SourceDefinition
-    message: egress_source_pb2.EgressSource
-    response: bytes
-    revision: str = ""
-    produced_at: timestamp_pb2.Timestamp | None = None
-    produced_monotonic: float | None = None
+    __slots__ = ("produced_monotonic", "response", "revision", "ttl_seconds")
 
-    @property
-    def ttl_seconds(self) -> float:
+    def __init__(
+        self,
+        response: bytes,
+        revision: str,
+        ttl_seconds: float,
+        produced_monotonic: float | None = None,
+    ) -> None:
+        self.response = response
+        self.revision = revision
+        self.ttl_seconds = ttl_seconds
         """How long the cache may keep it: the definition's ttl."""
-        return self.definition.ttl_seconds
+        self.produced_monotonic = produced_monotonic
+        """When the policy produced it, on the cache's clock (None: unknown)."""
+
+    def decode(self) -> resolver_service_pb2.GetEgressSourceResponse:
+        """The response message (a new one at each call)."""
+        return resolver_service_pb2.GetEgressSourceResponse.FromString(self.response)
+
+    def definition(self) -> SourceDefinition:
+        """The definition that was encoded (decoded at each call)."""
+        return decode_source(self.decode().source)
+
+    def body(self) -> bytes:
+        """The serialized EgressSource alone: equal for equal definitions."""
+        return _first_field(self.response)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+def packed_body(packed: tuple[object, ...]) -> bytes:
+    """`body()` of a packed EncodedSource or EncodedPool, without unpacking it."""
+    response = packed[0]
+    assert isinstance(response, bytes)
+    return _first_field(response)
+
+
+PACKED_TTL = 2
+"""Where a packed EncodedSource or EncodedPool has its ttl_seconds."""
+PACKED_PRODUCED = 3
+"""Where a packed EncodedSource or EncodedPool has its produced_monotonic."""
+
+
+class SourcePacking:
+    """EncodedSource as a cache keeps it: a tuple of its fields (serving/cache.py)."""
+
+    def pack(self, value: EncodedSource) -> tuple[object, ...]:
+        """The fields, in the constructor's order."""
+        return (value.response, value.revision, value.ttl_seconds, value.produced_monotonic)
+
+    def unpack(self, packed: tuple[object, ...]) -> EncodedSource:
+        """The EncodedSource `pack` was given."""
+        return EncodedSource(*packed)  # type: ignore[arg-type]
+
+
 class EncodedPool:
-    """A pool definition with its message and its serialized GetEgressPoolResponse."""
+    """A pool's serialized GetEgressPoolResponse, with what the cache needs to keep it."""
 
-    definition: PoolDefinition
-    message: egress_pool_pb2.EgressPool
-    response: bytes
-    revision: str = ""
-    produced_at: timestamp_pb2.Timestamp | None = None
-    produced_monotonic: float | None = None
+    __slots__ = ("produced_monotonic", "response", "revision", "ttl_seconds")
 
-    @property
-    def ttl_seconds(self) -> float:
+    def __init__(
+        self,
+        response: bytes,
+        revision: str,
+        ttl_seconds: float,
+        produced_monotonic: float | None = None,
+    ) -> None:
+        self.response = response
+        self.revision = revision
+        self.ttl_seconds = ttl_seconds
         """How long the cache may keep it: the definition's ttl."""
-        return self.definition.ttl_seconds
+        self.produced_monotonic = produced_monotonic
+        """When the policy produced it, on the cache's clock (None: unknown)."""
+
+    def decode(self) -> resolver_service_pb2.GetEgressPoolResponse:
+        """The response message (a new one at each call)."""
+        return resolver_service_pb2.GetEgressPoolResponse.FromString(self.response)
+
+    def definition(self) -> PoolDefinition:
+        """The definition that was encoded (decoded at each call)."""
+        return decode_pool(self.decode().pool)
+
+    def body(self) -> bytes:
+        """The serialized EgressPool alone: equal for equal definitions."""
+        return _first_field(self.response)
+
+
+class PoolPacking:
+    """EncodedPool as a cache keeps it: a tuple of its fields (serving/cache.py)."""
+
+    def pack(self, value: EncodedPool) -> tuple[object, ...]:
+        """The fields, in the constructor's order."""
+        return (value.response, value.revision, value.ttl_seconds, value.produced_monotonic)
+
+    def unpack(self, packed: tuple[object, ...]) -> EncodedPool:
+        """The EncodedPool `pack` was given."""
+        return EncodedPool(*packed)  # type: ignore[arg-type]
 
 
 def _duration(nanos: int) -> duration_pb2.Duration:
     return duration_pb2.Duration(seconds=nanos // NANOS_PER_SECOND, nanos=nanos % NANOS_PER_SECOND)
+
+
+def _nanos(duration: duration_pb2.Duration) -> int:
+    return duration.seconds * NANOS_PER_SECOND + duration.nanos
 
 
 def timestamp(wall_seconds: float) -> timestamp_pb2.Timestamp:
@@ -69,17 +180,9 @@ def timestamp(wall_seconds: float) -> timestamp_pb2.Timestamp:
     return stamp
 
 
-def encode_pool(
-    definition: PoolDefinition,
-    *,
-    revision: str = "",
-    produced_at: float | None = None,
-    produced_monotonic: float | None = None,
-) -> EncodedPool:
-    """Build the EgressPool message and the response bytes a hit will send;
-    `produced_at` is when the policy produced it (time.time()), if known, and
-    `produced_monotonic` the same moment on the cache's clock."""
-    message = egress_pool_pb2.EgressPool(
+def pool_message(definition: PoolDefinition) -> egress_pool_pb2.EgressPool:
+    """The EgressPool message of a definition."""
+    return egress_pool_pb2.EgressPool(
         name=definition.name,
         entries=[
             egress_pool_pb2.EgressPoolEntry(name=e.name, weight=e.weight)
@@ -87,25 +190,42 @@ def encode_pool(
         ],
         ttl=_duration(definition.ttl_nanos),
     )
-    stamp = None if produced_at is None else timestamp(produced_at)
-    response = resolver_service_pb2.GetEgressPoolResponse(
-        pool=message, revision=revision, produced_at=stamp
-    )
-    return EncodedPool(
-        definition, message, response.SerializeToString(), revision, stamp, produced_monotonic
-    )
 
 
-def encode_source(
-    definition: SourceDefinition,
+def encode_pool(
+    definition: PoolDefinition,
     *,
     revision: str = "",
     produced_at: float | None = None,
     produced_monotonic: float | None = None,
-) -> EncodedSource:
-    """Build the EgressSource message and the response bytes a hit will send;
-    `produced_at` is when the policy produced it (time.time()), if known, and
-    `produced_monotonic` the same moment on the cache's clock."""
+) -> EncodedPool:
+    """Serialize the response a hit will send; `produced_at` is when the policy
+    produced it (time.time()), if known, and `produced_monotonic` the same
+    moment on the cache's clock."""
+    response = resolver_service_pb2.GetEgressPoolResponse(
+        pool=pool_message(definition),
+        revision=revision,
+        produced_at=None if produced_at is None else timestamp(produced_at),
+    )
+    return EncodedPool(
+        response.SerializeToString(),
+        revision,
+        _ttl_seconds(definition.ttl_nanos),
+        produced_monotonic,
+    )
+
+
+def decode_pool(message: egress_pool_pb2.EgressPool) -> PoolDefinition:
+    """The definition `pool_message` made `message` from."""
+    return PoolDefinition(
+        name=message.name,
+        entries=tuple(PoolEntry(e.name, e.weight) for e in message.entries),
+        ttl_nanos=_nanos(message.ttl),
+    )
+
+
+def source_message(definition: SourceDefinition) -> egress_source_pb2.EgressSource:
+    """The EgressSource message of a definition."""
     message = egress_source_pb2.EgressSource(
         name=definition.name, ttl=_duration(definition.ttl_nanos)
     )
@@ -117,17 +237,54 @@ def encode_source(
         message.remote_port = definition.remote_port
     if definition.socks5_proxy_password is not None:
         message.socks5_proxy_password.CopyFrom(_key_source(definition.socks5_proxy_password))
-    for field in SUSPEND_FIELDS:
-        rule = getattr(definition, field)
+    for suspend in _SUSPEND_FIELDS:
+        rule = getattr(definition, suspend)
         if rule is not None:
-            getattr(message, field).CopyFrom(_suspend_rule(rule))
-    stamp = None if produced_at is None else timestamp(produced_at)
+            getattr(message, suspend).CopyFrom(_suspend_rule(rule))
+    return message
+
+
+def encode_source(
+    definition: SourceDefinition,
+    *,
+    revision: str = "",
+    produced_at: float | None = None,
+    produced_monotonic: float | None = None,
+) -> EncodedSource:
+    """Serialize the response a hit will send; `produced_at` is when the policy
+    produced it (time.time()), if known, and `produced_monotonic` the same
+    moment on the cache's clock."""
     response = resolver_service_pb2.GetEgressSourceResponse(
-        source=message, revision=revision, produced_at=stamp
+        source=source_message(definition),
+        revision=revision,
+        produced_at=None if produced_at is None else timestamp(produced_at),
     )
     return EncodedSource(
-        definition, message, response.SerializeToString(), revision, stamp, produced_monotonic
+        response.SerializeToString(),
+        revision,
+        _ttl_seconds(definition.ttl_nanos),
+        produced_monotonic,
     )
+
+
+def decode_source(message: egress_source_pb2.EgressSource) -> SourceDefinition:
+    """The definition `source_message` made `message` from."""
+    values: dict[str, object] = {"name": message.name, "ttl_nanos": _nanos(message.ttl)}
+    for field in _OPTIONAL_STRINGS:
+        if message.HasField(field):
+            values[field] = getattr(message, field)
+    if message.HasField("remote_port"):
+        values["remote_port"] = message.remote_port
+    if message.HasField("socks5_proxy_password"):
+        values["socks5_proxy_password"] = _decode_key_source(message.socks5_proxy_password)
+    for suspend in _SUSPEND_FIELDS:
+        if message.HasField(suspend):
+            rule: egress_source_pb2.SuspendOnFailure = getattr(message, suspend)
+            values[suspend] = SuspendOnFailure(
+                duration_nanos=_nanos(rule.duration),
+                threshold=rule.threshold if rule.WhichOneof("trigger") == "threshold" else None,
+            )
+    return SourceDefinition(**values)  # type: ignore[arg-type]
 
 
 def _key_source(source: KeySource) -> egress_source_pb2.KeySource:
@@ -140,8 +297,59 @@ def _key_source(source: KeySource) -> egress_source_pb2.KeySource:
     )
 
 
+def _decode_key_source(message: egress_source_pb2.KeySource) -> KeySource:
+    which = message.WhichOneof("source")
+    if which == "file":
+        return KeySource(file=message.file)
+    if which == "key_data":
+        return KeySource(key_data=message.key_data)
+    vault = message.vault
+    fields: dict[str, str] = {
+        f: getattr(vault, f) for f in _OPTIONAL_VAULT_FIELDS if vault.HasField(f)
+    }
+    return KeySource(
+        vault={**fields, "vault_mount": vault.vault_mount, "vault_path": vault.vault_path}
+    )
+
+
 def _suspend_rule(rule: SuspendOnFailure) -> egress_source_pb2.SuspendOnFailure:
     duration = _duration(rule.duration_nanos)
     if rule.threshold is None:
         return egress_source_pb2.SuspendOnFailure(immediate=empty_pb2.Empty(), duration=duration)
     return egress_source_pb2.SuspendOnFailure(threshold=rule.threshold, duration=duration)
+
+
+def _varint(data: bytes, at: int) -> tuple[int, int]:
+    """The varint at `at` and the offset after it."""
+    value = shift = 0
+    while True:
+        byte = data[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def _first_field(response: bytes) -> bytes:
+    """The bytes of field 1 (the definition's message) of a serialized response."""
+    if response[:1] == b"\x0a" and len(response) > 1 and response[1] < 0x80:
+        return response[2 : 2 + response[1]]  # first, and shorter than 128 bytes
+    at = 0
+    while at < len(response):
+        tag, at = _varint(response, at)
+        wire_type = tag & 7
+        if wire_type == 2:
+            size, at = _varint(response, at)
+            if tag >> 3 == 1:
+                return response[at : at + size]
+            at += size
+        elif wire_type == 0:
+            at = _varint(response, at)[1]
+        elif wire_type == 1:
+            at += 8
+        elif wire_type == 5:
+            at += 4
+        else:
+            raise ValueError(f"unexpected wire type {wire_type} in a response")
+    return b""

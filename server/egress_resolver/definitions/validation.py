@@ -178,8 +178,21 @@ def _ip_address(params: Mapping[object, object], key: str) -> str:
         raise ValidationError(f"invalid value for `{key}`: {text!r} is not an IP address") from None
 
 
-@functools.lru_cache(maxsize=4096)
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9][0-9]|[0-9])"
+_CANONICAL_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+"""An IPv4 address as ipaddress writes it (no leading zeros, which it refuses)."""
+
+
 def _canonical_ip(text: str) -> str:
+    # A canonical IPv4 address (the usual case) is checked by one regex match
+    # (~0.3 µs); anything else is parsed (~6 µs), the same few addresses once.
+    if _CANONICAL_IPV4.fullmatch(text):
+        return text
+    return _parsed_ip(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_ip(text: str) -> str:
     # Policies hand out the same few addresses to many names; parsing one with
     # ipaddress is ~40 % of validating a definition. Errors are not cached.
     return str(ipaddress.ip_address(text))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from egress_resolver.definitions.codec import encode_pool, encode_source
+from egress_resolver.definitions.codec import pool_message, source_message
 from egress_resolver.definitions.errors import ResolveError
 from egress_resolver.definitions.json_view import message_json
 from egress_resolver.definitions.pools import pool_source_failure
@@ -64,7 +64,7 @@ def check_policy(
 def _source_result(host: PolicyHost, name: str) -> dict[str, Any]:
     try:
         check_name(name)
-        source = encode_source(host.resolve_source(name)).message
+        source = source_message(host.resolve_source(name))
     except ResolveError as err:
         return {"name": name, "error": error_json(err)}
     return {"name": name, "source": message_json(source)}
@@ -82,7 +82,7 @@ def _pool_result(host: PolicyHost, name: str) -> dict[str, Any]:
                 raise pool_source_failure(name, err) from None
     except ResolveError as err:
         return {"name": name, "error": error_json(err)}
-    return {"name": name, "pool": message_json(encode_pool(definition).message)}
+    return {"name": name, "pool": message_json(pool_message(definition))}
 
 
 def error_json(err: ResolveError) -> dict[str, str]:

@@ -68,10 +68,11 @@ class Explainer:
         if isinstance(value, ResolveError):
             response.error.CopyFrom(value.to_status())
         else:
-            response.source.CopyFrom(value.message)
-            response.revision = value.revision
-            if value.produced_at is not None:
-                response.produced_at.CopyFrom(value.produced_at)
+            answer = value.decode()  # the cache keeps bytes only
+            response.source.CopyFrom(answer.source)
+            response.revision = answer.revision
+            if answer.HasField("produced_at"):
+                response.produced_at.CopyFrom(answer.produced_at)
         return response.SerializeToString()
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:

@@ -54,11 +54,12 @@ async def check_pool_sources(
 ) -> EncodedPool:
     """`pool`, once every one of its sources resolves (as kumod requires), or
     the pool's INVALID_POOL_SOURCE error naming the first that does not."""
-    for entry in pool.definition.entries:
+    definition = pool.definition()
+    for entry in definition.entries:
         try:
             await resolve(entry.name)
         except ResolveError as err:
-            raise pool_source_failure(pool.definition.name, err) from None
+            raise pool_source_failure(definition.name, err) from None
     return pool
 
 
@@ -155,11 +156,12 @@ class ResolverService:
         response = pb.BatchGetEgressSourcesResponse()
         for name, outcome in zip(names, outcomes, strict=True):
             if isinstance(outcome, EncodedSource):
+                answer = outcome.decode()  # the cache keeps bytes only
                 response.results.add(
                     name=name,
-                    source=outcome.message,
-                    revision=outcome.revision,
-                    produced_at=outcome.produced_at,
+                    source=answer.source,
+                    revision=answer.revision,
+                    produced_at=answer.produced_at if answer.HasField("produced_at") else None,
                 )
             elif isinstance(outcome, ResolveError):
                 response.results.add(
