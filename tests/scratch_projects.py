@@ -95,8 +95,9 @@ def clients_sidecar() -> ServerProcess:
     return _LoadedServerProcess("--policy", str(fixture("clients.lua")), "--listen", "127.0.0.1:0")
 
 
-class InstalledServer(ServerProcess):
-    """`egress-resolver serve` of an installed console script, in a clean environment."""
+class InstalledServer(_LoadedServerProcess):
+    """`egress-resolver serve` of an installed console script, in a clean environment,
+    entered once its policy is loaded."""
 
     def __init__(self, program: Path, *args: str) -> None:
         super().__init__(*args)
