@@ -9,8 +9,8 @@ import trustme
 
 from egress_client import Resolver, ResolverError
 from egress_resolver.ops.app import App
+from egress_resolver.ops.listeners import is_loopback
 from egress_resolver.ops.settings import Settings, SettingsError
-from egress_resolver.serving.listeners import is_loopback
 from support import DEADLINE, InProcessServer, fixture, health_status
 
 POLICY = fixture("seed_source_address.lua")

@@ -1,13 +1,11 @@
 """policy_check: the offline report, validate_config included."""
 
-from egress_resolver.ops.settings import Settings
 from egress_resolver.runtime.policy_check import check_policy
 from support import fixture
 
 
 def report(policy: str, sources: list[str], pools: list[str]) -> dict[str, object]:
-    settings = Settings(policy=fixture(policy), lua_path=[fixture("lua-path")])
-    return check_policy(settings, sources, pools)
+    return check_policy(fixture(policy), sources, pools, lua_paths=[fixture("lua-path")])
 
 
 def test_sources_and_pools_resolve() -> None:

@@ -21,6 +21,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from egress_resolver.definitions.codec import EncodedPool, EncodedSource, PoolPacking, SourcePacking
 from egress_resolver.ops.fleet import FleetSubscriber
+from egress_resolver.ops.listeners import bind, secure_unix_sockets
 from egress_resolver.ops.metrics import Metrics
 from egress_resolver.ops.reload import PolicyWatcher
 from egress_resolver.ops.settings import Settings
@@ -31,7 +32,6 @@ from egress_resolver.serving.drain import DrainGate
 from egress_resolver.serving.explain import Explainer
 from egress_resolver.serving.handler_wrap import decode_in_handler
 from egress_resolver.serving.invalidations import Invalidation, InvalidationHub
-from egress_resolver.serving.listeners import bind, secure_unix_sockets
 from egress_resolver.serving.reflection import add_reflection
 from egress_resolver.serving.service import SERVICE_NAME, ResolverService
 from egress_resolver.serving.warm import Warmer, release

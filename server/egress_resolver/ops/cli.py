@@ -139,7 +139,16 @@ def _script(args: argparse.Namespace) -> int:
 
 
 def _check(settings: Settings, names: Sequence[str], pools: Sequence[str]) -> int:
-    report = check_policy(settings, names, pools)
+    assert settings.policy is not None
+    report = check_policy(
+        settings.policy,
+        names,
+        pools,
+        lua_paths=settings.lua_path,
+        handler_timeout=settings.handler_timeout,
+        memory_limit=settings.lua_memory_mib * 1024 * 1024,
+        options=settings.api_options,
+    )
     print(json.dumps(report, indent=2))
     return 0 if report["ok"] else 1
 

@@ -8,6 +8,7 @@ they find) and whether they called `kumo.validation_failed()`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from egress_resolver.definitions.codec import pool_message, source_message
@@ -15,25 +16,31 @@ from egress_resolver.definitions.errors import ResolveError
 from egress_resolver.definitions.json_view import message_json
 from egress_resolver.definitions.pools import pool_source_failure
 from egress_resolver.definitions.validation import check_name
-from egress_resolver.kumo_api import PolicyLoadError
-from egress_resolver.ops.settings import Settings
+from egress_resolver.kumo_api import ApiOptions, PolicyLoadError
 from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, PolicyHost
 from egress_resolver.runtime.policy_runner import NO_SOURCE_HANDLER
 
 
 def check_policy(
-    settings: Settings, sources: Sequence[str], pools: Sequence[str] = ()
+    policy: Path,
+    sources: Sequence[str],
+    pools: Sequence[str] = (),
+    *,
+    lua_paths: Sequence[Path] = (),
+    handler_timeout: float = 1.0,
+    memory_limit: int = 0,
+    options: ApiOptions | None = None,
 ) -> dict[str, Any]:
-    """The report of `check`; its `ok` says whether the exit status is 0."""
-    assert settings.policy is not None
-    report: dict[str, Any] = {"policy": str(settings.policy)}
+    """The report of `check`; its `ok` says whether the exit status is 0. The keyword
+    arguments are PolicyHost's (the caller takes them from the settings)."""
+    report: dict[str, Any] = {"policy": str(policy)}
     try:
         host = PolicyHost(
-            settings.policy,
-            lua_paths=settings.lua_path,
-            handler_timeout=settings.handler_timeout,
-            memory_limit=settings.lua_memory_mib * 1024 * 1024,
-            options=settings.api_options,
+            policy,
+            lua_paths=lua_paths,
+            handler_timeout=handler_timeout,
+            memory_limit=memory_limit,
+            options=options,
         )
     except PolicyLoadError as err:
         report.update(ok=False, error=str(err))
