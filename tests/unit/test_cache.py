@@ -248,12 +248,12 @@ async def test_clear_drops_entries_and_running_loads_do_not_store() -> None:
 async def test_packed_entries_leave_the_garbage_collectors_lists() -> None:
     import gc
 
-    from egress_resolver.definitions.codec import SourcePacking, encode_source
+    from egress_resolver.definitions.codec import EncodedSource, Packing, encode_source
     from egress_resolver.definitions.validation import build_source
 
     clock = FakeClock()
     cache: DefinitionCache[Any] = DefinitionCache(
-        10, negative_ttl=60.0, max_pending=10, clock=clock, packing=SourcePacking()
+        10, negative_ttl=60.0, max_pending=10, clock=clock, packing=Packing(EncodedSource)
     )
     value = encode_source(build_source({"name": "a"}), revision="r", produced_monotonic=clock())
     cache.store("a", value, clock())
@@ -265,7 +265,7 @@ async def test_packed_entries_leave_the_garbage_collectors_lists() -> None:
     found = cache.lookup("a")
     assert found is not None
     assert found.response == value.response
-    assert cache.packed("a") == SourcePacking().pack(value)
+    assert cache.packed("a") == Packing(EncodedSource).pack(value)
 
 
 async def test_a_generation_is_built_aside_and_installed_at_once() -> None:

@@ -12,7 +12,7 @@ was encoded: every optional field of the messages has presence.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from google.protobuf import duration_pb2, empty_pb2, timestamp_pb2
 
@@ -63,9 +63,9 @@ def _ttl_seconds(nanos: int) -> float:
     return seconds
 
 
-class EncodedSource:
-    """A source's serialized GetEgressSourceResponse (which carries the revision
-    and the time the policy produced it), with what the cache needs to keep it."""
+class _Encoded:
+    """A serialized response (which carries the revision and the time the policy
+    produced it), with what the cache needs to keep it."""
 
     __slots__ = ("produced_monotonic", "response", "revision", "ttl_seconds")
 
@@ -83,6 +83,16 @@ class EncodedSource:
         self.produced_monotonic = produced_monotonic
         """When the policy produced it, on the cache's clock (None: unknown)."""
 
+    def body(self) -> bytes:
+        """The serialized EgressSource or EgressPool alone: equal for equal definitions."""
+        return _first_field(self.response)
+
+
+class EncodedSource(_Encoded):
+    """A source's serialized GetEgressSourceResponse."""
+
+    __slots__ = ()
+
     def decode(self) -> resolver_service_pb2.GetEgressSourceResponse:
         """The response message (a new one at each call)."""
         return resolver_service_pb2.GetEgressSourceResponse.FromString(self.response)
@@ -91,9 +101,19 @@ class EncodedSource:
         """The definition that was encoded (decoded at each call)."""
         return decode_source(self.decode().source)
 
-    def body(self) -> bytes:
-        """The serialized EgressSource alone: equal for equal definitions."""
-        return _first_field(self.response)
+
+class EncodedPool(_Encoded):
+    """A pool's serialized GetEgressPoolResponse."""
+
+    __slots__ = ()
+
+    def decode(self) -> resolver_service_pb2.GetEgressPoolResponse:
+        """The response message (a new one at each call)."""
+        return resolver_service_pb2.GetEgressPoolResponse.FromString(self.response)
+
+    def definition(self) -> PoolDefinition:
+        """The definition that was encoded (decoded at each call)."""
+        return decode_pool(self.decode().pool)
 
 
 def packed_body(packed: tuple[object, ...]) -> bytes:
@@ -108,61 +128,23 @@ PACKED_TTL = 2
 PACKED_PRODUCED = 3
 """Where a packed EncodedSource or EncodedPool has its produced_monotonic."""
 
+E = TypeVar("E", bound=_Encoded)
 
-class SourcePacking:
-    """EncodedSource as a cache keeps it: a tuple of its fields (serving/cache.py)."""
 
-    def pack(self, value: EncodedSource) -> tuple[object, ...]:
+class Packing(Generic[E]):
+    """An EncodedSource or EncodedPool as a cache keeps it: a tuple of its fields
+    (serving/cache.py), which the garbage collector does not track."""
+
+    def __init__(self, kind: type[E]) -> None:
+        self._kind = kind
+
+    def pack(self, value: E) -> tuple[object, ...]:
         """The fields, in the constructor's order."""
         return (value.response, value.revision, value.ttl_seconds, value.produced_monotonic)
 
-    def unpack(self, packed: tuple[object, ...]) -> EncodedSource:
-        """The EncodedSource `pack` was given."""
-        return EncodedSource(*packed)  # type: ignore[arg-type]
-
-
-class EncodedPool:
-    """A pool's serialized GetEgressPoolResponse, with what the cache needs to keep it."""
-
-    __slots__ = ("produced_monotonic", "response", "revision", "ttl_seconds")
-
-    def __init__(
-        self,
-        response: bytes,
-        revision: str,
-        ttl_seconds: float,
-        produced_monotonic: float | None = None,
-    ) -> None:
-        self.response = response
-        self.revision = revision
-        self.ttl_seconds = ttl_seconds
-        """How long the cache may keep it: the definition's ttl."""
-        self.produced_monotonic = produced_monotonic
-        """When the policy produced it, on the cache's clock (None: unknown)."""
-
-    def decode(self) -> resolver_service_pb2.GetEgressPoolResponse:
-        """The response message (a new one at each call)."""
-        return resolver_service_pb2.GetEgressPoolResponse.FromString(self.response)
-
-    def definition(self) -> PoolDefinition:
-        """The definition that was encoded (decoded at each call)."""
-        return decode_pool(self.decode().pool)
-
-    def body(self) -> bytes:
-        """The serialized EgressPool alone: equal for equal definitions."""
-        return _first_field(self.response)
-
-
-class PoolPacking:
-    """EncodedPool as a cache keeps it: a tuple of its fields (serving/cache.py)."""
-
-    def pack(self, value: EncodedPool) -> tuple[object, ...]:
-        """The fields, in the constructor's order."""
-        return (value.response, value.revision, value.ttl_seconds, value.produced_monotonic)
-
-    def unpack(self, packed: tuple[object, ...]) -> EncodedPool:
-        """The EncodedPool `pack` was given."""
-        return EncodedPool(*packed)  # type: ignore[arg-type]
+    def unpack(self, packed: tuple[object, ...]) -> E:
+        """The value `pack` was given."""
+        return self._kind(*packed)  # type: ignore[arg-type]
 
 
 def _duration(nanos: int) -> duration_pb2.Duration:

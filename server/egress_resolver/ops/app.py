@@ -19,7 +19,7 @@ import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from egress_resolver.definitions.codec import EncodedPool, EncodedSource, PoolPacking, SourcePacking
+from egress_resolver.definitions.codec import EncodedPool, EncodedSource, Packing
 from egress_resolver.ops.fleet import FleetSubscriber
 from egress_resolver.ops.listeners import bind, secure_unix_sockets
 from egress_resolver.ops.metrics import Metrics
@@ -70,7 +70,7 @@ class App:
             max_pending=settings.max_pending_misses,
             clock=clock,
             transient_ttl=settings.transient_error_ttl,
-            packing=SourcePacking(),
+            packing=Packing(EncodedSource),
         )
         self.pool_cache: DefinitionCache[EncodedPool] = DefinitionCache(
             settings.cache_size,
@@ -78,7 +78,7 @@ class App:
             max_pending=settings.max_pending_misses,
             clock=clock,
             transient_ttl=settings.transient_error_ttl,
-            packing=PoolPacking(),
+            packing=Packing(EncodedPool),
         )
         self.invalidations = InvalidationHub(log_size=settings.invalidation_log_size)
         self.warmer = Warmer(self.runner, self.cache, self.pool_cache, clock)
