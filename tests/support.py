@@ -216,6 +216,16 @@ def scrape(address: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
 SHOW_JSON = "local function show(v) print(kumo.json_encode(v)) end"
 """A Lua prelude for validate_config_output: `show(v)` prints `v` as JSON."""
 
+SHOW_AND_FAILS = """
+local function show(v) print(tostring(v)) end
+local function fails(f, ...)
+  local ok, err = pcall(f, ...)
+  print(ok and 'no error' or 'error: ' .. tostring(err))
+end
+"""
+"""A Lua prelude for validate_config_output: `show(v)` prints `tostring(v)`,
+`fails(f, ...)` prints `no error` or `error: ` and the error of `f(...)`."""
+
 
 def validate_config_output(directory: Path, body: str, prelude: str = "") -> list[str]:
     """What a `validate_config` handler running `body` printed, line by line.

@@ -6,16 +6,9 @@ from pathlib import Path
 import pytest
 
 from egress_resolver.kumo_api import mod_encode
-from support import validate_config_output
+from support import SHOW_AND_FAILS, validate_config_output
 
-_PRELUDE = """
-local function show(v) print(tostring(v)) end
-local function fails(f, ...)
-  local ok, err = pcall(f, ...)
-  print(ok and 'no error' or 'error: ' .. tostring(err))
-end
-local hex = kumo.encode.hex_encode
-"""
+_PRELUDE = SHOW_AND_FAILS + "local hex = kumo.encode.hex_encode\n"
 
 CODECS = [
     "base32",

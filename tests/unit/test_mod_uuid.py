@@ -5,15 +5,9 @@ from pathlib import Path
 import pytest
 import uuid_utils
 
-from support import validate_config_output
+from support import SHOW_AND_FAILS, validate_config_output
 
-_PRELUDE = """
-local function show(v) print(tostring(v)) end
-local function fails(f, ...)
-  local ok, err = pcall(f, ...)
-  print(ok and 'no error' or 'error: ' .. tostring(err))
-end
-"""
+_PRELUDE = SHOW_AND_FAILS
 
 
 def lua_lines(tmp_path: Path, body: str) -> list[str]:
