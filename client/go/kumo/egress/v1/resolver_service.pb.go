@@ -24,6 +24,256 @@ const (
 	_ = protoimpl.EnforceVersion(protoimpl.MaxVersion - 20)
 )
 
+// Why a client's connect through an egress source failed, as kumod classifies it.
+type FailureClass int32
+
+const (
+	// Not a valid report.
+	FailureClass_FAILURE_CLASS_UNSPECIFIED FailureClass = 0
+	// Binding `source_address` failed. Clients report only EADDRNOTAVAIL (the
+	// address is not on the host), as kumod's `is_unplumbed` does.
+	FailureClass_FAILURE_CLASS_SOURCE_UNPLUMBED FailureClass = 1
+	// The proxy could not be reached, its handshake failed or it refused to bind.
+	FailureClass_FAILURE_CLASS_PROXY_UNHEALTHY FailureClass = 2
+	// The destination could not be reached directly.
+	FailureClass_FAILURE_CLASS_CONNECT_FAILED FailureClass = 3
+)
+
+// Enum value maps for FailureClass.
+var (
+	FailureClass_name = map[int32]string{
+		0: "FAILURE_CLASS_UNSPECIFIED",
+		1: "FAILURE_CLASS_SOURCE_UNPLUMBED",
+		2: "FAILURE_CLASS_PROXY_UNHEALTHY",
+		3: "FAILURE_CLASS_CONNECT_FAILED",
+	}
+	FailureClass_value = map[string]int32{
+		"FAILURE_CLASS_UNSPECIFIED":      0,
+		"FAILURE_CLASS_SOURCE_UNPLUMBED": 1,
+		"FAILURE_CLASS_PROXY_UNHEALTHY":  2,
+		"FAILURE_CLASS_CONNECT_FAILED":   3,
+	}
+)
+
+func (x FailureClass) Enum() *FailureClass {
+	p := new(FailureClass)
+	*p = x
+	return p
+}
+
+func (x FailureClass) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FailureClass) Descriptor() protoreflect.EnumDescriptor {
+	return file_kumo_egress_v1_resolver_service_proto_enumTypes[0].Descriptor()
+}
+
+func (FailureClass) Type() protoreflect.EnumType {
+	return &file_kumo_egress_v1_resolver_service_proto_enumTypes[0]
+}
+
+func (x FailureClass) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FailureClass.Descriptor instead.
+func (FailureClass) EnumDescriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{0}
+}
+
+// A source the sidecar suspended from pool selection.
+type SourceSuspension struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source name.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The failure class whose rule fired.
+	FailureClass FailureClass `protobuf:"varint,2,opt,name=failure_class,json=failureClass,proto3,enum=kumo.egress.v1.FailureClass" json:"failure_class,omitempty"`
+	// When the suspension ends by itself (wall clock of the host).
+	Until *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=until,proto3" json:"until,omitempty"`
+	// The reported failure that fired the rule: its address and message.
+	Reason        string `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SourceSuspension) Reset() {
+	*x = SourceSuspension{}
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SourceSuspension) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SourceSuspension) ProtoMessage() {}
+
+func (x *SourceSuspension) ProtoReflect() protoreflect.Message {
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SourceSuspension.ProtoReflect.Descriptor instead.
+func (*SourceSuspension) Descriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *SourceSuspension) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *SourceSuspension) GetFailureClass() FailureClass {
+	if x != nil {
+		return x.FailureClass
+	}
+	return FailureClass_FAILURE_CLASS_UNSPECIFIED
+}
+
+func (x *SourceSuspension) GetUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Until
+	}
+	return nil
+}
+
+func (x *SourceSuspension) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+// Request for ReportSourceFailure.
+type ReportSourceFailureRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source name, checked as in GetEgressSourceRequest.
+	Name string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// The class of the failure; UNSPECIFIED is refused.
+	FailureClass FailureClass `protobuf:"varint,2,opt,name=failure_class,json=failureClass,proto3,enum=kumo.egress.v1.FailureClass" json:"failure_class,omitempty"`
+	// The address that failed: the source address, or the proxy's `IP:port`.
+	Address string `protobuf:"bytes,3,opt,name=address,proto3" json:"address,omitempty"`
+	// The client's message for the failure (at most 1024 bytes are kept).
+	Message       string `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportSourceFailureRequest) Reset() {
+	*x = ReportSourceFailureRequest{}
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportSourceFailureRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportSourceFailureRequest) ProtoMessage() {}
+
+func (x *ReportSourceFailureRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportSourceFailureRequest.ProtoReflect.Descriptor instead.
+func (*ReportSourceFailureRequest) Descriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *ReportSourceFailureRequest) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *ReportSourceFailureRequest) GetFailureClass() FailureClass {
+	if x != nil {
+		return x.FailureClass
+	}
+	return FailureClass_FAILURE_CLASS_UNSPECIFIED
+}
+
+func (x *ReportSourceFailureRequest) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *ReportSourceFailureRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// Response of ReportSourceFailure.
+type ReportSourceFailureResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The suspension in force for the source after this report, if any.
+	Suspension    *SourceSuspension `protobuf:"bytes,1,opt,name=suspension,proto3" json:"suspension,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReportSourceFailureResponse) Reset() {
+	*x = ReportSourceFailureResponse{}
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReportSourceFailureResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReportSourceFailureResponse) ProtoMessage() {}
+
+func (x *ReportSourceFailureResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReportSourceFailureResponse.ProtoReflect.Descriptor instead.
+func (*ReportSourceFailureResponse) Descriptor() ([]byte, []int) {
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *ReportSourceFailureResponse) GetSuspension() *SourceSuspension {
+	if x != nil {
+		return x.Suspension
+	}
+	return nil
+}
+
 // Request for GetEgressSource.
 type GetEgressSourceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -35,7 +285,7 @@ type GetEgressSourceRequest struct {
 
 func (x *GetEgressSourceRequest) Reset() {
 	*x = GetEgressSourceRequest{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[0]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -47,7 +297,7 @@ func (x *GetEgressSourceRequest) String() string {
 func (*GetEgressSourceRequest) ProtoMessage() {}
 
 func (x *GetEgressSourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[0]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -60,7 +310,7 @@ func (x *GetEgressSourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEgressSourceRequest.ProtoReflect.Descriptor instead.
 func (*GetEgressSourceRequest) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{0}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GetEgressSourceRequest) GetName() string {
@@ -85,7 +335,7 @@ type GetEgressSourceResponse struct {
 
 func (x *GetEgressSourceResponse) Reset() {
 	*x = GetEgressSourceResponse{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[1]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -97,7 +347,7 @@ func (x *GetEgressSourceResponse) String() string {
 func (*GetEgressSourceResponse) ProtoMessage() {}
 
 func (x *GetEgressSourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[1]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -110,7 +360,7 @@ func (x *GetEgressSourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEgressSourceResponse.ProtoReflect.Descriptor instead.
 func (*GetEgressSourceResponse) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{1}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *GetEgressSourceResponse) GetSource() *EgressSource {
@@ -145,7 +395,7 @@ type BatchGetEgressSourcesRequest struct {
 
 func (x *BatchGetEgressSourcesRequest) Reset() {
 	*x = BatchGetEgressSourcesRequest{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[2]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -157,7 +407,7 @@ func (x *BatchGetEgressSourcesRequest) String() string {
 func (*BatchGetEgressSourcesRequest) ProtoMessage() {}
 
 func (x *BatchGetEgressSourcesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[2]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -170,7 +420,7 @@ func (x *BatchGetEgressSourcesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetEgressSourcesRequest.ProtoReflect.Descriptor instead.
 func (*BatchGetEgressSourcesRequest) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{2}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *BatchGetEgressSourcesRequest) GetNames() []string {
@@ -191,7 +441,7 @@ type BatchGetEgressSourcesResponse struct {
 
 func (x *BatchGetEgressSourcesResponse) Reset() {
 	*x = BatchGetEgressSourcesResponse{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[3]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -203,7 +453,7 @@ func (x *BatchGetEgressSourcesResponse) String() string {
 func (*BatchGetEgressSourcesResponse) ProtoMessage() {}
 
 func (x *BatchGetEgressSourcesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[3]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -216,7 +466,7 @@ func (x *BatchGetEgressSourcesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BatchGetEgressSourcesResponse.ProtoReflect.Descriptor instead.
 func (*BatchGetEgressSourcesResponse) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{3}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BatchGetEgressSourcesResponse) GetResults() []*EgressSourceResult {
@@ -246,7 +496,7 @@ type EgressSourceResult struct {
 
 func (x *EgressSourceResult) Reset() {
 	*x = EgressSourceResult{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[4]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -258,7 +508,7 @@ func (x *EgressSourceResult) String() string {
 func (*EgressSourceResult) ProtoMessage() {}
 
 func (x *EgressSourceResult) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[4]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -271,7 +521,7 @@ func (x *EgressSourceResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EgressSourceResult.ProtoReflect.Descriptor instead.
 func (*EgressSourceResult) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{4}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *EgressSourceResult) GetName() string {
@@ -350,7 +600,7 @@ type GetEgressPoolRequest struct {
 
 func (x *GetEgressPoolRequest) Reset() {
 	*x = GetEgressPoolRequest{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[5]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -362,7 +612,7 @@ func (x *GetEgressPoolRequest) String() string {
 func (*GetEgressPoolRequest) ProtoMessage() {}
 
 func (x *GetEgressPoolRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[5]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -375,7 +625,7 @@ func (x *GetEgressPoolRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEgressPoolRequest.ProtoReflect.Descriptor instead.
 func (*GetEgressPoolRequest) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{5}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *GetEgressPoolRequest) GetName() string {
@@ -393,14 +643,17 @@ type GetEgressPoolResponse struct {
 	// The revision of the policy that produced it.
 	Revision string `protobuf:"bytes,2,opt,name=revision,proto3" json:"revision,omitempty"`
 	// When the policy produced it. Caches keep it until `produced_at + pool.ttl`.
-	ProducedAt    *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=produced_at,json=producedAt,proto3" json:"produced_at,omitempty"`
+	ProducedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=produced_at,json=producedAt,proto3" json:"produced_at,omitempty"`
+	// The suspensions in force for the pool's entries when the sidecar answered,
+	// so that a client without an invalidation stream skips them too.
+	Suspensions   []*SourceSuspension `protobuf:"bytes,4,rep,name=suspensions,proto3" json:"suspensions,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetEgressPoolResponse) Reset() {
 	*x = GetEgressPoolResponse{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[6]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -412,7 +665,7 @@ func (x *GetEgressPoolResponse) String() string {
 func (*GetEgressPoolResponse) ProtoMessage() {}
 
 func (x *GetEgressPoolResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[6]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -425,7 +678,7 @@ func (x *GetEgressPoolResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetEgressPoolResponse.ProtoReflect.Descriptor instead.
 func (*GetEgressPoolResponse) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{6}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *GetEgressPoolResponse) GetPool() *EgressPool {
@@ -449,6 +702,13 @@ func (x *GetEgressPoolResponse) GetProducedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *GetEgressPoolResponse) GetSuspensions() []*SourceSuspension {
+	if x != nil {
+		return x.Suspensions
+	}
+	return nil
+}
+
 // Request for Invalidate: the names to drop, or all of them.
 type InvalidateRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -464,7 +724,7 @@ type InvalidateRequest struct {
 
 func (x *InvalidateRequest) Reset() {
 	*x = InvalidateRequest{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[7]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -476,7 +736,7 @@ func (x *InvalidateRequest) String() string {
 func (*InvalidateRequest) ProtoMessage() {}
 
 func (x *InvalidateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[7]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -489,7 +749,7 @@ func (x *InvalidateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvalidateRequest.ProtoReflect.Descriptor instead.
 func (*InvalidateRequest) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{7}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *InvalidateRequest) GetNames() []string {
@@ -527,7 +787,7 @@ type InvalidateResponse struct {
 
 func (x *InvalidateResponse) Reset() {
 	*x = InvalidateResponse{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[8]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -539,7 +799,7 @@ func (x *InvalidateResponse) String() string {
 func (*InvalidateResponse) ProtoMessage() {}
 
 func (x *InvalidateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[8]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -552,7 +812,7 @@ func (x *InvalidateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use InvalidateResponse.ProtoReflect.Descriptor instead.
 func (*InvalidateResponse) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{8}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *InvalidateResponse) GetSequence() uint64 {
@@ -589,7 +849,7 @@ type WatchInvalidationsRequest struct {
 
 func (x *WatchInvalidationsRequest) Reset() {
 	*x = WatchInvalidationsRequest{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[9]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -601,7 +861,7 @@ func (x *WatchInvalidationsRequest) String() string {
 func (*WatchInvalidationsRequest) ProtoMessage() {}
 
 func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[9]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -614,7 +874,7 @@ func (x *WatchInvalidationsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInvalidationsRequest.ProtoReflect.Descriptor instead.
 func (*WatchInvalidationsRequest) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{9}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *WatchInvalidationsRequest) GetRevision() string {
@@ -664,14 +924,19 @@ type WatchInvalidationsResponse struct {
 	// Identifies this sidecar process; a new one at every start.
 	Instance string `protobuf:"bytes,6,opt,name=instance,proto3" json:"instance,omitempty"`
 	// Numbers this instance's events: 0 before the first, one more at each.
-	Sequence      uint64 `protobuf:"varint,7,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	Sequence uint64 `protobuf:"varint,7,opt,name=sequence,proto3" json:"sequence,omitempty"`
+	// New suspensions. On the hello: every suspension in force, which replaces
+	// whatever the client held.
+	Suspended []*SourceSuspension `protobuf:"bytes,8,rep,name=suspended,proto3" json:"suspended,omitempty"`
+	// Names whose suspension ended (by itself, or by Invalidate).
+	Resumed       []string `protobuf:"bytes,9,rep,name=resumed,proto3" json:"resumed,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *WatchInvalidationsResponse) Reset() {
 	*x = WatchInvalidationsResponse{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[10]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -683,7 +948,7 @@ func (x *WatchInvalidationsResponse) String() string {
 func (*WatchInvalidationsResponse) ProtoMessage() {}
 
 func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[10]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -696,7 +961,7 @@ func (x *WatchInvalidationsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchInvalidationsResponse.ProtoReflect.Descriptor instead.
 func (*WatchInvalidationsResponse) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{10}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *WatchInvalidationsResponse) GetGeneration() uint64 {
@@ -748,6 +1013,20 @@ func (x *WatchInvalidationsResponse) GetSequence() uint64 {
 	return 0
 }
 
+func (x *WatchInvalidationsResponse) GetSuspended() []*SourceSuspension {
+	if x != nil {
+		return x.Suspended
+	}
+	return nil
+}
+
+func (x *WatchInvalidationsResponse) GetResumed() []string {
+	if x != nil {
+		return x.Resumed
+	}
+	return nil
+}
+
 // Request for ExplainEgressSource.
 type ExplainEgressSourceRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -759,7 +1038,7 @@ type ExplainEgressSourceRequest struct {
 
 func (x *ExplainEgressSourceRequest) Reset() {
 	*x = ExplainEgressSourceRequest{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[11]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -771,7 +1050,7 @@ func (x *ExplainEgressSourceRequest) String() string {
 func (*ExplainEgressSourceRequest) ProtoMessage() {}
 
 func (x *ExplainEgressSourceRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[11]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -784,7 +1063,7 @@ func (x *ExplainEgressSourceRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainEgressSourceRequest.ProtoReflect.Descriptor instead.
 func (*ExplainEgressSourceRequest) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{11}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ExplainEgressSourceRequest) GetName() string {
@@ -817,14 +1096,16 @@ type ExplainEgressSourceResponse struct {
 	// The revision of the policy that produced the answer.
 	Revision string `protobuf:"bytes,9,opt,name=revision,proto3" json:"revision,omitempty"`
 	// When the policy produced the answer.
-	ProducedAt    *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=produced_at,json=producedAt,proto3" json:"produced_at,omitempty"`
+	ProducedAt *timestamppb.Timestamp `protobuf:"bytes,10,opt,name=produced_at,json=producedAt,proto3" json:"produced_at,omitempty"`
+	// The suspension in force for the source, if any.
+	Suspension    *SourceSuspension `protobuf:"bytes,11,opt,name=suspension,proto3" json:"suspension,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ExplainEgressSourceResponse) Reset() {
 	*x = ExplainEgressSourceResponse{}
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[12]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +1117,7 @@ func (x *ExplainEgressSourceResponse) String() string {
 func (*ExplainEgressSourceResponse) ProtoMessage() {}
 
 func (x *ExplainEgressSourceResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[12]
+	mi := &file_kumo_egress_v1_resolver_service_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +1130,7 @@ func (x *ExplainEgressSourceResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ExplainEgressSourceResponse.ProtoReflect.Descriptor instead.
 func (*ExplainEgressSourceResponse) Descriptor() ([]byte, []int) {
-	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{12}
+	return file_kumo_egress_v1_resolver_service_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ExplainEgressSourceResponse) GetName() string {
@@ -933,6 +1214,13 @@ func (x *ExplainEgressSourceResponse) GetProducedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+func (x *ExplainEgressSourceResponse) GetSuspension() *SourceSuspension {
+	if x != nil {
+		return x.Suspension
+	}
+	return nil
+}
+
 type isExplainEgressSourceResponse_Result interface {
 	isExplainEgressSourceResponse_Result()
 }
@@ -955,7 +1243,21 @@ var File_kumo_egress_v1_resolver_service_proto protoreflect.FileDescriptor
 
 const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"\n" +
-	"%kumo/egress/v1/resolver_service.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a kumo/egress/v1/egress_pool.proto\x1a\"kumo/egress/v1/egress_source.proto\",\n" +
+	"%kumo/egress/v1/resolver_service.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a kumo/egress/v1/egress_pool.proto\x1a\"kumo/egress/v1/egress_source.proto\"\xb3\x01\n" +
+	"\x10SourceSuspension\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12A\n" +
+	"\rfailure_class\x18\x02 \x01(\x0e2\x1c.kumo.egress.v1.FailureClassR\ffailureClass\x120\n" +
+	"\x05until\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x05until\x12\x16\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"\xa7\x01\n" +
+	"\x1aReportSourceFailureRequest\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12A\n" +
+	"\rfailure_class\x18\x02 \x01(\x0e2\x1c.kumo.egress.v1.FailureClassR\ffailureClass\x12\x18\n" +
+	"\aaddress\x18\x03 \x01(\tR\aaddress\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\"_\n" +
+	"\x1bReportSourceFailureResponse\x12@\n" +
+	"\n" +
+	"suspension\x18\x01 \x01(\v2 .kumo.egress.v1.SourceSuspensionR\n" +
+	"suspension\",\n" +
 	"\x16GetEgressSourceRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\xa8\x01\n" +
 	"\x17GetEgressSourceResponse\x124\n" +
@@ -976,12 +1278,13 @@ const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"producedAtB\b\n" +
 	"\x06result\"*\n" +
 	"\x14GetEgressPoolRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xa0\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xe4\x01\n" +
 	"\x15GetEgressPoolResponse\x12.\n" +
 	"\x04pool\x18\x01 \x01(\v2\x1a.kumo.egress.v1.EgressPoolR\x04pool\x12\x1a\n" +
 	"\brevision\x18\x02 \x01(\tR\brevision\x12;\n" +
 	"\vproduced_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"producedAt\"Z\n" +
+	"producedAt\x12B\n" +
+	"\vsuspensions\x18\x04 \x03(\v2 .kumo.egress.v1.SourceSuspensionR\vsuspensions\"Z\n" +
 	"\x11InvalidateRequest\x12\x14\n" +
 	"\x05names\x18\x01 \x03(\tR\x05names\x12\x1d\n" +
 	"\n" +
@@ -994,7 +1297,7 @@ const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"\brevision\x18\x01 \x01(\tR\brevision\x12\x1a\n" +
 	"\binstance\x18\x02 \x01(\tR\binstance\x12\x1a\n" +
 	"\bsequence\x18\x03 \x01(\x04R\bsequence\x122\n" +
-	"\x15previous_stream_ended\x18\x04 \x01(\bR\x13previousStreamEnded\"\xd7\x01\n" +
+	"\x15previous_stream_ended\x18\x04 \x01(\bR\x13previousStreamEnded\"\xb1\x02\n" +
 	"\x1aWatchInvalidationsResponse\x12\x1e\n" +
 	"\n" +
 	"generation\x18\x01 \x01(\x04R\n" +
@@ -1005,9 +1308,11 @@ const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"pool_names\x18\x04 \x03(\tR\tpoolNames\x12\x1a\n" +
 	"\brevision\x18\x05 \x01(\tR\brevision\x12\x1a\n" +
 	"\binstance\x18\x06 \x01(\tR\binstance\x12\x1a\n" +
-	"\bsequence\x18\a \x01(\x04R\bsequence\"0\n" +
+	"\bsequence\x18\a \x01(\x04R\bsequence\x12>\n" +
+	"\tsuspended\x18\b \x03(\v2 .kumo.egress.v1.SourceSuspensionR\tsuspended\x12\x18\n" +
+	"\aresumed\x18\t \x03(\tR\aresumed\"0\n" +
 	"\x1aExplainEgressSourceRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xbd\x03\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\"\xff\x03\n" +
 	"\x1bExplainEgressSourceResponse\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x126\n" +
 	"\x06source\x18\x02 \x01(\v2\x1c.kumo.egress.v1.EgressSourceH\x00R\x06source\x12*\n" +
@@ -1020,8 +1325,16 @@ const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"\brevision\x18\t \x01(\tR\brevision\x12;\n" +
 	"\vproduced_at\x18\n" +
 	" \x01(\v2\x1a.google.protobuf.TimestampR\n" +
-	"producedAtB\b\n" +
-	"\x06result2\x83\x05\n" +
+	"producedAt\x12@\n" +
+	"\n" +
+	"suspension\x18\v \x01(\v2 .kumo.egress.v1.SourceSuspensionR\n" +
+	"suspensionB\b\n" +
+	"\x06result*\x96\x01\n" +
+	"\fFailureClass\x12\x1d\n" +
+	"\x19FAILURE_CLASS_UNSPECIFIED\x10\x00\x12\"\n" +
+	"\x1eFAILURE_CLASS_SOURCE_UNPLUMBED\x10\x01\x12!\n" +
+	"\x1dFAILURE_CLASS_PROXY_UNHEALTHY\x10\x02\x12 \n" +
+	"\x1cFAILURE_CLASS_CONNECT_FAILED\x10\x032\xf3\x05\n" +
 	"\x15EgressResolverService\x12b\n" +
 	"\x0fGetEgressSource\x12&.kumo.egress.v1.GetEgressSourceRequest\x1a'.kumo.egress.v1.GetEgressSourceResponse\x12t\n" +
 	"\x15BatchGetEgressSources\x12,.kumo.egress.v1.BatchGetEgressSourcesRequest\x1a-.kumo.egress.v1.BatchGetEgressSourcesResponse\x12\\\n" +
@@ -1029,7 +1342,8 @@ const file_kumo_egress_v1_resolver_service_proto_rawDesc = "" +
 	"\x13ExplainEgressSource\x12*.kumo.egress.v1.ExplainEgressSourceRequest\x1a+.kumo.egress.v1.ExplainEgressSourceResponse\x12S\n" +
 	"\n" +
 	"Invalidate\x12!.kumo.egress.v1.InvalidateRequest\x1a\".kumo.egress.v1.InvalidateResponse\x12m\n" +
-	"\x12WatchInvalidations\x12).kumo.egress.v1.WatchInvalidationsRequest\x1a*.kumo.egress.v1.WatchInvalidationsResponse0\x01BNZLgithub.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1;egressv1b\x06proto3"
+	"\x12WatchInvalidations\x12).kumo.egress.v1.WatchInvalidationsRequest\x1a*.kumo.egress.v1.WatchInvalidationsResponse0\x01\x12n\n" +
+	"\x13ReportSourceFailure\x12*.kumo.egress.v1.ReportSourceFailureRequest\x1a+.kumo.egress.v1.ReportSourceFailureResponseBNZLgithub.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1;egressv1b\x06proto3"
 
 var (
 	file_kumo_egress_v1_resolver_service_proto_rawDescOnce sync.Once
@@ -1043,58 +1357,72 @@ func file_kumo_egress_v1_resolver_service_proto_rawDescGZIP() []byte {
 	return file_kumo_egress_v1_resolver_service_proto_rawDescData
 }
 
-var file_kumo_egress_v1_resolver_service_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_kumo_egress_v1_resolver_service_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
+var file_kumo_egress_v1_resolver_service_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
 var file_kumo_egress_v1_resolver_service_proto_goTypes = []any{
-	(*GetEgressSourceRequest)(nil),        // 0: kumo.egress.v1.GetEgressSourceRequest
-	(*GetEgressSourceResponse)(nil),       // 1: kumo.egress.v1.GetEgressSourceResponse
-	(*BatchGetEgressSourcesRequest)(nil),  // 2: kumo.egress.v1.BatchGetEgressSourcesRequest
-	(*BatchGetEgressSourcesResponse)(nil), // 3: kumo.egress.v1.BatchGetEgressSourcesResponse
-	(*EgressSourceResult)(nil),            // 4: kumo.egress.v1.EgressSourceResult
-	(*GetEgressPoolRequest)(nil),          // 5: kumo.egress.v1.GetEgressPoolRequest
-	(*GetEgressPoolResponse)(nil),         // 6: kumo.egress.v1.GetEgressPoolResponse
-	(*InvalidateRequest)(nil),             // 7: kumo.egress.v1.InvalidateRequest
-	(*InvalidateResponse)(nil),            // 8: kumo.egress.v1.InvalidateResponse
-	(*WatchInvalidationsRequest)(nil),     // 9: kumo.egress.v1.WatchInvalidationsRequest
-	(*WatchInvalidationsResponse)(nil),    // 10: kumo.egress.v1.WatchInvalidationsResponse
-	(*ExplainEgressSourceRequest)(nil),    // 11: kumo.egress.v1.ExplainEgressSourceRequest
-	(*ExplainEgressSourceResponse)(nil),   // 12: kumo.egress.v1.ExplainEgressSourceResponse
-	(*EgressSource)(nil),                  // 13: kumo.egress.v1.EgressSource
-	(*timestamppb.Timestamp)(nil),         // 14: google.protobuf.Timestamp
-	(*status.Status)(nil),                 // 15: google.rpc.Status
-	(*EgressPool)(nil),                    // 16: kumo.egress.v1.EgressPool
-	(*durationpb.Duration)(nil),           // 17: google.protobuf.Duration
+	(FailureClass)(0),                     // 0: kumo.egress.v1.FailureClass
+	(*SourceSuspension)(nil),              // 1: kumo.egress.v1.SourceSuspension
+	(*ReportSourceFailureRequest)(nil),    // 2: kumo.egress.v1.ReportSourceFailureRequest
+	(*ReportSourceFailureResponse)(nil),   // 3: kumo.egress.v1.ReportSourceFailureResponse
+	(*GetEgressSourceRequest)(nil),        // 4: kumo.egress.v1.GetEgressSourceRequest
+	(*GetEgressSourceResponse)(nil),       // 5: kumo.egress.v1.GetEgressSourceResponse
+	(*BatchGetEgressSourcesRequest)(nil),  // 6: kumo.egress.v1.BatchGetEgressSourcesRequest
+	(*BatchGetEgressSourcesResponse)(nil), // 7: kumo.egress.v1.BatchGetEgressSourcesResponse
+	(*EgressSourceResult)(nil),            // 8: kumo.egress.v1.EgressSourceResult
+	(*GetEgressPoolRequest)(nil),          // 9: kumo.egress.v1.GetEgressPoolRequest
+	(*GetEgressPoolResponse)(nil),         // 10: kumo.egress.v1.GetEgressPoolResponse
+	(*InvalidateRequest)(nil),             // 11: kumo.egress.v1.InvalidateRequest
+	(*InvalidateResponse)(nil),            // 12: kumo.egress.v1.InvalidateResponse
+	(*WatchInvalidationsRequest)(nil),     // 13: kumo.egress.v1.WatchInvalidationsRequest
+	(*WatchInvalidationsResponse)(nil),    // 14: kumo.egress.v1.WatchInvalidationsResponse
+	(*ExplainEgressSourceRequest)(nil),    // 15: kumo.egress.v1.ExplainEgressSourceRequest
+	(*ExplainEgressSourceResponse)(nil),   // 16: kumo.egress.v1.ExplainEgressSourceResponse
+	(*timestamppb.Timestamp)(nil),         // 17: google.protobuf.Timestamp
+	(*EgressSource)(nil),                  // 18: kumo.egress.v1.EgressSource
+	(*status.Status)(nil),                 // 19: google.rpc.Status
+	(*EgressPool)(nil),                    // 20: kumo.egress.v1.EgressPool
+	(*durationpb.Duration)(nil),           // 21: google.protobuf.Duration
 }
 var file_kumo_egress_v1_resolver_service_proto_depIdxs = []int32{
-	13, // 0: kumo.egress.v1.GetEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
-	14, // 1: kumo.egress.v1.GetEgressSourceResponse.produced_at:type_name -> google.protobuf.Timestamp
-	4,  // 2: kumo.egress.v1.BatchGetEgressSourcesResponse.results:type_name -> kumo.egress.v1.EgressSourceResult
-	13, // 3: kumo.egress.v1.EgressSourceResult.source:type_name -> kumo.egress.v1.EgressSource
-	15, // 4: kumo.egress.v1.EgressSourceResult.error:type_name -> google.rpc.Status
-	14, // 5: kumo.egress.v1.EgressSourceResult.produced_at:type_name -> google.protobuf.Timestamp
-	16, // 6: kumo.egress.v1.GetEgressPoolResponse.pool:type_name -> kumo.egress.v1.EgressPool
-	14, // 7: kumo.egress.v1.GetEgressPoolResponse.produced_at:type_name -> google.protobuf.Timestamp
-	13, // 8: kumo.egress.v1.ExplainEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
-	15, // 9: kumo.egress.v1.ExplainEgressSourceResponse.error:type_name -> google.rpc.Status
-	17, // 10: kumo.egress.v1.ExplainEgressSourceResponse.age:type_name -> google.protobuf.Duration
-	17, // 11: kumo.egress.v1.ExplainEgressSourceResponse.ttl_left:type_name -> google.protobuf.Duration
-	14, // 12: kumo.egress.v1.ExplainEgressSourceResponse.produced_at:type_name -> google.protobuf.Timestamp
-	0,  // 13: kumo.egress.v1.EgressResolverService.GetEgressSource:input_type -> kumo.egress.v1.GetEgressSourceRequest
-	2,  // 14: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:input_type -> kumo.egress.v1.BatchGetEgressSourcesRequest
-	5,  // 15: kumo.egress.v1.EgressResolverService.GetEgressPool:input_type -> kumo.egress.v1.GetEgressPoolRequest
-	11, // 16: kumo.egress.v1.EgressResolverService.ExplainEgressSource:input_type -> kumo.egress.v1.ExplainEgressSourceRequest
-	7,  // 17: kumo.egress.v1.EgressResolverService.Invalidate:input_type -> kumo.egress.v1.InvalidateRequest
-	9,  // 18: kumo.egress.v1.EgressResolverService.WatchInvalidations:input_type -> kumo.egress.v1.WatchInvalidationsRequest
-	1,  // 19: kumo.egress.v1.EgressResolverService.GetEgressSource:output_type -> kumo.egress.v1.GetEgressSourceResponse
-	3,  // 20: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:output_type -> kumo.egress.v1.BatchGetEgressSourcesResponse
-	6,  // 21: kumo.egress.v1.EgressResolverService.GetEgressPool:output_type -> kumo.egress.v1.GetEgressPoolResponse
-	12, // 22: kumo.egress.v1.EgressResolverService.ExplainEgressSource:output_type -> kumo.egress.v1.ExplainEgressSourceResponse
-	8,  // 23: kumo.egress.v1.EgressResolverService.Invalidate:output_type -> kumo.egress.v1.InvalidateResponse
-	10, // 24: kumo.egress.v1.EgressResolverService.WatchInvalidations:output_type -> kumo.egress.v1.WatchInvalidationsResponse
-	19, // [19:25] is the sub-list for method output_type
-	13, // [13:19] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	0,  // 0: kumo.egress.v1.SourceSuspension.failure_class:type_name -> kumo.egress.v1.FailureClass
+	17, // 1: kumo.egress.v1.SourceSuspension.until:type_name -> google.protobuf.Timestamp
+	0,  // 2: kumo.egress.v1.ReportSourceFailureRequest.failure_class:type_name -> kumo.egress.v1.FailureClass
+	1,  // 3: kumo.egress.v1.ReportSourceFailureResponse.suspension:type_name -> kumo.egress.v1.SourceSuspension
+	18, // 4: kumo.egress.v1.GetEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
+	17, // 5: kumo.egress.v1.GetEgressSourceResponse.produced_at:type_name -> google.protobuf.Timestamp
+	8,  // 6: kumo.egress.v1.BatchGetEgressSourcesResponse.results:type_name -> kumo.egress.v1.EgressSourceResult
+	18, // 7: kumo.egress.v1.EgressSourceResult.source:type_name -> kumo.egress.v1.EgressSource
+	19, // 8: kumo.egress.v1.EgressSourceResult.error:type_name -> google.rpc.Status
+	17, // 9: kumo.egress.v1.EgressSourceResult.produced_at:type_name -> google.protobuf.Timestamp
+	20, // 10: kumo.egress.v1.GetEgressPoolResponse.pool:type_name -> kumo.egress.v1.EgressPool
+	17, // 11: kumo.egress.v1.GetEgressPoolResponse.produced_at:type_name -> google.protobuf.Timestamp
+	1,  // 12: kumo.egress.v1.GetEgressPoolResponse.suspensions:type_name -> kumo.egress.v1.SourceSuspension
+	1,  // 13: kumo.egress.v1.WatchInvalidationsResponse.suspended:type_name -> kumo.egress.v1.SourceSuspension
+	18, // 14: kumo.egress.v1.ExplainEgressSourceResponse.source:type_name -> kumo.egress.v1.EgressSource
+	19, // 15: kumo.egress.v1.ExplainEgressSourceResponse.error:type_name -> google.rpc.Status
+	21, // 16: kumo.egress.v1.ExplainEgressSourceResponse.age:type_name -> google.protobuf.Duration
+	21, // 17: kumo.egress.v1.ExplainEgressSourceResponse.ttl_left:type_name -> google.protobuf.Duration
+	17, // 18: kumo.egress.v1.ExplainEgressSourceResponse.produced_at:type_name -> google.protobuf.Timestamp
+	1,  // 19: kumo.egress.v1.ExplainEgressSourceResponse.suspension:type_name -> kumo.egress.v1.SourceSuspension
+	4,  // 20: kumo.egress.v1.EgressResolverService.GetEgressSource:input_type -> kumo.egress.v1.GetEgressSourceRequest
+	6,  // 21: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:input_type -> kumo.egress.v1.BatchGetEgressSourcesRequest
+	9,  // 22: kumo.egress.v1.EgressResolverService.GetEgressPool:input_type -> kumo.egress.v1.GetEgressPoolRequest
+	15, // 23: kumo.egress.v1.EgressResolverService.ExplainEgressSource:input_type -> kumo.egress.v1.ExplainEgressSourceRequest
+	11, // 24: kumo.egress.v1.EgressResolverService.Invalidate:input_type -> kumo.egress.v1.InvalidateRequest
+	13, // 25: kumo.egress.v1.EgressResolverService.WatchInvalidations:input_type -> kumo.egress.v1.WatchInvalidationsRequest
+	2,  // 26: kumo.egress.v1.EgressResolverService.ReportSourceFailure:input_type -> kumo.egress.v1.ReportSourceFailureRequest
+	5,  // 27: kumo.egress.v1.EgressResolverService.GetEgressSource:output_type -> kumo.egress.v1.GetEgressSourceResponse
+	7,  // 28: kumo.egress.v1.EgressResolverService.BatchGetEgressSources:output_type -> kumo.egress.v1.BatchGetEgressSourcesResponse
+	10, // 29: kumo.egress.v1.EgressResolverService.GetEgressPool:output_type -> kumo.egress.v1.GetEgressPoolResponse
+	16, // 30: kumo.egress.v1.EgressResolverService.ExplainEgressSource:output_type -> kumo.egress.v1.ExplainEgressSourceResponse
+	12, // 31: kumo.egress.v1.EgressResolverService.Invalidate:output_type -> kumo.egress.v1.InvalidateResponse
+	14, // 32: kumo.egress.v1.EgressResolverService.WatchInvalidations:output_type -> kumo.egress.v1.WatchInvalidationsResponse
+	3,  // 33: kumo.egress.v1.EgressResolverService.ReportSourceFailure:output_type -> kumo.egress.v1.ReportSourceFailureResponse
+	27, // [27:34] is the sub-list for method output_type
+	20, // [20:27] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_kumo_egress_v1_resolver_service_proto_init() }
@@ -1104,11 +1432,11 @@ func file_kumo_egress_v1_resolver_service_proto_init() {
 	}
 	file_kumo_egress_v1_egress_pool_proto_init()
 	file_kumo_egress_v1_egress_source_proto_init()
-	file_kumo_egress_v1_resolver_service_proto_msgTypes[4].OneofWrappers = []any{
+	file_kumo_egress_v1_resolver_service_proto_msgTypes[7].OneofWrappers = []any{
 		(*EgressSourceResult_Source)(nil),
 		(*EgressSourceResult_Error)(nil),
 	}
-	file_kumo_egress_v1_resolver_service_proto_msgTypes[12].OneofWrappers = []any{
+	file_kumo_egress_v1_resolver_service_proto_msgTypes[15].OneofWrappers = []any{
 		(*ExplainEgressSourceResponse_Source)(nil),
 		(*ExplainEgressSourceResponse_Error)(nil),
 	}
@@ -1117,13 +1445,14 @@ func file_kumo_egress_v1_resolver_service_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kumo_egress_v1_resolver_service_proto_rawDesc), len(file_kumo_egress_v1_resolver_service_proto_rawDesc)),
-			NumEnums:      0,
-			NumMessages:   13,
+			NumEnums:      1,
+			NumMessages:   16,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
 		GoTypes:           file_kumo_egress_v1_resolver_service_proto_goTypes,
 		DependencyIndexes: file_kumo_egress_v1_resolver_service_proto_depIdxs,
+		EnumInfos:         file_kumo_egress_v1_resolver_service_proto_enumTypes,
 		MessageInfos:      file_kumo_egress_v1_resolver_service_proto_msgTypes,
 	}.Build()
 	File_kumo_egress_v1_resolver_service_proto = out.File

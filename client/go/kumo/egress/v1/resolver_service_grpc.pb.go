@@ -25,6 +25,7 @@ const (
 	EgressResolverService_ExplainEgressSource_FullMethodName   = "/kumo.egress.v1.EgressResolverService/ExplainEgressSource"
 	EgressResolverService_Invalidate_FullMethodName            = "/kumo.egress.v1.EgressResolverService/Invalidate"
 	EgressResolverService_WatchInvalidations_FullMethodName    = "/kumo.egress.v1.EgressResolverService/WatchInvalidations"
+	EgressResolverService_ReportSourceFailure_FullMethodName   = "/kumo.egress.v1.EgressResolverService/ReportSourceFailure"
 )
 
 // EgressResolverServiceClient is the client API for EgressResolverService service.
@@ -69,6 +70,13 @@ type EgressResolverServiceClient interface {
 	// sidecar shuts down, after it stopped taking Invalidate calls: a client
 	// whose stream ended so has missed nothing of that instance.
 	WatchInvalidations(ctx context.Context, in *WatchInvalidationsRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[WatchInvalidationsResponse], error)
+	// Reports a classified failure of a client's `connect` through a source.
+	// The source's `suspend_when_unplumbed` (for SOURCE_UNPLUMBED) or
+	// `suspend_when_proxy_unhealthy` (for PROXY_UNHEALTHY) rule decides whether
+	// the source is now suspended; every client on the host learns of a new
+	// suspension on WatchInvalidations. CONNECT_FAILED is counted but never
+	// suspends a source (the destination failed, not the source).
+	ReportSourceFailure(ctx context.Context, in *ReportSourceFailureRequest, opts ...grpc.CallOption) (*ReportSourceFailureResponse, error)
 }
 
 type egressResolverServiceClient struct {
@@ -148,6 +156,16 @@ func (c *egressResolverServiceClient) WatchInvalidations(ctx context.Context, in
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EgressResolverService_WatchInvalidationsClient = grpc.ServerStreamingClient[WatchInvalidationsResponse]
 
+func (c *egressResolverServiceClient) ReportSourceFailure(ctx context.Context, in *ReportSourceFailureRequest, opts ...grpc.CallOption) (*ReportSourceFailureResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReportSourceFailureResponse)
+	err := c.cc.Invoke(ctx, EgressResolverService_ReportSourceFailure_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // EgressResolverServiceServer is the server API for EgressResolverService service.
 // All implementations must embed UnimplementedEgressResolverServiceServer
 // for forward compatibility.
@@ -190,6 +208,13 @@ type EgressResolverServiceServer interface {
 	// sidecar shuts down, after it stopped taking Invalidate calls: a client
 	// whose stream ended so has missed nothing of that instance.
 	WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error
+	// Reports a classified failure of a client's `connect` through a source.
+	// The source's `suspend_when_unplumbed` (for SOURCE_UNPLUMBED) or
+	// `suspend_when_proxy_unhealthy` (for PROXY_UNHEALTHY) rule decides whether
+	// the source is now suspended; every client on the host learns of a new
+	// suspension on WatchInvalidations. CONNECT_FAILED is counted but never
+	// suspends a source (the destination failed, not the source).
+	ReportSourceFailure(context.Context, *ReportSourceFailureRequest) (*ReportSourceFailureResponse, error)
 	mustEmbedUnimplementedEgressResolverServiceServer()
 }
 
@@ -217,6 +242,9 @@ func (UnimplementedEgressResolverServiceServer) Invalidate(context.Context, *Inv
 }
 func (UnimplementedEgressResolverServiceServer) WatchInvalidations(*WatchInvalidationsRequest, grpc.ServerStreamingServer[WatchInvalidationsResponse]) error {
 	return status.Error(codes.Unimplemented, "method WatchInvalidations not implemented")
+}
+func (UnimplementedEgressResolverServiceServer) ReportSourceFailure(context.Context, *ReportSourceFailureRequest) (*ReportSourceFailureResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ReportSourceFailure not implemented")
 }
 func (UnimplementedEgressResolverServiceServer) mustEmbedUnimplementedEgressResolverServiceServer() {}
 func (UnimplementedEgressResolverServiceServer) testEmbeddedByValue()                               {}
@@ -340,6 +368,24 @@ func _EgressResolverService_WatchInvalidations_Handler(srv interface{}, stream g
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type EgressResolverService_WatchInvalidationsServer = grpc.ServerStreamingServer[WatchInvalidationsResponse]
 
+func _EgressResolverService_ReportSourceFailure_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReportSourceFailureRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(EgressResolverServiceServer).ReportSourceFailure(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: EgressResolverService_ReportSourceFailure_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(EgressResolverServiceServer).ReportSourceFailure(ctx, req.(*ReportSourceFailureRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // EgressResolverService_ServiceDesc is the grpc.ServiceDesc for EgressResolverService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -366,6 +412,10 @@ var EgressResolverService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Invalidate",
 			Handler:    _EgressResolverService_Invalidate_Handler,
+		},
+		{
+			MethodName: "ReportSourceFailure",
+			Handler:    _EgressResolverService_ReportSourceFailure_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -29,7 +29,7 @@ from kumo.egress.v1 import egress_pool_pb2 as kumo_dot_egress_dot_v1_dot_egress_
 from kumo.egress.v1 import egress_source_pb2 as kumo_dot_egress_dot_v1_dot_egress__source__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%kumo/egress/v1/resolver_service.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a kumo/egress/v1/egress_pool.proto\x1a\"kumo/egress/v1/egress_source.proto\"&\n\x16GetEgressSourceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x8a\x01\n\x17GetEgressSourceResponse\x12,\n\x06source\x18\x01 \x01(\x0b\x32\x1c.kumo.egress.v1.EgressSource\x12\x10\n\x08revision\x18\x02 \x01(\t\x12/\n\x0bproduced_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x1c\x42\x61tchGetEgressSourcesRequest\x12\r\n\x05names\x18\x01 \x03(\t\"T\n\x1d\x42\x61tchGetEgressSourcesResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".kumo.egress.v1.EgressSourceResult\"\xc4\x01\n\x12\x45gressSourceResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06source\x18\x02 \x01(\x0b\x32\x1c.kumo.egress.v1.EgressSourceH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12\x10\n\x08revision\x18\x04 \x01(\t\x12/\n\x0bproduced_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06result\"$\n\x14GetEgressPoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x84\x01\n\x15GetEgressPoolResponse\x12(\n\x04pool\x18\x01 \x01(\x0b\x32\x1a.kumo.egress.v1.EgressPool\x12\x10\n\x08revision\x18\x02 \x01(\t\x12/\n\x0bproduced_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"C\n\x11InvalidateRequest\x12\r\n\x05names\x18\x01 \x03(\t\x12\x12\n\npool_names\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"7\n\x12InvalidateResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\r\"p\n\x19WatchInvalidationsRequest\x12\x10\n\x08revision\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x1d\n\x15previous_stream_ended\x18\x04 \x01(\x08\"\x96\x01\n\x1aWatchInvalidationsResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x04\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\x12\r\n\x05names\x18\x03 \x03(\t\x12\x12\n\npool_names\x18\x04 \x03(\t\x12\x10\n\x08revision\x18\x05 \x01(\t\x12\x10\n\x08instance\x18\x06 \x01(\t\x12\x10\n\x08sequence\x18\x07 \x01(\x04\"*\n\x1a\x45xplainEgressSourceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xe0\x02\n\x1b\x45xplainEgressSourceResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06source\x18\x02 \x01(\x0b\x32\x1c.kumo.egress.v1.EgressSourceH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12\x11\n\tcache_hit\x18\x04 \x01(\x08\x12&\n\x03\x61ge\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08ttl_left\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x19\n\x11policy_generation\x18\x07 \x01(\x04\x12\x0e\n\x06policy\x18\x08 \x01(\t\x12\x10\n\x08revision\x18\t \x01(\t\x12/\n\x0bproduced_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06result2\x83\x05\n\x15\x45gressResolverService\x12\x62\n\x0fGetEgressSource\x12&.kumo.egress.v1.GetEgressSourceRequest\x1a\'.kumo.egress.v1.GetEgressSourceResponse\x12t\n\x15\x42\x61tchGetEgressSources\x12,.kumo.egress.v1.BatchGetEgressSourcesRequest\x1a-.kumo.egress.v1.BatchGetEgressSourcesResponse\x12\\\n\rGetEgressPool\x12$.kumo.egress.v1.GetEgressPoolRequest\x1a%.kumo.egress.v1.GetEgressPoolResponse\x12n\n\x13\x45xplainEgressSource\x12*.kumo.egress.v1.ExplainEgressSourceRequest\x1a+.kumo.egress.v1.ExplainEgressSourceResponse\x12S\n\nInvalidate\x12!.kumo.egress.v1.InvalidateRequest\x1a\".kumo.egress.v1.InvalidateResponse\x12m\n\x12WatchInvalidations\x12).kumo.egress.v1.WatchInvalidationsRequest\x1a*.kumo.egress.v1.WatchInvalidationsResponse0\x01\x42NZLgithub.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1;egressv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%kumo/egress/v1/resolver_service.proto\x12\x0ekumo.egress.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\x1a kumo/egress/v1/egress_pool.proto\x1a\"kumo/egress/v1/egress_source.proto\"\x90\x01\n\x10SourceSuspension\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x33\n\rfailure_class\x18\x02 \x01(\x0e\x32\x1c.kumo.egress.v1.FailureClass\x12)\n\x05until\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x81\x01\n\x1aReportSourceFailureRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x33\n\rfailure_class\x18\x02 \x01(\x0e\x32\x1c.kumo.egress.v1.FailureClass\x12\x0f\n\x07\x61\x64\x64ress\x18\x03 \x01(\t\x12\x0f\n\x07message\x18\x04 \x01(\t\"S\n\x1bReportSourceFailureResponse\x12\x34\n\nsuspension\x18\x01 \x01(\x0b\x32 .kumo.egress.v1.SourceSuspension\"&\n\x16GetEgressSourceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x8a\x01\n\x17GetEgressSourceResponse\x12,\n\x06source\x18\x01 \x01(\x0b\x32\x1c.kumo.egress.v1.EgressSource\x12\x10\n\x08revision\x18\x02 \x01(\t\x12/\n\x0bproduced_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x1c\x42\x61tchGetEgressSourcesRequest\x12\r\n\x05names\x18\x01 \x03(\t\"T\n\x1d\x42\x61tchGetEgressSourcesResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".kumo.egress.v1.EgressSourceResult\"\xc4\x01\n\x12\x45gressSourceResult\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06source\x18\x02 \x01(\x0b\x32\x1c.kumo.egress.v1.EgressSourceH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12\x10\n\x08revision\x18\x04 \x01(\t\x12/\n\x0bproduced_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x08\n\x06result\"$\n\x14GetEgressPoolRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\xbb\x01\n\x15GetEgressPoolResponse\x12(\n\x04pool\x18\x01 \x01(\x0b\x32\x1a.kumo.egress.v1.EgressPool\x12\x10\n\x08revision\x18\x02 \x01(\t\x12/\n\x0bproduced_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x35\n\x0bsuspensions\x18\x04 \x03(\x0b\x32 .kumo.egress.v1.SourceSuspension\"C\n\x11InvalidateRequest\x12\r\n\x05names\x18\x01 \x03(\t\x12\x12\n\npool_names\x18\x02 \x03(\t\x12\x0b\n\x03\x61ll\x18\x03 \x01(\x08\"7\n\x12InvalidateResponse\x12\x10\n\x08sequence\x18\x01 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\r\"p\n\x19WatchInvalidationsRequest\x12\x10\n\x08revision\x18\x01 \x01(\t\x12\x10\n\x08instance\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x04\x12\x1d\n\x15previous_stream_ended\x18\x04 \x01(\x08\"\xdc\x01\n\x1aWatchInvalidationsResponse\x12\x12\n\ngeneration\x18\x01 \x01(\x04\x12\x0b\n\x03\x61ll\x18\x02 \x01(\x08\x12\r\n\x05names\x18\x03 \x03(\t\x12\x12\n\npool_names\x18\x04 \x03(\t\x12\x10\n\x08revision\x18\x05 \x01(\t\x12\x10\n\x08instance\x18\x06 \x01(\t\x12\x10\n\x08sequence\x18\x07 \x01(\x04\x12\x33\n\tsuspended\x18\x08 \x03(\x0b\x32 .kumo.egress.v1.SourceSuspension\x12\x0f\n\x07resumed\x18\t \x03(\t\"*\n\x1a\x45xplainEgressSourceRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\"\x96\x03\n\x1b\x45xplainEgressSourceResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12.\n\x06source\x18\x02 \x01(\x0b\x32\x1c.kumo.egress.v1.EgressSourceH\x00\x12#\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x12\x11\n\tcache_hit\x18\x04 \x01(\x08\x12&\n\x03\x61ge\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12+\n\x08ttl_left\x18\x06 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x19\n\x11policy_generation\x18\x07 \x01(\x04\x12\x0e\n\x06policy\x18\x08 \x01(\t\x12\x10\n\x08revision\x18\t \x01(\t\x12/\n\x0bproduced_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x34\n\nsuspension\x18\x0b \x01(\x0b\x32 .kumo.egress.v1.SourceSuspensionB\x08\n\x06result*\x96\x01\n\x0c\x46\x61ilureClass\x12\x1d\n\x19\x46\x41ILURE_CLASS_UNSPECIFIED\x10\x00\x12\"\n\x1e\x46\x41ILURE_CLASS_SOURCE_UNPLUMBED\x10\x01\x12!\n\x1d\x46\x41ILURE_CLASS_PROXY_UNHEALTHY\x10\x02\x12 \n\x1c\x46\x41ILURE_CLASS_CONNECT_FAILED\x10\x03\x32\xf3\x05\n\x15\x45gressResolverService\x12\x62\n\x0fGetEgressSource\x12&.kumo.egress.v1.GetEgressSourceRequest\x1a\'.kumo.egress.v1.GetEgressSourceResponse\x12t\n\x15\x42\x61tchGetEgressSources\x12,.kumo.egress.v1.BatchGetEgressSourcesRequest\x1a-.kumo.egress.v1.BatchGetEgressSourcesResponse\x12\\\n\rGetEgressPool\x12$.kumo.egress.v1.GetEgressPoolRequest\x1a%.kumo.egress.v1.GetEgressPoolResponse\x12n\n\x13\x45xplainEgressSource\x12*.kumo.egress.v1.ExplainEgressSourceRequest\x1a+.kumo.egress.v1.ExplainEgressSourceResponse\x12S\n\nInvalidate\x12!.kumo.egress.v1.InvalidateRequest\x1a\".kumo.egress.v1.InvalidateResponse\x12m\n\x12WatchInvalidations\x12).kumo.egress.v1.WatchInvalidationsRequest\x1a*.kumo.egress.v1.WatchInvalidationsResponse0\x01\x12n\n\x13ReportSourceFailure\x12*.kumo.egress.v1.ReportSourceFailureRequest\x1a+.kumo.egress.v1.ReportSourceFailureResponseBNZLgithub.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1;egressv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,32 +37,40 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'kumo.egress.v1.resolver_ser
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'ZLgithub.com/egress-resolver/egress-resolver/client/go/kumo/egress/v1;egressv1'
-  _globals['_GETEGRESSSOURCEREQUEST']._serialized_start=217
-  _globals['_GETEGRESSSOURCEREQUEST']._serialized_end=255
-  _globals['_GETEGRESSSOURCERESPONSE']._serialized_start=258
-  _globals['_GETEGRESSSOURCERESPONSE']._serialized_end=396
-  _globals['_BATCHGETEGRESSSOURCESREQUEST']._serialized_start=398
-  _globals['_BATCHGETEGRESSSOURCESREQUEST']._serialized_end=443
-  _globals['_BATCHGETEGRESSSOURCESRESPONSE']._serialized_start=445
-  _globals['_BATCHGETEGRESSSOURCESRESPONSE']._serialized_end=529
-  _globals['_EGRESSSOURCERESULT']._serialized_start=532
-  _globals['_EGRESSSOURCERESULT']._serialized_end=728
-  _globals['_GETEGRESSPOOLREQUEST']._serialized_start=730
-  _globals['_GETEGRESSPOOLREQUEST']._serialized_end=766
-  _globals['_GETEGRESSPOOLRESPONSE']._serialized_start=769
-  _globals['_GETEGRESSPOOLRESPONSE']._serialized_end=901
-  _globals['_INVALIDATEREQUEST']._serialized_start=903
-  _globals['_INVALIDATEREQUEST']._serialized_end=970
-  _globals['_INVALIDATERESPONSE']._serialized_start=972
-  _globals['_INVALIDATERESPONSE']._serialized_end=1027
-  _globals['_WATCHINVALIDATIONSREQUEST']._serialized_start=1029
-  _globals['_WATCHINVALIDATIONSREQUEST']._serialized_end=1141
-  _globals['_WATCHINVALIDATIONSRESPONSE']._serialized_start=1144
-  _globals['_WATCHINVALIDATIONSRESPONSE']._serialized_end=1294
-  _globals['_EXPLAINEGRESSSOURCEREQUEST']._serialized_start=1296
-  _globals['_EXPLAINEGRESSSOURCEREQUEST']._serialized_end=1338
-  _globals['_EXPLAINEGRESSSOURCERESPONSE']._serialized_start=1341
-  _globals['_EXPLAINEGRESSSOURCERESPONSE']._serialized_end=1693
-  _globals['_EGRESSRESOLVERSERVICE']._serialized_start=1696
-  _globals['_EGRESSRESOLVERSERVICE']._serialized_end=2339
+  _globals['_FAILURECLASS']._serialized_start=2239
+  _globals['_FAILURECLASS']._serialized_end=2389
+  _globals['_SOURCESUSPENSION']._serialized_start=218
+  _globals['_SOURCESUSPENSION']._serialized_end=362
+  _globals['_REPORTSOURCEFAILUREREQUEST']._serialized_start=365
+  _globals['_REPORTSOURCEFAILUREREQUEST']._serialized_end=494
+  _globals['_REPORTSOURCEFAILURERESPONSE']._serialized_start=496
+  _globals['_REPORTSOURCEFAILURERESPONSE']._serialized_end=579
+  _globals['_GETEGRESSSOURCEREQUEST']._serialized_start=581
+  _globals['_GETEGRESSSOURCEREQUEST']._serialized_end=619
+  _globals['_GETEGRESSSOURCERESPONSE']._serialized_start=622
+  _globals['_GETEGRESSSOURCERESPONSE']._serialized_end=760
+  _globals['_BATCHGETEGRESSSOURCESREQUEST']._serialized_start=762
+  _globals['_BATCHGETEGRESSSOURCESREQUEST']._serialized_end=807
+  _globals['_BATCHGETEGRESSSOURCESRESPONSE']._serialized_start=809
+  _globals['_BATCHGETEGRESSSOURCESRESPONSE']._serialized_end=893
+  _globals['_EGRESSSOURCERESULT']._serialized_start=896
+  _globals['_EGRESSSOURCERESULT']._serialized_end=1092
+  _globals['_GETEGRESSPOOLREQUEST']._serialized_start=1094
+  _globals['_GETEGRESSPOOLREQUEST']._serialized_end=1130
+  _globals['_GETEGRESSPOOLRESPONSE']._serialized_start=1133
+  _globals['_GETEGRESSPOOLRESPONSE']._serialized_end=1320
+  _globals['_INVALIDATEREQUEST']._serialized_start=1322
+  _globals['_INVALIDATEREQUEST']._serialized_end=1389
+  _globals['_INVALIDATERESPONSE']._serialized_start=1391
+  _globals['_INVALIDATERESPONSE']._serialized_end=1446
+  _globals['_WATCHINVALIDATIONSREQUEST']._serialized_start=1448
+  _globals['_WATCHINVALIDATIONSREQUEST']._serialized_end=1560
+  _globals['_WATCHINVALIDATIONSRESPONSE']._serialized_start=1563
+  _globals['_WATCHINVALIDATIONSRESPONSE']._serialized_end=1783
+  _globals['_EXPLAINEGRESSSOURCEREQUEST']._serialized_start=1785
+  _globals['_EXPLAINEGRESSSOURCEREQUEST']._serialized_end=1827
+  _globals['_EXPLAINEGRESSSOURCERESPONSE']._serialized_start=1830
+  _globals['_EXPLAINEGRESSSOURCERESPONSE']._serialized_end=2236
+  _globals['_EGRESSRESOLVERSERVICE']._serialized_start=2392
+  _globals['_EGRESSRESOLVERSERVICE']._serialized_end=3147
 # @@protoc_insertion_point(module_scope)

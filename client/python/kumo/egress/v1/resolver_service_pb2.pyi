@@ -9,6 +9,7 @@ from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.rpc import status_pb2 as _status_pb2
 from kumo.egress.v1 import egress_pool_pb2 as _egress_pool_pb2
 from kumo.egress.v1 import egress_source_pb2 as _egress_source_pb2
@@ -22,6 +23,132 @@ else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class _FailureClass:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FailureClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FailureClass.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FAILURE_CLASS_UNSPECIFIED: _FailureClass.ValueType  # 0
+    """Not a valid report."""
+    FAILURE_CLASS_SOURCE_UNPLUMBED: _FailureClass.ValueType  # 1
+    """Binding `source_address` failed. Clients report only EADDRNOTAVAIL (the
+    address is not on the host), as kumod's `is_unplumbed` does.
+    """
+    FAILURE_CLASS_PROXY_UNHEALTHY: _FailureClass.ValueType  # 2
+    """The proxy could not be reached, its handshake failed or it refused to bind."""
+    FAILURE_CLASS_CONNECT_FAILED: _FailureClass.ValueType  # 3
+    """The destination could not be reached directly."""
+
+class FailureClass(_FailureClass, metaclass=_FailureClassEnumTypeWrapper):
+    """Why a client's connect through an egress source failed, as kumod classifies it."""
+
+FAILURE_CLASS_UNSPECIFIED: FailureClass.ValueType  # 0
+"""Not a valid report."""
+FAILURE_CLASS_SOURCE_UNPLUMBED: FailureClass.ValueType  # 1
+"""Binding `source_address` failed. Clients report only EADDRNOTAVAIL (the
+address is not on the host), as kumod's `is_unplumbed` does.
+"""
+FAILURE_CLASS_PROXY_UNHEALTHY: FailureClass.ValueType  # 2
+"""The proxy could not be reached, its handshake failed or it refused to bind."""
+FAILURE_CLASS_CONNECT_FAILED: FailureClass.ValueType  # 3
+"""The destination could not be reached directly."""
+Global___FailureClass: _TypeAlias = FailureClass  # noqa: Y015
+
+@_typing.final
+class SourceSuspension(_message.Message):
+    """A source the sidecar suspended from pool selection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FAILURE_CLASS_FIELD_NUMBER: _builtins.int
+    UNTIL_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The source name."""
+    failure_class: Global___FailureClass.ValueType
+    """The failure class whose rule fired."""
+    reason: _builtins.str
+    """The reported failure that fired the rule: its address and message."""
+    @_builtins.property
+    def until(self) -> _timestamp_pb2.Timestamp:
+        """When the suspension ends by itself (wall clock of the host)."""
+
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        failure_class: Global___FailureClass.ValueType = ...,
+        until: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["until", b"until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failure_class", b"failure_class", "name", b"name", "reason", b"reason", "until", b"until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SourceSuspension: _TypeAlias = SourceSuspension  # noqa: Y015
+
+@_typing.final
+class ReportSourceFailureRequest(_message.Message):
+    """Request for ReportSourceFailure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NAME_FIELD_NUMBER: _builtins.int
+    FAILURE_CLASS_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    name: _builtins.str
+    """The source name, checked as in GetEgressSourceRequest."""
+    failure_class: Global___FailureClass.ValueType
+    """The class of the failure; UNSPECIFIED is refused."""
+    address: _builtins.str
+    """The address that failed: the source address, or the proxy's `IP:port`."""
+    message: _builtins.str
+    """The client's message for the failure (at most 1024 bytes are kept)."""
+    def __init__(
+        self,
+        *,
+        name: _builtins.str = ...,
+        failure_class: Global___FailureClass.ValueType = ...,
+        address: _builtins.str = ...,
+        message: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["address", b"address", "failure_class", b"failure_class", "message", b"message", "name", b"name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportSourceFailureRequest: _TypeAlias = ReportSourceFailureRequest  # noqa: Y015
+
+@_typing.final
+class ReportSourceFailureResponse(_message.Message):
+    """Response of ReportSourceFailure."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUSPENSION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def suspension(self) -> Global___SourceSuspension:
+        """The suspension in force for the source after this report, if any."""
+
+    def __init__(
+        self,
+        *,
+        suspension: Global___SourceSuspension | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["suspension", b"suspension"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["suspension", b"suspension"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReportSourceFailureResponse: _TypeAlias = ReportSourceFailureResponse  # noqa: Y015
 
 @_typing.final
 class GetEgressSourceRequest(_message.Message):
@@ -206,6 +333,7 @@ class GetEgressPoolResponse(_message.Message):
     POOL_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     PRODUCED_AT_FIELD_NUMBER: _builtins.int
+    SUSPENSIONS_FIELD_NUMBER: _builtins.int
     revision: _builtins.str
     """The revision of the policy that produced it."""
     @_builtins.property
@@ -216,16 +344,23 @@ class GetEgressPoolResponse(_message.Message):
     def produced_at(self) -> _timestamp_pb2.Timestamp:
         """When the policy produced it. Caches keep it until `produced_at + pool.ttl`."""
 
+    @_builtins.property
+    def suspensions(self) -> _containers.RepeatedCompositeFieldContainer[Global___SourceSuspension]:
+        """The suspensions in force for the pool's entries when the sidecar answered,
+        so that a client without an invalidation stream skips them too.
+        """
+
     def __init__(
         self,
         *,
         pool: _egress_pool_pb2.EgressPool | None = ...,
         revision: _builtins.str = ...,
         produced_at: _timestamp_pb2.Timestamp | None = ...,
+        suspensions: _abc.Iterable[Global___SourceSuspension] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool", "produced_at", b"produced_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool", "produced_at", b"produced_at", "revision", b"revision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pool", b"pool", "produced_at", b"produced_at", "revision", b"revision", "suspensions", b"suspensions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -346,6 +481,8 @@ class WatchInvalidationsResponse(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     INSTANCE_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    SUSPENDED_FIELD_NUMBER: _builtins.int
+    RESUMED_FIELD_NUMBER: _builtins.int
     generation: _builtins.int
     """The policy generation of this instance after this event; it grows by one
     at every reload. Superseded by `revision`, which is stable across restarts.
@@ -369,6 +506,16 @@ class WatchInvalidationsResponse(_message.Message):
     def pool_names(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """These pool names are stale (when `all` is false)."""
 
+    @_builtins.property
+    def suspended(self) -> _containers.RepeatedCompositeFieldContainer[Global___SourceSuspension]:
+        """New suspensions. On the hello: every suspension in force, which replaces
+        whatever the client held.
+        """
+
+    @_builtins.property
+    def resumed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Names whose suspension ended (by itself, or by Invalidate)."""
+
     def __init__(
         self,
         *,
@@ -379,10 +526,12 @@ class WatchInvalidationsResponse(_message.Message):
         revision: _builtins.str = ...,
         instance: _builtins.str = ...,
         sequence: _builtins.int = ...,
+        suspended: _abc.Iterable[Global___SourceSuspension] | None = ...,
+        resumed: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "generation", b"generation", "instance", b"instance", "names", b"names", "pool_names", b"pool_names", "revision", b"revision", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all", b"all", "generation", b"generation", "instance", b"instance", "names", b"names", "pool_names", b"pool_names", "resumed", b"resumed", "revision", b"revision", "sequence", b"sequence", "suspended", b"suspended"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -426,6 +575,7 @@ class ExplainEgressSourceResponse(_message.Message):
     POLICY_FIELD_NUMBER: _builtins.int
     REVISION_FIELD_NUMBER: _builtins.int
     PRODUCED_AT_FIELD_NUMBER: _builtins.int
+    SUSPENSION_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The name asked about."""
     cache_hit: _builtins.bool
@@ -456,6 +606,10 @@ class ExplainEgressSourceResponse(_message.Message):
     def produced_at(self) -> _timestamp_pb2.Timestamp:
         """When the policy produced the answer."""
 
+    @_builtins.property
+    def suspension(self) -> Global___SourceSuspension:
+        """The suspension in force for the source, if any."""
+
     def __init__(
         self,
         *,
@@ -469,10 +623,11 @@ class ExplainEgressSourceResponse(_message.Message):
         policy: _builtins.str = ...,
         revision: _builtins.str = ...,
         produced_at: _timestamp_pb2.Timestamp | None = ...,
+        suspension: Global___SourceSuspension | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "error", b"error", "produced_at", b"produced_at", "result", b"result", "source", b"source", "ttl_left", b"ttl_left"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "error", b"error", "produced_at", b"produced_at", "result", b"result", "source", b"source", "suspension", b"suspension", "ttl_left", b"ttl_left"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "cache_hit", b"cache_hit", "error", b"error", "name", b"name", "policy", b"policy", "policy_generation", b"policy_generation", "produced_at", b"produced_at", "result", b"result", "revision", b"revision", "source", b"source", "ttl_left", b"ttl_left"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["age", b"age", "cache_hit", b"cache_hit", "error", b"error", "name", b"name", "policy", b"policy", "policy_generation", b"policy_generation", "produced_at", b"produced_at", "result", b"result", "revision", b"revision", "source", b"source", "suspension", b"suspension", "ttl_left", b"ttl_left"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["source", "error"]  # noqa: Y015
     _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015

@@ -69,6 +69,11 @@ class EgressResolverServiceStub:
                 request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.WatchInvalidationsRequest.SerializeToString,
                 response_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.WatchInvalidationsResponse.FromString,
                 _registered_method=True)
+        self.ReportSourceFailure = channel.unary_unary(
+                '/kumo.egress.v1.EgressResolverService/ReportSourceFailure',
+                request_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ReportSourceFailureRequest.SerializeToString,
+                response_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ReportSourceFailureResponse.FromString,
+                _registered_method=True)
 
 
 class EgressResolverServiceServicer:
@@ -141,6 +146,18 @@ class EgressResolverServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ReportSourceFailure(self, request, context):
+        """Reports a classified failure of a client's `connect` through a source.
+        The source's `suspend_when_unplumbed` (for SOURCE_UNPLUMBED) or
+        `suspend_when_proxy_unhealthy` (for PROXY_UNHEALTHY) rule decides whether
+        the source is now suspended; every client on the host learns of a new
+        suspension on WatchInvalidations. CONNECT_FAILED is counted but never
+        suspends a source (the destination failed, not the source).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EgressResolverServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -173,6 +190,11 @@ def add_EgressResolverServiceServicer_to_server(servicer, server):
                     servicer.WatchInvalidations,
                     request_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.WatchInvalidationsRequest.FromString,
                     response_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.WatchInvalidationsResponse.SerializeToString,
+            ),
+            'ReportSourceFailure': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReportSourceFailure,
+                    request_deserializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ReportSourceFailureRequest.FromString,
+                    response_serializer=kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ReportSourceFailureResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -342,6 +364,33 @@ class EgressResolverService:
             '/kumo.egress.v1.EgressResolverService/WatchInvalidations',
             kumo_dot_egress_dot_v1_dot_resolver__service__pb2.WatchInvalidationsRequest.SerializeToString,
             kumo_dot_egress_dot_v1_dot_resolver__service__pb2.WatchInvalidationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReportSourceFailure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/kumo.egress.v1.EgressResolverService/ReportSourceFailure',
+            kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ReportSourceFailureRequest.SerializeToString,
+            kumo_dot_egress_dot_v1_dot_resolver__service__pb2.ReportSourceFailureResponse.FromString,
             options,
             channel_credentials,
             insecure,

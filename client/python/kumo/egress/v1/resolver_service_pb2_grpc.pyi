@@ -76,6 +76,14 @@ class EgressResolverServiceStub:
     sidecar shuts down, after it stopped taking Invalidate calls: a client
     whose stream ended so has missed nothing of that instance.
     """
+    ReportSourceFailure: _grpc.UnaryUnaryMultiCallable[_resolver_service_pb2.ReportSourceFailureRequest, _resolver_service_pb2.ReportSourceFailureResponse]
+    """Reports a classified failure of a client's `connect` through a source.
+    The source's `suspend_when_unplumbed` (for SOURCE_UNPLUMBED) or
+    `suspend_when_proxy_unhealthy` (for PROXY_UNHEALTHY) rule decides whether
+    the source is now suspended; every client on the host learns of a new
+    suspension on WatchInvalidations. CONNECT_FAILED is counted but never
+    suspends a source (the destination failed, not the source).
+    """
 
 @_typing.type_check_only
 class EgressResolverServiceAsyncStub(EgressResolverServiceStub):
@@ -124,6 +132,14 @@ class EgressResolverServiceAsyncStub(EgressResolverServiceStub):
     names that became stale, or says `all`. The stream ends with OK when the
     sidecar shuts down, after it stopped taking Invalidate calls: a client
     whose stream ended so has missed nothing of that instance.
+    """
+    ReportSourceFailure: _aio.UnaryUnaryMultiCallable[_resolver_service_pb2.ReportSourceFailureRequest, _resolver_service_pb2.ReportSourceFailureResponse]  # type: ignore[assignment]
+    """Reports a classified failure of a client's `connect` through a source.
+    The source's `suspend_when_unplumbed` (for SOURCE_UNPLUMBED) or
+    `suspend_when_proxy_unhealthy` (for PROXY_UNHEALTHY) rule decides whether
+    the source is now suspended; every client on the host learns of a new
+    suspension on WatchInvalidations. CONNECT_FAILED is counted but never
+    suspends a source (the destination failed, not the source).
     """
 
 class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -206,6 +222,20 @@ class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
         names that became stale, or says `all`. The stream ends with OK when the
         sidecar shuts down, after it stopped taking Invalidate calls: a client
         whose stream ended so has missed nothing of that instance.
+        """
+
+    @_abc_1.abstractmethod
+    def ReportSourceFailure(
+        self,
+        request: _resolver_service_pb2.ReportSourceFailureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_resolver_service_pb2.ReportSourceFailureResponse, _abc.Awaitable[_resolver_service_pb2.ReportSourceFailureResponse]]:
+        """Reports a classified failure of a client's `connect` through a source.
+        The source's `suspend_when_unplumbed` (for SOURCE_UNPLUMBED) or
+        `suspend_when_proxy_unhealthy` (for PROXY_UNHEALTHY) rule decides whether
+        the source is now suspended; every client on the host learns of a new
+        suspension on WatchInvalidations. CONNECT_FAILED is counted but never
+        suspends a source (the destination failed, not the source).
         """
 
 def add_EgressResolverServiceServicer_to_server(servicer: EgressResolverServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2,8 +2,8 @@
 // @generated from file kumo/egress/v1/resolver_service.proto (package kumo.egress.v1, syntax proto3)
 /* eslint-disable */
 
-import type { GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
-import { fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
+import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobuf/codegenv2";
+import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
 import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Status } from "../../../google/rpc/status_pb.js";
@@ -18,7 +18,112 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file kumo/egress/v1/resolver_service.proto.
  */
 export const file_kumo_egress_v1_resolver_service: GenFile = /*@__PURE__*/
-  fileDesc("CiVrdW1vL2VncmVzcy92MS9yZXNvbHZlcl9zZXJ2aWNlLnByb3RvEg5rdW1vLmVncmVzcy52MSImChZHZXRFZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkiigEKF0dldEVncmVzc1NvdXJjZVJlc3BvbnNlEiwKBnNvdXJjZRgBIAEoCzIcLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZRIQCghyZXZpc2lvbhgCIAEoCRIvCgtwcm9kdWNlZF9hdBgDIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiLQocQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzUmVxdWVzdBINCgVuYW1lcxgBIAMoCSJUCh1CYXRjaEdldEVncmVzc1NvdXJjZXNSZXNwb25zZRIzCgdyZXN1bHRzGAEgAygLMiIua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlUmVzdWx0IsQBChJFZ3Jlc3NTb3VyY2VSZXN1bHQSDAoEbmFtZRgBIAEoCRIuCgZzb3VyY2UYAiABKAsyHC5rdW1vLmVncmVzcy52MS5FZ3Jlc3NTb3VyY2VIABIjCgVlcnJvchgDIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSAASEAoIcmV2aXNpb24YBCABKAkSLwoLcHJvZHVjZWRfYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wQggKBnJlc3VsdCIkChRHZXRFZ3Jlc3NQb29sUmVxdWVzdBIMCgRuYW1lGAEgASgJIoQBChVHZXRFZ3Jlc3NQb29sUmVzcG9uc2USKAoEcG9vbBgBIAEoCzIaLmt1bW8uZWdyZXNzLnYxLkVncmVzc1Bvb2wSEAoIcmV2aXNpb24YAiABKAkSLwoLcHJvZHVjZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkMKEUludmFsaWRhdGVSZXF1ZXN0Eg0KBW5hbWVzGAEgAygJEhIKCnBvb2xfbmFtZXMYAiADKAkSCwoDYWxsGAMgASgIIjcKEkludmFsaWRhdGVSZXNwb25zZRIQCghzZXF1ZW5jZRgBIAEoBBIPCgdkcm9wcGVkGAIgASgNInAKGVdhdGNoSW52YWxpZGF0aW9uc1JlcXVlc3QSEAoIcmV2aXNpb24YASABKAkSEAoIaW5zdGFuY2UYAiABKAkSEAoIc2VxdWVuY2UYAyABKAQSHQoVcHJldmlvdXNfc3RyZWFtX2VuZGVkGAQgASgIIpYBChpXYXRjaEludmFsaWRhdGlvbnNSZXNwb25zZRISCgpnZW5lcmF0aW9uGAEgASgEEgsKA2FsbBgCIAEoCBINCgVuYW1lcxgDIAMoCRISCgpwb29sX25hbWVzGAQgAygJEhAKCHJldmlzaW9uGAUgASgJEhAKCGluc3RhbmNlGAYgASgJEhAKCHNlcXVlbmNlGAcgASgEIioKGkV4cGxhaW5FZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAki4AIKG0V4cGxhaW5FZ3Jlc3NTb3VyY2VSZXNwb25zZRIMCgRuYW1lGAEgASgJEi4KBnNvdXJjZRgCIAEoCzIcLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZUgAEiMKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIABIRCgljYWNoZV9oaXQYBCABKAgSJgoDYWdlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCHR0bF9sZWZ0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEXBvbGljeV9nZW5lcmF0aW9uGAcgASgEEg4KBnBvbGljeRgIIAEoCRIQCghyZXZpc2lvbhgJIAEoCRIvCgtwcm9kdWNlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCCAoGcmVzdWx0MoMFChVFZ3Jlc3NSZXNvbHZlclNlcnZpY2USYgoPR2V0RWdyZXNzU291cmNlEiYua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzU291cmNlUmVxdWVzdBonLmt1bW8uZWdyZXNzLnYxLkdldEVncmVzc1NvdXJjZVJlc3BvbnNlEnQKFUJhdGNoR2V0RWdyZXNzU291cmNlcxIsLmt1bW8uZWdyZXNzLnYxLkJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QaLS5rdW1vLmVncmVzcy52MS5CYXRjaEdldEVncmVzc1NvdXJjZXNSZXNwb25zZRJcCg1HZXRFZ3Jlc3NQb29sEiQua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzUG9vbFJlcXVlc3QaJS5rdW1vLmVncmVzcy52MS5HZXRFZ3Jlc3NQb29sUmVzcG9uc2USbgoTRXhwbGFpbkVncmVzc1NvdXJjZRIqLmt1bW8uZWdyZXNzLnYxLkV4cGxhaW5FZ3Jlc3NTb3VyY2VSZXF1ZXN0Gisua3Vtby5lZ3Jlc3MudjEuRXhwbGFpbkVncmVzc1NvdXJjZVJlc3BvbnNlElMKCkludmFsaWRhdGUSIS5rdW1vLmVncmVzcy52MS5JbnZhbGlkYXRlUmVxdWVzdBoiLmt1bW8uZWdyZXNzLnYxLkludmFsaWRhdGVSZXNwb25zZRJtChJXYXRjaEludmFsaWRhdGlvbnMSKS5rdW1vLmVncmVzcy52MS5XYXRjaEludmFsaWRhdGlvbnNSZXF1ZXN0Gioua3Vtby5lZ3Jlc3MudjEuV2F0Y2hJbnZhbGlkYXRpb25zUmVzcG9uc2UwAUJOWkxnaXRodWIuY29tL2VncmVzcy1yZXNvbHZlci9lZ3Jlc3MtcmVzb2x2ZXIvY2xpZW50L2dvL2t1bW8vZWdyZXNzL3YxO2VncmVzc3YxYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status, file_kumo_egress_v1_egress_pool, file_kumo_egress_v1_egress_source]);
+  fileDesc("CiVrdW1vL2VncmVzcy92MS9yZXNvbHZlcl9zZXJ2aWNlLnByb3RvEg5rdW1vLmVncmVzcy52MSKQAQoQU291cmNlU3VzcGVuc2lvbhIMCgRuYW1lGAEgASgJEjMKDWZhaWx1cmVfY2xhc3MYAiABKA4yHC5rdW1vLmVncmVzcy52MS5GYWlsdXJlQ2xhc3MSKQoFdW50aWwYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg4KBnJlYXNvbhgEIAEoCSKBAQoaUmVwb3J0U291cmNlRmFpbHVyZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIzCg1mYWlsdXJlX2NsYXNzGAIgASgOMhwua3Vtby5lZ3Jlc3MudjEuRmFpbHVyZUNsYXNzEg8KB2FkZHJlc3MYAyABKAkSDwoHbWVzc2FnZRgEIAEoCSJTChtSZXBvcnRTb3VyY2VGYWlsdXJlUmVzcG9uc2USNAoKc3VzcGVuc2lvbhgBIAEoCzIgLmt1bW8uZWdyZXNzLnYxLlNvdXJjZVN1c3BlbnNpb24iJgoWR2V0RWdyZXNzU291cmNlUmVxdWVzdBIMCgRuYW1lGAEgASgJIooBChdHZXRFZ3Jlc3NTb3VyY2VSZXNwb25zZRIsCgZzb3VyY2UYASABKAsyHC5rdW1vLmVncmVzcy52MS5FZ3Jlc3NTb3VyY2USEAoIcmV2aXNpb24YAiABKAkSLwoLcHJvZHVjZWRfYXQYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIi0KHEJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QSDQoFbmFtZXMYASADKAkiVAodQmF0Y2hHZXRFZ3Jlc3NTb3VyY2VzUmVzcG9uc2USMwoHcmVzdWx0cxgBIAMoCzIiLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZVJlc3VsdCLEAQoSRWdyZXNzU291cmNlUmVzdWx0EgwKBG5hbWUYASABKAkSLgoGc291cmNlGAIgASgLMhwua3Vtby5lZ3Jlc3MudjEuRWdyZXNzU291cmNlSAASIwoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAEhAKCHJldmlzaW9uGAQgASgJEi8KC3Byb2R1Y2VkX2F0GAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcEIICgZyZXN1bHQiJAoUR2V0RWdyZXNzUG9vbFJlcXVlc3QSDAoEbmFtZRgBIAEoCSK7AQoVR2V0RWdyZXNzUG9vbFJlc3BvbnNlEigKBHBvb2wYASABKAsyGi5rdW1vLmVncmVzcy52MS5FZ3Jlc3NQb29sEhAKCHJldmlzaW9uGAIgASgJEi8KC3Byb2R1Y2VkX2F0GAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBI1CgtzdXNwZW5zaW9ucxgEIAMoCzIgLmt1bW8uZWdyZXNzLnYxLlNvdXJjZVN1c3BlbnNpb24iQwoRSW52YWxpZGF0ZVJlcXVlc3QSDQoFbmFtZXMYASADKAkSEgoKcG9vbF9uYW1lcxgCIAMoCRILCgNhbGwYAyABKAgiNwoSSW52YWxpZGF0ZVJlc3BvbnNlEhAKCHNlcXVlbmNlGAEgASgEEg8KB2Ryb3BwZWQYAiABKA0icAoZV2F0Y2hJbnZhbGlkYXRpb25zUmVxdWVzdBIQCghyZXZpc2lvbhgBIAEoCRIQCghpbnN0YW5jZRgCIAEoCRIQCghzZXF1ZW5jZRgDIAEoBBIdChVwcmV2aW91c19zdHJlYW1fZW5kZWQYBCABKAgi3AEKGldhdGNoSW52YWxpZGF0aW9uc1Jlc3BvbnNlEhIKCmdlbmVyYXRpb24YASABKAQSCwoDYWxsGAIgASgIEg0KBW5hbWVzGAMgAygJEhIKCnBvb2xfbmFtZXMYBCADKAkSEAoIcmV2aXNpb24YBSABKAkSEAoIaW5zdGFuY2UYBiABKAkSEAoIc2VxdWVuY2UYByABKAQSMwoJc3VzcGVuZGVkGAggAygLMiAua3Vtby5lZ3Jlc3MudjEuU291cmNlU3VzcGVuc2lvbhIPCgdyZXN1bWVkGAkgAygJIioKGkV4cGxhaW5FZ3Jlc3NTb3VyY2VSZXF1ZXN0EgwKBG5hbWUYASABKAkilgMKG0V4cGxhaW5FZ3Jlc3NTb3VyY2VSZXNwb25zZRIMCgRuYW1lGAEgASgJEi4KBnNvdXJjZRgCIAEoCzIcLmt1bW8uZWdyZXNzLnYxLkVncmVzc1NvdXJjZUgAEiMKBWVycm9yGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXNIABIRCgljYWNoZV9oaXQYBCABKAgSJgoDYWdlGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEisKCHR0bF9sZWZ0GAYgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uEhkKEXBvbGljeV9nZW5lcmF0aW9uGAcgASgEEg4KBnBvbGljeRgIIAEoCRIQCghyZXZpc2lvbhgJIAEoCRIvCgtwcm9kdWNlZF9hdBgKIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASNAoKc3VzcGVuc2lvbhgLIAEoCzIgLmt1bW8uZWdyZXNzLnYxLlNvdXJjZVN1c3BlbnNpb25CCAoGcmVzdWx0KpYBCgxGYWlsdXJlQ2xhc3MSHQoZRkFJTFVSRV9DTEFTU19VTlNQRUNJRklFRBAAEiIKHkZBSUxVUkVfQ0xBU1NfU09VUkNFX1VOUExVTUJFRBABEiEKHUZBSUxVUkVfQ0xBU1NfUFJPWFlfVU5IRUFMVEhZEAISIAocRkFJTFVSRV9DTEFTU19DT05ORUNUX0ZBSUxFRBADMvMFChVFZ3Jlc3NSZXNvbHZlclNlcnZpY2USYgoPR2V0RWdyZXNzU291cmNlEiYua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzU291cmNlUmVxdWVzdBonLmt1bW8uZWdyZXNzLnYxLkdldEVncmVzc1NvdXJjZVJlc3BvbnNlEnQKFUJhdGNoR2V0RWdyZXNzU291cmNlcxIsLmt1bW8uZWdyZXNzLnYxLkJhdGNoR2V0RWdyZXNzU291cmNlc1JlcXVlc3QaLS5rdW1vLmVncmVzcy52MS5CYXRjaEdldEVncmVzc1NvdXJjZXNSZXNwb25zZRJcCg1HZXRFZ3Jlc3NQb29sEiQua3Vtby5lZ3Jlc3MudjEuR2V0RWdyZXNzUG9vbFJlcXVlc3QaJS5rdW1vLmVncmVzcy52MS5HZXRFZ3Jlc3NQb29sUmVzcG9uc2USbgoTRXhwbGFpbkVncmVzc1NvdXJjZRIqLmt1bW8uZWdyZXNzLnYxLkV4cGxhaW5FZ3Jlc3NTb3VyY2VSZXF1ZXN0Gisua3Vtby5lZ3Jlc3MudjEuRXhwbGFpbkVncmVzc1NvdXJjZVJlc3BvbnNlElMKCkludmFsaWRhdGUSIS5rdW1vLmVncmVzcy52MS5JbnZhbGlkYXRlUmVxdWVzdBoiLmt1bW8uZWdyZXNzLnYxLkludmFsaWRhdGVSZXNwb25zZRJtChJXYXRjaEludmFsaWRhdGlvbnMSKS5rdW1vLmVncmVzcy52MS5XYXRjaEludmFsaWRhdGlvbnNSZXF1ZXN0Gioua3Vtby5lZ3Jlc3MudjEuV2F0Y2hJbnZhbGlkYXRpb25zUmVzcG9uc2UwARJuChNSZXBvcnRTb3VyY2VGYWlsdXJlEioua3Vtby5lZ3Jlc3MudjEuUmVwb3J0U291cmNlRmFpbHVyZVJlcXVlc3QaKy5rdW1vLmVncmVzcy52MS5SZXBvcnRTb3VyY2VGYWlsdXJlUmVzcG9uc2VCTlpMZ2l0aHViLmNvbS9lZ3Jlc3MtcmVzb2x2ZXIvZWdyZXNzLXJlc29sdmVyL2NsaWVudC9nby9rdW1vL2VncmVzcy92MTtlZ3Jlc3N2MWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_timestamp, file_google_rpc_status, file_kumo_egress_v1_egress_pool, file_kumo_egress_v1_egress_source]);
+
+/**
+ * A source the sidecar suspended from pool selection.
+ *
+ * @generated from message kumo.egress.v1.SourceSuspension
+ */
+export type SourceSuspension = Message<"kumo.egress.v1.SourceSuspension"> & {
+  /**
+   * The source name.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The failure class whose rule fired.
+   *
+   * @generated from field: kumo.egress.v1.FailureClass failure_class = 2;
+   */
+  failureClass: FailureClass;
+
+  /**
+   * When the suspension ends by itself (wall clock of the host).
+   *
+   * @generated from field: google.protobuf.Timestamp until = 3;
+   */
+  until?: Timestamp | undefined;
+
+  /**
+   * The reported failure that fired the rule: its address and message.
+   *
+   * @generated from field: string reason = 4;
+   */
+  reason: string;
+};
+
+/**
+ * Describes the message kumo.egress.v1.SourceSuspension.
+ * Use `create(SourceSuspensionSchema)` to create a new message.
+ */
+export const SourceSuspensionSchema: GenMessage<SourceSuspension> = /*@__PURE__*/
+  messageDesc(file_kumo_egress_v1_resolver_service, 0);
+
+/**
+ * Request for ReportSourceFailure.
+ *
+ * @generated from message kumo.egress.v1.ReportSourceFailureRequest
+ */
+export type ReportSourceFailureRequest = Message<"kumo.egress.v1.ReportSourceFailureRequest"> & {
+  /**
+   * The source name, checked as in GetEgressSourceRequest.
+   *
+   * @generated from field: string name = 1;
+   */
+  name: string;
+
+  /**
+   * The class of the failure; UNSPECIFIED is refused.
+   *
+   * @generated from field: kumo.egress.v1.FailureClass failure_class = 2;
+   */
+  failureClass: FailureClass;
+
+  /**
+   * The address that failed: the source address, or the proxy's `IP:port`.
+   *
+   * @generated from field: string address = 3;
+   */
+  address: string;
+
+  /**
+   * The client's message for the failure (at most 1024 bytes are kept).
+   *
+   * @generated from field: string message = 4;
+   */
+  message: string;
+};
+
+/**
+ * Describes the message kumo.egress.v1.ReportSourceFailureRequest.
+ * Use `create(ReportSourceFailureRequestSchema)` to create a new message.
+ */
+export const ReportSourceFailureRequestSchema: GenMessage<ReportSourceFailureRequest> = /*@__PURE__*/
+  messageDesc(file_kumo_egress_v1_resolver_service, 1);
+
+/**
+ * Response of ReportSourceFailure.
+ *
+ * @generated from message kumo.egress.v1.ReportSourceFailureResponse
+ */
+export type ReportSourceFailureResponse = Message<"kumo.egress.v1.ReportSourceFailureResponse"> & {
+  /**
+   * The suspension in force for the source after this report, if any.
+   *
+   * @generated from field: kumo.egress.v1.SourceSuspension suspension = 1;
+   */
+  suspension?: SourceSuspension | undefined;
+};
+
+/**
+ * Describes the message kumo.egress.v1.ReportSourceFailureResponse.
+ * Use `create(ReportSourceFailureResponseSchema)` to create a new message.
+ */
+export const ReportSourceFailureResponseSchema: GenMessage<ReportSourceFailureResponse> = /*@__PURE__*/
+  messageDesc(file_kumo_egress_v1_resolver_service, 2);
 
 /**
  * Request for GetEgressSource.
@@ -39,7 +144,7 @@ export type GetEgressSourceRequest = Message<"kumo.egress.v1.GetEgressSourceRequ
  * Use `create(GetEgressSourceRequestSchema)` to create a new message.
  */
 export const GetEgressSourceRequestSchema: GenMessage<GetEgressSourceRequest> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 0);
+  messageDesc(file_kumo_egress_v1_resolver_service, 3);
 
 /**
  * Response of GetEgressSource.
@@ -74,7 +179,7 @@ export type GetEgressSourceResponse = Message<"kumo.egress.v1.GetEgressSourceRes
  * Use `create(GetEgressSourceResponseSchema)` to create a new message.
  */
 export const GetEgressSourceResponseSchema: GenMessage<GetEgressSourceResponse> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 1);
+  messageDesc(file_kumo_egress_v1_resolver_service, 4);
 
 /**
  * Request for BatchGetEgressSources.
@@ -95,7 +200,7 @@ export type BatchGetEgressSourcesRequest = Message<"kumo.egress.v1.BatchGetEgres
  * Use `create(BatchGetEgressSourcesRequestSchema)` to create a new message.
  */
 export const BatchGetEgressSourcesRequestSchema: GenMessage<BatchGetEgressSourcesRequest> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 2);
+  messageDesc(file_kumo_egress_v1_resolver_service, 5);
 
 /**
  * Response of BatchGetEgressSources.
@@ -116,7 +221,7 @@ export type BatchGetEgressSourcesResponse = Message<"kumo.egress.v1.BatchGetEgre
  * Use `create(BatchGetEgressSourcesResponseSchema)` to create a new message.
  */
 export const BatchGetEgressSourcesResponseSchema: GenMessage<BatchGetEgressSourcesResponse> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 3);
+  messageDesc(file_kumo_egress_v1_resolver_service, 6);
 
 /**
  * The outcome of resolving one name in a batch.
@@ -173,7 +278,7 @@ export type EgressSourceResult = Message<"kumo.egress.v1.EgressSourceResult"> & 
  * Use `create(EgressSourceResultSchema)` to create a new message.
  */
 export const EgressSourceResultSchema: GenMessage<EgressSourceResult> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 4);
+  messageDesc(file_kumo_egress_v1_resolver_service, 7);
 
 /**
  * Request for GetEgressPool.
@@ -194,7 +299,7 @@ export type GetEgressPoolRequest = Message<"kumo.egress.v1.GetEgressPoolRequest"
  * Use `create(GetEgressPoolRequestSchema)` to create a new message.
  */
 export const GetEgressPoolRequestSchema: GenMessage<GetEgressPoolRequest> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 5);
+  messageDesc(file_kumo_egress_v1_resolver_service, 8);
 
 /**
  * Response of GetEgressPool.
@@ -222,6 +327,14 @@ export type GetEgressPoolResponse = Message<"kumo.egress.v1.GetEgressPoolRespons
    * @generated from field: google.protobuf.Timestamp produced_at = 3;
    */
   producedAt?: Timestamp | undefined;
+
+  /**
+   * The suspensions in force for the pool's entries when the sidecar answered,
+   * so that a client without an invalidation stream skips them too.
+   *
+   * @generated from field: repeated kumo.egress.v1.SourceSuspension suspensions = 4;
+   */
+  suspensions: SourceSuspension[];
 };
 
 /**
@@ -229,7 +342,7 @@ export type GetEgressPoolResponse = Message<"kumo.egress.v1.GetEgressPoolRespons
  * Use `create(GetEgressPoolResponseSchema)` to create a new message.
  */
 export const GetEgressPoolResponseSchema: GenMessage<GetEgressPoolResponse> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 6);
+  messageDesc(file_kumo_egress_v1_resolver_service, 9);
 
 /**
  * Request for Invalidate: the names to drop, or all of them.
@@ -264,7 +377,7 @@ export type InvalidateRequest = Message<"kumo.egress.v1.InvalidateRequest"> & {
  * Use `create(InvalidateRequestSchema)` to create a new message.
  */
 export const InvalidateRequestSchema: GenMessage<InvalidateRequest> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 7);
+  messageDesc(file_kumo_egress_v1_resolver_service, 10);
 
 /**
  * Response of Invalidate.
@@ -293,7 +406,7 @@ export type InvalidateResponse = Message<"kumo.egress.v1.InvalidateResponse"> & 
  * Use `create(InvalidateResponseSchema)` to create a new message.
  */
 export const InvalidateResponseSchema: GenMessage<InvalidateResponse> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 8);
+  messageDesc(file_kumo_egress_v1_resolver_service, 11);
 
 /**
  * Request for WatchInvalidations: what the client's cache holds, so that a
@@ -338,7 +451,7 @@ export type WatchInvalidationsRequest = Message<"kumo.egress.v1.WatchInvalidatio
  * Use `create(WatchInvalidationsRequestSchema)` to create a new message.
  */
 export const WatchInvalidationsRequestSchema: GenMessage<WatchInvalidationsRequest> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 9);
+  messageDesc(file_kumo_egress_v1_resolver_service, 12);
 
 /**
  * One invalidation event (or, first on every stream, the hello).
@@ -397,6 +510,21 @@ export type WatchInvalidationsResponse = Message<"kumo.egress.v1.WatchInvalidati
    * @generated from field: uint64 sequence = 7;
    */
   sequence: bigint;
+
+  /**
+   * New suspensions. On the hello: every suspension in force, which replaces
+   * whatever the client held.
+   *
+   * @generated from field: repeated kumo.egress.v1.SourceSuspension suspended = 8;
+   */
+  suspended: SourceSuspension[];
+
+  /**
+   * Names whose suspension ended (by itself, or by Invalidate).
+   *
+   * @generated from field: repeated string resumed = 9;
+   */
+  resumed: string[];
 };
 
 /**
@@ -404,7 +532,7 @@ export type WatchInvalidationsResponse = Message<"kumo.egress.v1.WatchInvalidati
  * Use `create(WatchInvalidationsResponseSchema)` to create a new message.
  */
 export const WatchInvalidationsResponseSchema: GenMessage<WatchInvalidationsResponse> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 10);
+  messageDesc(file_kumo_egress_v1_resolver_service, 13);
 
 /**
  * Request for ExplainEgressSource.
@@ -425,7 +553,7 @@ export type ExplainEgressSourceRequest = Message<"kumo.egress.v1.ExplainEgressSo
  * Use `create(ExplainEgressSourceRequestSchema)` to create a new message.
  */
 export const ExplainEgressSourceRequestSchema: GenMessage<ExplainEgressSourceRequest> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 11);
+  messageDesc(file_kumo_egress_v1_resolver_service, 14);
 
 /**
  * Response of ExplainEgressSource.
@@ -509,6 +637,13 @@ export type ExplainEgressSourceResponse = Message<"kumo.egress.v1.ExplainEgressS
    * @generated from field: google.protobuf.Timestamp produced_at = 10;
    */
   producedAt?: Timestamp | undefined;
+
+  /**
+   * The suspension in force for the source, if any.
+   *
+   * @generated from field: kumo.egress.v1.SourceSuspension suspension = 11;
+   */
+  suspension?: SourceSuspension | undefined;
 };
 
 /**
@@ -516,7 +651,49 @@ export type ExplainEgressSourceResponse = Message<"kumo.egress.v1.ExplainEgressS
  * Use `create(ExplainEgressSourceResponseSchema)` to create a new message.
  */
 export const ExplainEgressSourceResponseSchema: GenMessage<ExplainEgressSourceResponse> = /*@__PURE__*/
-  messageDesc(file_kumo_egress_v1_resolver_service, 12);
+  messageDesc(file_kumo_egress_v1_resolver_service, 15);
+
+/**
+ * Why a client's connect through an egress source failed, as kumod classifies it.
+ *
+ * @generated from enum kumo.egress.v1.FailureClass
+ */
+export enum FailureClass {
+  /**
+   * Not a valid report.
+   *
+   * @generated from enum value: FAILURE_CLASS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * Binding `source_address` failed. Clients report only EADDRNOTAVAIL (the
+   * address is not on the host), as kumod's `is_unplumbed` does.
+   *
+   * @generated from enum value: FAILURE_CLASS_SOURCE_UNPLUMBED = 1;
+   */
+  SOURCE_UNPLUMBED = 1,
+
+  /**
+   * The proxy could not be reached, its handshake failed or it refused to bind.
+   *
+   * @generated from enum value: FAILURE_CLASS_PROXY_UNHEALTHY = 2;
+   */
+  PROXY_UNHEALTHY = 2,
+
+  /**
+   * The destination could not be reached directly.
+   *
+   * @generated from enum value: FAILURE_CLASS_CONNECT_FAILED = 3;
+   */
+  CONNECT_FAILED = 3,
+}
+
+/**
+ * Describes the enum kumo.egress.v1.FailureClass.
+ */
+export const FailureClassSchema: GenEnum<FailureClass> = /*@__PURE__*/
+  enumDesc(file_kumo_egress_v1_resolver_service, 0);
 
 /**
  * Resolves egress definitions by running the operator's KumoMTA Lua policy.
@@ -607,6 +784,21 @@ export const EgressResolverService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchInvalidationsRequestSchema;
     output: typeof WatchInvalidationsResponseSchema;
+  },
+  /**
+   * Reports a classified failure of a client's `connect` through a source.
+   * The source's `suspend_when_unplumbed` (for SOURCE_UNPLUMBED) or
+   * `suspend_when_proxy_unhealthy` (for PROXY_UNHEALTHY) rule decides whether
+   * the source is now suspended; every client on the host learns of a new
+   * suspension on WatchInvalidations. CONNECT_FAILED is counted but never
+   * suspends a source (the destination failed, not the source).
+   *
+   * @generated from rpc kumo.egress.v1.EgressResolverService.ReportSourceFailure
+   */
+  reportSourceFailure: {
+    methodKind: "unary";
+    input: typeof ReportSourceFailureRequestSchema;
+    output: typeof ReportSourceFailureResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_kumo_egress_v1_resolver_service, 0);
