@@ -13,7 +13,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import grpc
 import structlog
@@ -27,7 +27,7 @@ from egress_resolver.ops.reload import PolicyWatcher
 from egress_resolver.ops.settings import Settings
 from egress_resolver.runtime.lua_events import POOL_EVENT
 from egress_resolver.runtime.policy_runner import Policy, PolicyRunner
-from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.cache import DefinitionCache, Started
 from egress_resolver.serving.drain import DrainGate
 from egress_resolver.serving.explain import Explainer
 from egress_resolver.serving.handler_wrap import decode_in_handler
@@ -83,7 +83,7 @@ class App:
         self.invalidations = InvalidationHub(log_size=settings.invalidation_log_size)
         self.warmer = Warmer(self.runner, self.cache, self.pool_cache, clock)
         self.metrics = Metrics(self.cache.stats) if settings.metrics else None
-        load_source: Callable[[str], Awaitable[EncodedSource]] = self.runner.resolve_source
+        load_source: Callable[[str], Started[EncodedSource]] = self.runner.start_source
         if self.metrics is not None:
             load_source = self.metrics.timed_loader(load_source)
         self.service = ResolverService(

@@ -14,6 +14,7 @@ holds a requested name.
 from __future__ import annotations
 
 import bisect
+import inspect
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from prometheus_client.utils import floatToGoString
 
 from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.kumo_api.mod_time import USER_LUA_LATENCY
-from egress_resolver.serving.cache import CacheStats
+from egress_resolver.serving.cache import CacheStats, Started
 from egress_resolver.serving.handler_wrap import Handlers, rewrap
 
 _BUCKETS = (
@@ -165,19 +166,29 @@ class Metrics:
             self._http.shutdown()
             self._http.server_close()
 
-    def timed_loader(self, load: Callable[[str], Awaitable[T]]) -> Callable[[str], Awaitable[T]]:
-        """Wrap the miss path: handler time and failures by reason."""
+    def timed_loader(self, load: Callable[[str], Started[T]]) -> Callable[[str], Started[T]]:
+        """Wrap the miss path (a miss that finished at once, or what to await):
+        handler time and failures by reason."""
         observe, errors = self.handler_seconds.observe, self.handler_errors
 
-        async def loader(name: str) -> T:
-            begun = time.perf_counter()
+        async def later(started: Awaitable[T], begun: float) -> T:
             try:
-                return await load(name)
+                return await started
             except ResolveError as err:
                 errors.labels(err.reason.value).inc()
                 raise
             finally:
                 observe(time.perf_counter() - begun)
+
+        def loader(name: str) -> Started[T]:
+            begun = time.perf_counter()
+            started = load(name)
+            if inspect.isawaitable(started):
+                return later(started, begun)
+            if isinstance(started, ResolveError):
+                errors.labels(started.reason.value).inc()
+            observe(time.perf_counter() - begun)
+            return started
 
         return loader
 

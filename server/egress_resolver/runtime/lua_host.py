@@ -31,6 +31,7 @@ from egress_resolver.kumo_api import (
 from egress_resolver.kumo_api.context import LOAD, SCRIPT
 from egress_resolver.kumo_api.memoize import MemoStore
 from egress_resolver.runtime import lifecycle
+from egress_resolver.runtime.inline_guard import MOVE, guard_blocking
 from egress_resolver.runtime.lua_events import (
     POOL_EVENT,
     SOURCE_EVENT,
@@ -84,6 +85,10 @@ class PolicyHost:
         self._io = io or IoContext()
         self._deadline = 0.0  # of the budget running now (for I/O that blocks)
         self._current: HandlerTask | None = None  # the handler running now
+        self._slicing = False  # the running call is inline, under a slice (dispatch.py)
+        self._sliced = False  # ... and was stopped at its slice, or before it would block
+        self.inline = True
+        """Whether misses may run inline: until a handler overran its slice."""
         self._runtime = lua.LuaRuntime(
             unpack_returned_tuples=True,
             register_eval=False,
@@ -104,11 +109,13 @@ class PolicyHost:
         kumo = self._runtime.table()
         self._budget = self._runtime.execute(PRELUDE, kumo, search, HOOK_EVERY, self._track_module)
         self._budget.set_block_on(self._block_on)
+        self._budget.set_on_stop(self._stop_inline, MOVE)
         kumo_api.install(
             ApiContext(
                 self._runtime, kumo, self._budget["await"], self._io, policy.parent, self.state
             )
         )
+        guard_blocking(kumo, self._budget.guarded)
         lifecycle.start(self, script=script)
 
     def run_main(self, *args: str) -> None:
@@ -145,11 +152,17 @@ class PolicyHost:
         step = self.begin(event, name)
         while isinstance(step, Pending):
             step = self.resume(step, self._io.block_on(step.request, self.time_left(step)))
+        assert step is not None  # only a sliced call stops early
         return step
 
-    def begin(self, event: str, name: str) -> Step:
+    def begin(self, event: str, name: str, *, slice_seconds: float | None = None) -> Step | None:
         """Start the `event` handler for `name`: its definition, or Pending when
-        it waits on I/O (perform the request, then `resume`). Raises ResolveError."""
+        it waits on I/O (perform the request, then `resume`). Raises ResolveError.
+
+        With `slice_seconds` (a call inline on the event loop), the handler is
+        stopped once that much time has passed, or where it would block the
+        thread: None then, `inline` turns False, and the handler has not reached
+        any I/O, so it can be started again elsewhere."""
         if name == UNSPECIFIED:
             return event_default(event, name)
         handler = self._handler(event, name)
@@ -157,9 +170,15 @@ class PolicyHost:
         task = HandlerTask(
             event, name, self._budget.spawn(handler), started, started + self.handler_timeout
         )
-        return self._advance(task, name)
+        if slice_seconds is None:
+            return self._advance(task, name)
+        self._slicing, self._sliced = True, False
+        try:
+            return self._advance(task, name, until=min(task.deadline, started + slice_seconds))
+        finally:
+            self._slicing = False
 
-    def resume(self, pending: Pending, outcome: IoOutcome) -> Step:
+    def resume(self, pending: Pending, outcome: IoOutcome) -> Step | None:
         """Continue a handler with the outcome of the request it waited on."""
         task = pending.task
         if outcome.expired:
@@ -179,17 +198,27 @@ class PolicyHost:
         """Seconds left of the waiting handler's budget."""
         return pending.task.deadline - self._clock()
 
-    def _advance(self, task: HandlerTask, *args: object) -> Step:
+    def _advance(self, task: HandlerTask, *args: object, until: float | None = None) -> Step | None:
         event, name = task.event, task.name
         self._current, self._deadline = task, task.deadline
         self._in_lua += 1
         try:
-            out = self._budget.step(self._clock, task.deadline, task.coroutine, *args)
+            out = self._budget.step(
+                self._clock,
+                task.deadline if until is None else until,
+                until is not None,
+                task.coroutine,
+                *args,
+            )
         except ValidationError as err:
             raise handler_failure(Reason.INVALID_DEFINITION, name, str(err), event) from None
         except lua.LuaMemoryError:
             out = ("memory",)
         except Exception as err:
+            sliced = self._sliced or (until is not None and self._clock() >= until)
+            if sliced and until is not None and until < task.deadline:  # stopped at its slice
+                self.inline = False
+                return None
             if self._clock() - task.started >= self.handler_timeout:
                 raise self._timeout(name, event) from None
             message = lua_message(err)
@@ -223,9 +252,16 @@ class PolicyHost:
     def _track_module(self, path: str) -> None:
         self.state.loaded_files.add(Path(path))
 
+    def _stop_inline(self) -> None:
+        self._sliced = True
+
     def _block_on(self, request: object) -> tuple[bool, object]:
         """Lua's way to wait for I/O where it cannot yield: block this thread."""
         assert isinstance(request, IoRequest)
+        if self._slicing:  # inline on the event loop, which must not block: stop it here
+            self._sliced = True
+            self._budget.expire()
+            return False, f"{request.what}: cannot wait inline"
         outcome = self._io.block_on(request, self._deadline - self._clock())
         task = self._current
         if outcome.expired:

@@ -39,6 +39,7 @@ local raw_yield, isyieldable = coroutine.yield, coroutine.isyieldable
 local EXPIRED = 'handler time budget exhausted'
 local IO = setmetatable({}, { __name = 'io request' })
 local clock, deadline, expired, block_on = nil, nil, false, nil
+local inline, on_stop = false, nil
 
 local function hook()
   if expired or (deadline and clock() > deadline) then
@@ -58,6 +59,38 @@ coroutine.create = function(fn)
   sethook(co, hook, '', hook_every)
   return co
 end
+
+-- A handler run inline on the event loop (runtime/dispatch.py) must not block
+-- it: a call that may block the thread (Lua's io and os, loading code, the
+-- kumo functions the host guards) first moves the handler to the Lua thread:
+-- it waits for the host's MOVE request, which the host answers by resuming it
+-- there. Where it cannot yield (inside a C function such as table.sort), it
+-- is stopped as an exhausted budget would stop it, and the host runs it again
+-- from its start on the Lua thread.
+local MOVE = nil
+local function guarded(fn)
+  return function(...)
+    if inline then
+      if isyieldable() then
+        raw_yield(IO, MOVE)
+      else
+        on_stop()
+        expired = true
+        error(EXPIRED, 0)
+      end
+    end
+    return fn(...)
+  end
+end
+local function guard_all(tbl, except)
+  for k, v in pairs(tbl) do
+    if not except[k] and type(v) == 'function' then tbl[k] = guarded(v) end
+  end
+end
+guard_all(io, { type = true })
+guard_all(getmetatable(io.stdout).__index, {})
+guard_all(os, { clock = true, date = true, difftime = true, getenv = true, time = true })
+for _, k in ipairs { 'require', 'dofile', 'loadfile' } do _G[k] = guarded(_G[k]) end
 
 -- Wait for an I/O request: yield it to the host, or, where no yield can
 -- reach the host (load time, a C function such as table.sort in between),
@@ -105,6 +138,10 @@ function budget.load(path)
   return chunk
 end
 function budget.set_block_on(fn) block_on = fn end
+function budget.set_on_stop(fn, move) on_stop, MOVE = fn, move end
+budget.guarded = guarded
+-- Stop the running call as its budget would (an inline call that must block).
+function budget.expire() expired = true end
 
 -- `await(request [, level])`: what the kumo_api modules call; raises the error
 -- the request failed with, blaming the policy's line: the caller of `await`
@@ -131,7 +168,7 @@ end
 -- inside comes back to Python as itself.
 local raw_status = coroutine.status
 local function finish(box, ok, ...)
-  deadline = nil
+  deadline, inline = nil, false
   sethook()
   local co = box[1]
   if ok and (...) == IO then return 'io', (select(2, ...)) end
@@ -147,9 +184,9 @@ local function finish(box, ok, ...)
   if expired then error(EXPIRED, 0) end
   error(err, 0)
 end
-function budget.step(clock_fn, until_, box, ...)
+function budget.step(clock_fn, until_, inline_, box, ...)
   local co = box[1]
-  clock, deadline, expired = clock_fn, until_, false
+  clock, deadline, expired, inline = clock_fn, until_, false, inline_
   sethook(hook, '', hook_every) -- for kumo.invoke_*, which runs on the main thread
   return finish(box, raw_resume(co, ...))
 end

@@ -1,7 +1,9 @@
-"""LuaThread: the one thread that runs Lua, handing results back to the event loop.
+"""LuaThread: the thread that runs Lua off the event loop, handing results back to it.
 
-Every call into a Lua runtime runs here, one at a time and in order, so the
-event loop keeps answering cache hits while a handler runs (or blocks).
+Calls into a Lua runtime that may take long run here, one at a time and in
+order, so the event loop keeps answering cache hits while a handler runs (or
+blocks); a miss runs inline on the loop only while this thread is `idle`
+(dispatch.py).
 
 Two choices make a miss cheap under load, when many are queued at once:
 
@@ -34,8 +36,9 @@ _Outcome = tuple["asyncio.Future[Any]", Any, BaseException | None]
 class _Mailbox:
     """Outcomes finished for one event loop and not yet collected by it."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, collected: Callable[[int], None]) -> None:
         self._loop = loop
+        self._collected = collected
         self._lock = threading.Lock()
         self._outcomes: list[_Outcome] = []
 
@@ -51,6 +54,7 @@ class _Mailbox:
     def _deliver(self) -> None:
         with self._lock:
             outcomes, self._outcomes = self._outcomes, []
+        self._collected(len(outcomes))
         for future, result, error in outcomes:
             if future.done():  # cancelled while it ran
                 continue
@@ -70,8 +74,19 @@ class LuaThread:
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._mailboxes: dict[asyncio.AbstractEventLoop, _Mailbox] = {}
         self._closed = False
+        self._outstanding = 0  # jobs submitted and not yet collected: changed on event loops only
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
+
+    @property
+    def idle(self) -> bool:
+        """No job is queued or running, nor finished and not yet collected. Exact
+        on the event loop the jobs are submitted from (both counts change there),
+        so that loop may run Lua itself while this holds."""
+        return self._outstanding == 0 and not self._closed
+
+    def _collect(self, count: int) -> None:
+        self._outstanding -= count
 
     def run(self, fn: Callable[..., T], /, *args: Any) -> asyncio.Future[T]:
         """Queue `fn(*args)`; the future (of the running loop) gets its outcome."""
@@ -80,8 +95,9 @@ class LuaThread:
         loop = asyncio.get_running_loop()
         mailbox = self._mailboxes.get(loop)
         if mailbox is None:
-            mailbox = self._mailboxes[loop] = _Mailbox(loop)
+            mailbox = self._mailboxes[loop] = _Mailbox(loop, self._collect)
         future: asyncio.Future[T] = loop.create_future()
+        self._outstanding += 1
         self._queue.put((mailbox, future, fn, args))
         return future
 
@@ -89,6 +105,7 @@ class LuaThread:
         while (job := self._queue.get()) is not None:
             mailbox, future, fn, args = job
             if future.cancelled():  # its caller is gone; a read of a final state
+                mailbox.post((future, None, None))  # collected all the same, to count it
                 continue
             try:
                 outcome: _Outcome = (future, fn(*args), None)

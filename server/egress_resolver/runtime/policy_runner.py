@@ -5,20 +5,16 @@ Lua runtimes are single-threaded, and a handler may block (file reads, a
 a dedicated thread while the event loop keeps answering cache hits. lupa
 releases the GIL while Lua runs, so hits are not slowed by a busy handler.
 
-A crossing to that thread and back costs ~35 µs of CPU (two wake-ups, two
-GIL hand-overs), more than a light handler, so misses share them: every miss
-queued in one turn of the event loop starts in one Lua-thread job, where its
-definition is also encoded; a warm reload sends 128 names a job.
-
-A handler that waits on a data source (kumo_api) hands its request back
-here: the request runs on the event loop, and the handler is resumed on the
-Lua thread when it completes, so other misses run meanwhile (lua_tasks.py).
+Where each handler call runs (inline on the event loop for a short slice,
+or on that thread) is dispatch.py's to decide. A handler that waits on a data
+source (kumo_api) hands its request back: the request runs on the event loop,
+and the handler is resumed on the Lua thread when it completes, so other
+misses run meanwhile (lua_tasks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -30,26 +26,16 @@ from egress_resolver.definitions.codec import EncodedPool, EncodedSource, encode
 from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.definitions.pools import PoolDefinition, default_pool
 from egress_resolver.definitions.validation import SourceDefinition, default_source
-from egress_resolver.kumo_api import ApiOptions, IoContext, PolicyLoadError, perform
+from egress_resolver.kumo_api import ApiOptions, IoContext, PolicyLoadError
 from egress_resolver.kumo_api.memoize import MemoStore
+from egress_resolver.runtime.dispatch import Dispatcher, Outcome
 from egress_resolver.runtime.file_state import settled, snapshot
 from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, UNSPECIFIED, PolicyHost
-from egress_resolver.runtime.lua_tasks import Pending
 from egress_resolver.runtime.lua_thread import LuaThread
 from egress_resolver.runtime.revision import policy_revision
 
 _READS = 3
 """How many times a load reads files that keep changing while it reads them."""
-BATCH_NAMES = 128
-"""Names one Lua-thread job re-resolves for a warm reload: ~3 ms of a light
-handler, so a miss queued behind it waits little, while the crossings (~50 µs
-of CPU each) are spread over many names."""
-_BATCHES_IN_FLIGHT = 2
-"""Jobs queued at once for a warm reload: the Lua thread starts the next while
-the event loop takes in the last."""
-Outcome = EncodedSource | EncodedPool | ResolveError
-_Queued = tuple[PolicyHost, str, str, str, "asyncio.Future[Outcome | Pending]"]
-"""A miss waiting for the next Lua-thread job: host, event, name, revision, its future."""
 NO_SOURCE_HANDLER = (
     "the policy registers no get_egress_source handler "
     "(kumo.on('get_egress_source', function(name) ... end)); "
@@ -96,7 +82,7 @@ class PolicyRunner:
         """How a handler's kumo.invoke_get_egress_* reaches the server's caches."""
         self.on_bump_epoch: Callable[[], None] | None = None
         """What kumo.bump_config_epoch does (on the event loop): drop every cached name."""
-        self._queued: list[_Queued] = []
+        self._dispatch = Dispatcher(self._thread, self._encode)
         self.generation = 0
         self.last_error: str | None = "the policy has not been loaded yet"
         self._log = structlog.get_logger("egress_resolver.policy")
@@ -189,22 +175,52 @@ class PolicyRunner:
         if self.on_bump_epoch is not None:
             self.io.loop.call_soon_threadsafe(self.on_bump_epoch)
 
-    async def resolve_source(self, name: str, policy: Policy | None = None) -> EncodedSource:
-        """Run `get_egress_source` of `policy` (default: the current one) for
-        `name` and encode it with its revision and the time it was produced."""
-        policy = policy or self._current()
+    def start_source(
+        self, name: str, policy: Policy | None = None
+    ) -> EncodedSource | ResolveError | Awaitable[EncodedSource]:
+        """Start `get_egress_source` of `policy` (default: the current one) for
+        `name`: the definition encoded with its revision and the time it was
+        produced (or its error) when it finished at once, else what to await."""
+        try:
+            policy = policy or self._current()
+        except ResolveError as err:
+            return err
         if name == UNSPECIFIED:  # no Lua involved: never queue behind a busy handler
-            encoded = self._encode(default_source(name), policy.revision)
+            default = self._encode(default_source(name), policy.revision)
+            assert isinstance(default, EncodedSource)
+            return default
+        started = self._dispatch.start(policy.host, SOURCE_EVENT, name, policy.revision)
+        if isinstance(started, EncodedSource | ResolveError):
+            self._logged(name, started, policy.revision)
+            return started
+        assert not isinstance(started, EncodedPool)
+        return self._logged_later(name, started, policy.revision)
+
+    def _logged(self, name: str, outcome: Outcome, revision: str) -> None:
+        # Per-call lines are debug only; the definition (and its secrets) never is.
+        if isinstance(outcome, ResolveError):
+            self._log.debug("miss failed", name=name, reason=outcome.reason.value)
         else:
-            try:
-                encoded = await self._resolve(policy, SOURCE_EVENT, name)
-            except ResolveError as err:
-                # Per-call lines are debug only; the definition (and its secrets) never is.
-                self._log.debug("miss failed", name=name, reason=err.reason.value)
-                raise
-            self._log.debug("miss resolved", name=name, revision=policy.revision)
+            self._log.debug("miss resolved", name=name, revision=revision)
+
+    async def _logged_later(
+        self, name: str, started: Awaitable[EncodedSource | EncodedPool], revision: str
+    ) -> EncodedSource:
+        try:
+            encoded = await started
+        except ResolveError as err:
+            self._logged(name, err, revision)
+            raise
         assert isinstance(encoded, EncodedSource)
+        self._logged(name, encoded, revision)
         return encoded
+
+    async def resolve_source(self, name: str, policy: Policy | None = None) -> EncodedSource:
+        """`start_source`, awaited: the definition, or ResolveError."""
+        started = self.start_source(name, policy)
+        if isinstance(started, ResolveError):
+            raise started
+        return started if isinstance(started, EncodedSource) else await started
 
     async def resolve_pool(self, name: str, policy: Policy | None = None) -> EncodedPool:
         """Run `get_egress_pool` of `policy` (default: the current one) for `name`
@@ -213,126 +229,17 @@ class PolicyRunner:
         if name == UNSPECIFIED:
             encoded = self._encode(default_pool(name), policy.revision)
         else:
-            encoded = await self._resolve(policy, POOL_EVENT, name)
+            encoded = await self._dispatch.resolve(policy.host, POOL_EVENT, name, policy.revision)
         assert isinstance(encoded, EncodedPool)
         return encoded
 
-    async def _resolve(self, policy: Policy, event: str, name: str) -> EncodedSource | EncodedPool:
-        """A miss: the handler starts in the next Lua-thread job with every other
-        miss queued in this turn of the event loop (one crossing for all of
-        them), and is encoded there; one that waits on I/O goes on alone."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Outcome | Pending] = loop.create_future()
-        if not self._queued:
-            loop.call_soon(self._start_queued)
-        self._queued.append((policy.host, event, name, policy.revision, future))
-        step = await future
-        if isinstance(step, ResolveError):
-            raise step
-        if isinstance(step, Pending):
-            return self._encode(await self._continue(policy.host, step), policy.revision)
-        return step
-
-    def _start_queued(self) -> None:
-        queued, self._queued = self._queued, []
-        futures = [item[4] for item in queued]
-        try:
-            job = self._thread.run(self._begin_each, queued)
-        except RuntimeError as err:  # the Lua thread is shut down
-            for future in futures:
-                if not future.done():
-                    future.set_exception(err)
-            return
-
-        def hand_out(job: asyncio.Future[list[Outcome | Pending | Exception | None]]) -> None:
-            if job.cancelled():
-                for future in futures:
-                    future.cancel()
-                return
-            error = job.exception()
-            for i, future in enumerate(futures):
-                if future.done():
-                    continue
-                if error is not None:
-                    future.set_exception(error)
-                    continue
-                outcome = job.result()[i]
-                if isinstance(outcome, Exception) and not isinstance(outcome, ResolveError):
-                    future.set_exception(outcome)
-                else:
-                    future.set_result(outcome)  # type: ignore[arg-type]  # None: cancelled
-
-        job.add_done_callback(hand_out)
-
-    def _begin_each(self, queued: list[_Queued]) -> list[Outcome | Pending | Exception | None]:
-        """On the Lua thread: start each queued miss (not those whose caller is
-        gone); encode what its handler returns."""
-        outcomes: list[Outcome | Pending | Exception | None] = []
-        for host, event, name, revision, future in queued:
-            if future.cancelled():  # a read of a final state
-                outcomes.append(None)
-                continue
-            try:
-                step = host.begin(event, name)
-                outcomes.append(step if isinstance(step, Pending) else self._encode(step, revision))
-            except Exception as err:  # ResolveError, or a bug: its caller's alone to raise
-                outcomes.append(err)
-        return outcomes
-
-    async def resolve_batches(
+    def resolve_batches(
         self, event: str, names: Sequence[str], policy: Policy
     ) -> AsyncIterator[tuple[Sequence[str], list[Outcome]]]:
-        """Run the `event` handler of `policy` for every name (a warm reload), in
-        jobs of BATCH_NAMES names on the Lua thread, each name encoded there: one
-        crossing for many names. Yields each job's names and their outcomes, in
-        order; a handler that waits on I/O is finished as a miss is."""
-        host = policy.host
-        jobs: collections.deque[tuple[Sequence[str], asyncio.Future[list[Outcome | Pending]]]] = (
-            collections.deque()
-        )
-        for start in range(0, len(names), BATCH_NAMES):
-            chunk = names[start : start + BATCH_NAMES]
-            jobs.append(
-                (chunk, self._thread.run(self._begin_many, host, event, chunk, policy.revision))
-            )
-            if len(jobs) >= _BATCHES_IN_FLIGHT:
-                done, future = jobs.popleft()
-                yield done, await self._settle(host, event, policy.revision, await future)
-        while jobs:
-            done, future = jobs.popleft()
-            yield done, await self._settle(host, event, policy.revision, await future)
-
-    def _begin_many(
-        self, host: PolicyHost, event: str, names: Sequence[str], revision: str
-    ) -> list[Outcome | Pending]:
-        """On the Lua thread: start the handler for each name; encode what it returns."""
-        outcomes: list[Outcome | Pending] = []
-        for name in names:
-            try:
-                step = host.begin(event, name)
-                outcomes.append(step if isinstance(step, Pending) else self._encode(step, revision))
-            except ResolveError as err:
-                outcomes.append(err)
-        return outcomes
-
-    async def _settle(
-        self, host: PolicyHost, event: str, revision: str, steps: list[Outcome | Pending]
-    ) -> list[Outcome]:
-        """Finish the handlers that wait on I/O, all at once."""
-        waiting = [i for i, step in enumerate(steps) if isinstance(step, Pending)]
-        if not waiting:
-            return steps  # type: ignore[return-value]  # no Pending in it
-
-        async def finish(step: Pending) -> Outcome:
-            try:
-                return self._encode(await self._continue(host, step), revision)
-            except ResolveError as err:
-                return err
-
-        finished = await asyncio.gather(*(finish(steps[i]) for i in waiting))  # type: ignore[arg-type]
-        for i, outcome in zip(waiting, finished, strict=True):
-            steps[i] = outcome
-        return steps  # type: ignore[return-value]  # no Pending in it any more
+        """Run the `event` handler of `policy` for every name (a warm reload),
+        many names a Lua-thread job (dispatch.py); yields each job's names and
+        their outcomes, in order."""
+        return self._dispatch.resolve_batches(policy.host, event, names, policy.revision)
 
     def _encode(self, definition: object, revision: str) -> EncodedSource | EncodedPool:
         if isinstance(definition, SourceDefinition):
@@ -349,13 +256,6 @@ class PolicyRunner:
             produced_at=self._wall_clock(),
             produced_monotonic=self._clock(),
         )
-
-    async def _continue(self, host: PolicyHost, step: object) -> object:
-        """Perform the I/O a handler waits on and resume it, until it returns."""
-        while isinstance(step, Pending):
-            outcome = await perform(step.request, host.time_left(step))
-            step = await self._thread.run(host.resume, step, outcome)
-        return step
 
     def _current(self) -> Policy:
         if self.current is None:

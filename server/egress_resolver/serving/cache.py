@@ -28,11 +28,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import heapq
+import inspect
 import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeAlias, TypeVar
 
 from egress_resolver.definitions.errors import Reason, ResolveError
 
@@ -52,6 +53,9 @@ class HasTtl(Protocol):
 
 
 V = TypeVar("V", bound=HasTtl)
+T = TypeVar("T")
+Started: TypeAlias = T | ResolveError | Awaitable[T]
+"""What a loader returns: its value or error when it finished at once, else what to await."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -261,10 +265,13 @@ class DefinitionCache(Generic[V]):
         return value
 
     async def load(
-        self, name: str, loader: Callable[[str], Awaitable[V]], timeout: float | None
+        self, name: str, loader: Callable[[str], Started[V]], timeout: float | None
     ) -> V:
         """Run `loader(name)` once for all concurrent callers and cache its outcome.
 
+        A loader that finished at once (a handler run inline) returns its value
+        or error: nobody else can have waited for it, so it is cached and
+        answered right here. Otherwise it returns what to await, shared.
         `timeout` bounds this caller's wait only: a caller that gives up leaves
         the load running for the others and for the cache.
         """
@@ -276,8 +283,16 @@ class DefinitionCache(Generic[V]):
                     f"too many names are being resolved at once (limit {self._max_pending}); "
                     "retry shortly",
                 )
+            started = loader(name)
+            if not inspect.isawaitable(started):
+                self.loads += 1
+                produced = None if isinstance(started, ResolveError) else started.produced_monotonic
+                self.store(name, started, self._clock() if produced is None else produced)
+                if isinstance(started, ResolveError):
+                    raise started
+                return started
             token = self._tokens[name] = object()
-            future = asyncio.ensure_future(self._run(name, loader, token))
+            future = asyncio.ensure_future(self._run(name, started, token))
             self._pending[name] = future
             future.add_done_callback(lambda done: self._settled(name, done))
         try:
@@ -294,10 +309,10 @@ class DefinitionCache(Generic[V]):
         if not future.cancelled():
             future.exception()  # retrieved here so that abandoned loads are not reported
 
-    async def _run(self, name: str, loader: Callable[[str], Awaitable[V]], token: object) -> V:
+    async def _run(self, name: str, started: Awaitable[V], token: object) -> V:
         self.loads += 1
         try:
-            value: V | ResolveError = await loader(name)
+            value: V | ResolveError = await started
         except ResolveError as err:
             value = err
         if self._tokens.get(name) is token:

@@ -17,7 +17,7 @@ from egress_resolver.definitions.codec import EncodedPool, EncodedSource
 from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.definitions.pools import pool_source_failure
 from egress_resolver.definitions.validation import check_name
-from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.cache import DefinitionCache, Started
 from egress_resolver.serving.invalidations import ClientState, Invalidation, InvalidationHub
 from kumo.egress.v1 import resolver_service_pb2 as pb
 
@@ -69,7 +69,7 @@ class ResolverService:
     def __init__(
         self,
         cache: DefinitionCache[EncodedSource],
-        load_source: Callable[[str], Awaitable[EncodedSource]],
+        load_source: Callable[[str], Started[EncodedSource]],
         invalidations: InvalidationHub,
         *,
         pool_cache: DefinitionCache[EncodedPool],
