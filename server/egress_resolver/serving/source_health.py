@@ -119,6 +119,11 @@ class SourceHealth:
         """Whether any suspension is held (ended ones too, until the timer fires)."""
         return bool(self._suspended)
 
+    @property
+    def windows(self) -> int:
+        """How many (source, class) report windows are kept."""
+        return len(self._windows)
+
     def get(self, name: str) -> Suspension | None:
         """The suspension in force for `name`, if any."""
         suspension = self._suspended.get(name)
