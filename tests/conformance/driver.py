@@ -187,9 +187,17 @@ class Example:
 
     def ask(self, command: Any) -> Any:
         """Send one command, return the parsed answer line."""
+        self.send(command)
+        return self.receive(command)
+
+    def send(self, command: Any) -> None:
+        """Send one command without waiting for its answer (see `receive`)."""
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(command) + "\n")
         self.proc.stdin.flush()
+
+    def receive(self, command: Any) -> Any:
+        """The parsed answer line to `command`, sent before."""
         try:
             line = self._lines.get(timeout=LINE_TIMEOUT)
         except queue.Empty:
