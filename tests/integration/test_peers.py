@@ -190,26 +190,26 @@ def test_haproxy_with_the_guides_configuration(smtp: SmtpRecorder) -> None:
 
 def test_smtp_recorder_as_a_process(tmp_path: Path) -> None:
     port_file = tmp_path / "port"
-    proc = subprocess.Popen(
+    with subprocess.Popen(
         [sys.executable, "-m", "tests.peers.smtp", "--port-file", str(port_file)],
         cwd=REPO,
         stdout=subprocess.PIPE,
         text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        port = int(proc.stdout.readline())
-        assert int(port_file.read_text()) == port
-        client = smtplib.SMTP(timeout=TIMEOUT, source_address=("127.0.0.5", 0))
-        client.connect("127.0.0.1", port)
-        client.ehlo("cli.example.com")
-        client.quit()
-        record = json.loads(proc.stdout.readline())
-        assert (record["kind"], record["peer"], record["helo"]) == (
-            "helo",
-            "127.0.0.5",
-            "cli.example.com",
-        )
-    finally:
-        proc.terminate()
-        assert proc.wait(TIMEOUT) == 0
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            port = int(proc.stdout.readline())
+            assert int(port_file.read_text()) == port
+            client = smtplib.SMTP(timeout=TIMEOUT, source_address=("127.0.0.5", 0))
+            client.connect("127.0.0.1", port)
+            client.ehlo("cli.example.com")
+            client.quit()
+            record = json.loads(proc.stdout.readline())
+            assert (record["kind"], record["peer"], record["helo"]) == (
+                "helo",
+                "127.0.0.5",
+                "cli.example.com",
+            )
+        finally:
+            proc.terminate()
+            assert proc.wait(TIMEOUT) == 0
