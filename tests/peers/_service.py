@@ -159,16 +159,18 @@ def announce(port: int, port_file: Path | None) -> None:
     print(port, flush=True)
 
 
-def wait_for_signal() -> None:
-    """Block until SIGTERM or SIGINT."""
+def stop_on_signal() -> threading.Event:
+    """An event that SIGTERM and SIGINT set: installed before the port is
+    announced, so that a signal sent as soon as it is known is not missed."""
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
+    return stop
 
 
 def serve_until_signalled(service: LoopService, port_file: Path | None) -> None:
     """The CLI's main: start, announce the port, run until SIGTERM or SIGINT, stop."""
+    stop = stop_on_signal()
     with service:
         announce(service.port, port_file)
-        wait_for_signal()
+        stop.wait()

@@ -39,7 +39,7 @@ import threading
 from pathlib import Path
 from typing import Self
 
-from ._service import announce, wait_for_signal
+from ._service import announce, stop_on_signal
 
 GUIDE_CONFIG = """\
 global
@@ -175,9 +175,10 @@ def main(argv: list[str] | None = None) -> None:
     if reason is not None:
         print(reason, file=sys.stderr)
         sys.exit(SKIP_EXIT_CODE)
+    stop = stop_on_signal()
     with HAProxy(args.host) as proxy:
         announce(proxy.port, args.port_file)
-        wait_for_signal()
+        stop.wait()
 
 
 if __name__ == "__main__":
