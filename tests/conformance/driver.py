@@ -1,4 +1,4 @@
-"""The conformance driver: one sidecar, one language's example, one scenario.
+"""The conformance driver: one sidecar, one language's example processes, one scenario.
 
 A scenario (scenarios/*.json) names a policy (policies/*.lua), the example's
 options, the real peers it connects to and a list of steps. The harness
