@@ -281,8 +281,8 @@ class Tally:
         name = prepared.name
         message = f"source {name}: " + "; ".join(self._causes)
         if len(self._bind_errnos) == len(self._causes):
-            unplumbed = self._bind_errnos[0] == errno.EADDRNOTAVAIL
-            return ConnectFailedError(SOURCE_UNPLUMBED, name, message, str(prepared.bind), unplumbed)
+            report = self._bind_errnos[0] == errno.EADDRNOTAVAIL  # kumod's is_unplumbed
+            return ConnectFailedError(SOURCE_UNPLUMBED, name, message, str(prepared.bind), report)
         if self._proxies:
             return ConnectFailedError(PROXY_UNHEALTHY, name, message, self._proxies[-1], True)
         address = hostport(prepared.destination.host, prepared.destination.port)

@@ -84,7 +84,7 @@ def socks5_exchange(
     credentials = (username, password) if username is not None and password is not None else None
     methods = bytes((NO_AUTH, USERNAME_PASSWORD)) if credentials else bytes((NO_AUTH,))
     yield bytes((SOCKS_VERSION, len(methods))) + methods
-    version, method = (yield 2)
+    version, method = yield 2
     if version != SOCKS_VERSION:
         raise HandshakeError(f"not a SOCKS5 server (version byte {version})")
     if method == USERNAME_PASSWORD and credentials is not None:
@@ -112,7 +112,7 @@ def _authenticate(username: str, key: KeySource) -> Exchange:
     if len(user) > 255 or len(secret) > 255:
         raise HandshakeError("the SOCKS5 username or password is longer than 255 bytes")
     yield bytes((1, len(user))) + user + bytes((len(secret),)) + secret
-    version, status = (yield 2)
+    version, status = yield 2
     if version != 1:
         raise HandshakeError(f"invalid SOCKS5 username/password reply (version {version})")
     if status != 0:
@@ -121,7 +121,7 @@ def _authenticate(username: str, key: KeySource) -> Exchange:
 
 def _read_reply() -> Generator[bytes | int, bytes, int]:
     """Read one reply `05 REP 00 ATYP BND.ADDR BND.PORT` in full; its REP."""
-    version, reply, _reserved, atyp = (yield 4)
+    version, reply, _reserved, atyp = yield 4
     if version != SOCKS_VERSION:
         raise HandshakeError(f"invalid SOCKS5 reply (version byte {version})")
     if atyp == 1:
@@ -129,7 +129,7 @@ def _read_reply() -> Generator[bytes | int, bytes, int]:
     elif atyp == 4:
         yield 16 + 2
     elif atyp == 3:
-        (length,) = (yield 1)
+        (length,) = yield 1
         yield length + 2
     else:
         raise HandshakeError(f"invalid SOCKS5 reply (address type {atyp})")
