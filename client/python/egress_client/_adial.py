@@ -39,6 +39,18 @@ async def dial(
     prepared: Prepared, deadline: float, timeout: float
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """Steps 4 to 6: the streams of a connected socket, or ConnectFailedError."""
+    sock = await first_connected(
+        prepared, await candidates(prepared, deadline, timeout), deadline, timeout
+    )
+    try:
+        return await asyncio.open_connection(sock=sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+async def candidates(prepared: Prepared, deadline: float, timeout: float) -> list[Attempt]:
+    """Step 4: the destination's and the proxy's addresses, resolved now, as candidates."""
     try:
         destinations = await resolve(prepared.destination, deadline)
     except (OSError, TimeoutError) as err:
@@ -49,18 +61,21 @@ async def dial(
             proxies = await resolve(prepared.proxy, deadline)
         except (OSError, TimeoutError) as err:
             raise prepared.resolve_failed(prepared.proxy, err, timeout, proxy=True) from None
+    return attempts(prepared, destinations, proxies)
+
+
+async def first_connected(
+    prepared: Prepared, candidates: list[Attempt], deadline: float, timeout: float
+) -> socket.socket:
+    """Step 5: each candidate in turn until one connects; step 6 when none does."""
     tally = Tally(prepared)
-    for attempt in attempts(prepared, destinations, proxies):
+    for attempt in candidates:
         if time.monotonic() >= deadline:
             break
         if not tally.skip(attempt):
             sock = await _one(prepared, attempt, deadline, timeout, tally)
             if sock is not None:
-                try:
-                    return await asyncio.open_connection(sock=sock)
-                except BaseException:
-                    sock.close()
-                    raise
+                return sock
     raise tally.outcome()
 
 

@@ -98,7 +98,10 @@ class Core:
             )
 
     def keep_pool(self, name: str, response: pb.GetEgressPoolResponse, epoch: int) -> None:
-        """Cache a pool answer (or hold it until the hello), as keep_source."""
+        """Cache a pool answer (or hold it until the hello), as keep_source;
+        learn the suspensions among its entries."""
+        if response.suspensions:
+            self.suspensions.add(response.suspensions)
         if self.state is not None:
             self.state.keep_pool(
                 name, response.pool, response.revision, response.produced_at, epoch

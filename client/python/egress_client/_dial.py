@@ -49,6 +49,11 @@ def resolve(endpoint: Endpoint, deadline: float) -> list[IP]:
 
 def dial(prepared: Prepared, deadline: float, timeout: float) -> socket.socket:
     """Steps 4 to 6: a connected blocking socket, or ConnectFailedError."""
+    return first_connected(prepared, candidates(prepared, deadline, timeout), deadline, timeout)
+
+
+def candidates(prepared: Prepared, deadline: float, timeout: float) -> list[Attempt]:
+    """Step 4: the destination's and the proxy's addresses, resolved now, as candidates."""
     try:
         destinations = resolve(prepared.destination, deadline)
     except (OSError, TimeoutError) as err:
@@ -59,8 +64,15 @@ def dial(prepared: Prepared, deadline: float, timeout: float) -> socket.socket:
             proxies = resolve(prepared.proxy, deadline)
         except (OSError, TimeoutError) as err:
             raise prepared.resolve_failed(prepared.proxy, err, timeout, proxy=True) from None
+    return attempts(prepared, destinations, proxies)
+
+
+def first_connected(
+    prepared: Prepared, candidates: list[Attempt], deadline: float, timeout: float
+) -> socket.socket:
+    """Step 5: each candidate in turn until one connects; step 6 when none does."""
     tally = Tally(prepared)
-    for attempt in attempts(prepared, destinations, proxies):
+    for attempt in candidates:
         if time.monotonic() >= deadline:
             break
         if not tally.skip(attempt):
