@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -201,3 +204,67 @@ async def test_async_client_learns_and_skips(sidecar: Sidecar, smtp: SmtpRecorde
         with pytest.raises(ResolverError) as suspended:
             await watching.connect("ip-9", smtp.hostport)
         assert suspended.value.reason == "SOURCE_SUSPENDED"
+
+
+class Example:
+    """The Python example program (egress_client.example), one JSON line each way."""
+
+    def __init__(self, target: str, *options: str) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "egress_client.example", "--target", target, *options],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, command: dict[str, object]) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write(json.dumps(command) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, "the example exited"
+        answer: dict[str, Any] = json.loads(line)
+        return answer
+
+    def __enter__(self) -> Example:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            self.proc.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def test_two_example_processes(sidecar: Sidecar, smtp: SmtpRecorder) -> None:
+    to = smtp.hostport
+    with Example(sidecar.target) as first, Example(sidecar.target, "--cache") as second:
+        assert second.ask({"wait_suspended": "ip-9", "timeout": 0.05})["error"]["code"] == (
+            "DEADLINE_EXCEEDED"
+        )
+        assert first.ask({"connect": "ip-2", "to": to, "timeout": 10}) == {
+            "connected": {"source": "ip-2", "ehlo": "two.example"}
+        }
+        seen = smtp.wait_for(lambda rs: any(r.get("helo") == "two.example" for r in rs), TIMEOUT)
+        assert {r["peer"] for r in seen if r.get("helo") == "two.example"} == {"127.0.0.2"}
+        failed = first.ask({"connect": "ip-9", "to": to})["error"]
+        failed_ns = time.time_ns()
+        assert (failed["code"], failed["reason"]) == ("UNAVAILABLE", "SOURCE_UNPLUMBED")
+        assert failed["message"].startswith("source ip-9: bind 192.0.2.1:0 failed")
+        # The other process stops selecting it within 1 s (the issue's acceptance).
+        at_ns = second.ask({"wait_suspended": "ip-9", "timeout": TIMEOUT})["at_ns"]
+        assert at_ns - failed_ns < 1_000_000_000
+        assert second.ask({"suspended": {}}) == {"names": ["ip-9"]}
+        for _ in range(10):
+            connected = second.ask({"connect_pool": "pool-1", "to": to})["connected"]
+            assert connected["source"] in ("ip-2", "ip-3")
+        bench = first.ask({"bench_connect": "ip-2", "to": to, "n": 5})
+        assert bench["ns_per_call"] > 0
+        assert bench["plain_ns_per_call"] > 0
+        assert first.ask({"connect": "ip-2", "to": "no-port"})["error"]["reason"] == "BAD_COMMAND"
