@@ -7,7 +7,10 @@ concurrent misses for one name into one call, follows WatchInvalidations
 (resuming across sidecar restarts), keeps serving cached entries while the
 sidecar is unreachable and, with `stale_if_error`, expired ones for at most
 that long. Options not given come from EGRESS_CLIENT_* variables (see
-_options.py). AsyncResolver (_asyncio.py) is the same for asyncio.
+_options.py). `connect` connects through a source as kumod does (_connect.py,
+_dial.py), reports the failures that count toward a host-wide suspension, and
+`select` skips the suspended sources the client knows (_health.py).
+AsyncResolver (_asyncio.py) is the same for asyncio.
 """
 
 from __future__ import annotations
