@@ -13,7 +13,7 @@ BENCH_REFERENCE_GO := build/bench/reference-go
 BENCH_ARGS ?=
 PROFILE_ARGS ?=
 
-.PHONY: bench bench-profile bench-tools bench-client bench-fleet bench-scale
+.PHONY: bench bench-profile bench-tools bench-client bench-fleet bench-scale bench-connect
 
 $(GHZ_STAMP):
 	GOTOOLCHAIN=local GOBIN=$(CURDIR)/bin go install github.com/bojand/ghz/cmd/ghz@$(GHZ_VERSION)
@@ -38,6 +38,16 @@ bench: bench-tools ## benchmark the sidecar against bare grpcio and grpc-go (~10
 	$(MAKE) bench-client
 	$(MAKE) bench-fleet
 	$(MAKE) bench-scale
+	$(MAKE) bench-connect
+
+# Connecting through a source (issue 19): every client's connect against a
+# plain connect (bind 127.0.0.2, and no fields), and the time from a reported
+# failure to two example processes knowing the suspension (p50/p99 over 30
+# trials, goal p99 ≤ 50 ms). Writes bench/results/connect.json and its
+# BENCHMARKS.md table.
+BENCH_CONNECT_ARGS ?=
+bench-connect: $(STAMP) ## connect's cost over a plain connect, report-to-every-client suspension latency, every language (~3 min)
+	$(PY) bench/connect.py $(BENCH_CONNECT_ARGS)
 
 # The serving core at scale (issue 18): a sidecar with 10 000 and 100 000
 # cached sources; bytes per source, warm reload time, hits during reloads, RSS

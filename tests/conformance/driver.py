@@ -1,18 +1,27 @@
 """The conformance driver: one sidecar, one language's example, one scenario.
 
 A scenario (scenarios/*.json) names a policy (policies/*.lua), the example's
-options and a list of steps. The harness copies the policy into a scratch
-directory, serves it with a real `egress-resolver serve` on a unix socket
-there (so a restarted sidecar has the same address), starts the language's
-example as `make -s example-<lang> TARGET=unix:… CACHE=1` and talks to it over
+options, the real peers it connects to and a list of steps. The harness
+starts the peers (scenario_peers.py: an SMTP recorder, SOCKS5 servers,
+HAProxy, closed ports), copies the policy into a scratch directory with the
+peers' addresses put in for their placeholders (`{smtp}`, `{smtp.port}`, …),
+serves it with a real `egress-resolver serve` on a unix socket there (so a
+restarted sidecar has the same address), starts the language's example as
+`make -s example-<lang> TARGET=unix:… CACHE=1` and talks to it over
 stdin/stdout, one JSON line each way. Every language meets the same steps
 and the same expected outputs, so none can drift from the others.
 
-Steps (one key each, plus modifiers):
+`"examples"` is how many example processes share the sidecar (default 1),
+or a list of each one's options (`{"cache": false, "env": {...}}`, defaults:
+the scenario's `cache` and `env`); a step goes to `"example": I` (default 0).
+
+Steps (one key each, plus modifiers; placeholders are replaced first):
 
 - `{"send": CMD, "expect": OBJ}`: one command line, one answer line, which
   must match OBJ (see `matches`). With `"within": S`, the command is sent
   again (every 50 ms) until the answer matches, for at most S seconds.
+- `{"saw": PEER, "kind": KIND, "expect": [RECORD, ...]}`: what a peer
+  recorded since the last such check (scenario_peers.py).
 - `{"wait_watching": true}`: until `{"stats": {}}` says watching.
 - `{"prime": [NAME, ...]}`: the harness itself resolves these names at the
   sidecar, so that they sit in the sidecar's cache, aging.
@@ -41,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+from conformance.scenario_peers import ScenarioPeers
 
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
@@ -177,9 +187,17 @@ class Example:
 
     def ask(self, command: Any) -> Any:
         """Send one command, return the parsed answer line."""
+        self.send(command)
+        return self.receive(command)
+
+    def send(self, command: Any) -> None:
+        """Send one command without waiting for its answer (see `receive`)."""
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(command) + "\n")
         self.proc.stdin.flush()
+
+    def receive(self, command: Any) -> Any:
+        """The parsed answer line to `command`, sent before."""
         try:
             line = self._lines.get(timeout=LINE_TIMEOUT)
         except queue.Empty:
@@ -203,31 +221,50 @@ class Example:
 def run(language: str, scenario: dict[str, Any]) -> None:
     """Play one scenario against one language; raises AssertionError on a mismatch."""
     workdir = Path(tempfile.mkdtemp(prefix="egc-"))  # short: unix socket paths are limited
+    peers = ScenarioPeers(scenario.get("peers", {}))
     sidecar = Sidecar(HERE / scenario["policy"], workdir, scenario.get("server_args", []))
-    example: Example | None = None
+    examples: list[Example] = []
     try:
+        peers.start()
+        sidecar.policy.write_text(peers.substitute_text(sidecar.policy.read_text()))
         sidecar.start()
-        example = Example(
-            language, sidecar.target, scenario.get("cache", True), scenario.get("env", {})
-        )
+        for options in _example_options(scenario):
+            examples.append(Example(language, sidecar.target, options["cache"], options["env"]))
         for number, step in enumerate(scenario["steps"], 1):
             try:
-                _step(step, sidecar, example)
+                _step(peers.substitute(step), sidecar, examples, peers)
             except AssertionError as err:
                 raise AssertionError(f"step {number} {json.dumps(step)}: {err}") from None
-        example.close()
-        example = None
+        while examples:
+            examples[0].close()
+            examples.pop(0)
     finally:
-        if example is not None:
+        for example in examples:
             example.proc.kill()
             example.proc.wait()
         sidecar.stop()
+        peers.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _step(step: dict[str, Any], sidecar: Sidecar, example: Example) -> None:
+def _example_options(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each example's `cache` and `env`, from `"examples"` (a count or a list)."""
+    declared = scenario.get("examples", 1)
+    listed = [{}] * declared if isinstance(declared, int) else declared
+    default = {"cache": scenario.get("cache", True), "env": scenario.get("env", {})}
+    return [{**default, **options} for options in listed]
+
+
+def _step(
+    step: dict[str, Any], sidecar: Sidecar, examples: list[Example], peers: ScenarioPeers
+) -> None:
+    example = examples[step.get("example", 0)]
     if "send" in step:
         _expect(example, step["send"], step["expect"], step.get("within", 0.0))
+    elif "saw" in step:
+        seen = peers.new_records(step["saw"], step.get("kind", "helo"))
+        if not matches(step["expect"], seen):
+            raise AssertionError(f"expected {json.dumps(step['expect'])}, saw {json.dumps(seen)}")
     elif "wait_watching" in step:
         _expect(example, {"stats": {}}, {"watching": True}, LINE_TIMEOUT)
     elif "prime" in step:
