@@ -269,3 +269,17 @@ def test_connect_timeout_option() -> None:
     assert Options.resolve({}).connect_timeout == 60.0
     assert Options.resolve({"EGRESS_CLIENT_CONNECT_TIMEOUT": "1500ms"}).connect_timeout == 1.5
     assert Options.resolve({}, connect_timeout=3.0).connect_timeout == 3.0
+
+
+def test_an_answer_sent_before_a_resume_does_not_bring_it_back() -> None:
+    clock = FakeClock(1_800_000_000.0)
+    held = Suspensions(clock)
+    held.add([suspension("a", clock() + 30), suspension("b", clock() + 30)])
+    sent_at = held.epoch  # a GetEgressPool (or report) goes out now...
+    held.resume(["a"])  # ...the stream says a resumed before its answer arrives
+    held.replace([])  # and a new stream's hello has none: b ended too
+    held.add([suspension("a", clock() + 30), suspension("b", clock() + 30)], sent_at)
+    assert held.names() == frozenset()
+    held.add([suspension("a", clock() + 30)], held.epoch)  # sent after the resume: taken
+    held.add([suspension("b", clock() + 30)])  # the stream: always taken
+    assert held.names() == {"a", "b"}

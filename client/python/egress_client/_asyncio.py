@@ -131,8 +131,9 @@ class AsyncResolver(ResolverBase):
     ) -> pb.SourceSuspension | None:
         """Resolver.report_failure for asyncio."""
         request = self._core.report_request(name, failure_class, address, message)
+        sent_at = self._core.suspensions.epoch
         response = await self._call(self._stub.ReportSourceFailure, request, timeout, name)
-        return self._core.reported(response)
+        return self._core.reported(response, sent_at)
 
     async def wait_suspended(self, name: str, timeout: float) -> int | None:
         """Resolver.wait_suspended for asyncio (looks every millisecond)."""
@@ -156,14 +157,14 @@ class AsyncResolver(ResolverBase):
         return response.source
 
     async def _get_pool(self, name: str, timeout: float | None) -> EgressPool:
-        epoch = self._core.epoch()
+        epoch, sent_at = self._core.epoch(), self._core.suspensions.epoch
         try:
             response = await self._call(
                 self._stub.GetEgressPool, pb.GetEgressPoolRequest(name=name), timeout, name
             )
         except ResolverError as err:
             return self._core.stale_pool(name, err)
-        self._core.keep_pool(name, response, epoch)
+        self._core.keep_pool(name, response, epoch, sent_at)
         return response.pool
 
     async def _call(

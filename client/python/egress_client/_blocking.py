@@ -139,8 +139,9 @@ class Resolver(ResolverBase):
         applies at once. `failure_class` is a FailureClass or its name
         ("PROXY_UNHEALTHY"). Raises ResolverError."""
         request = self._core.report_request(name, failure_class, address, message)
+        sent_at = self._core.suspensions.epoch
         response = self._call(self._stub.ReportSourceFailure, request, timeout, name)
-        return self._core.reported(response)
+        return self._core.reported(response, sent_at)
 
     def wait_suspended(self, name: str, timeout: float) -> int | None:
         """The Unix time in ns at which this client learned that `name` is
@@ -159,14 +160,14 @@ class Resolver(ResolverBase):
         return response.source
 
     def _get_pool(self, name: str, timeout: float | None) -> EgressPool:
-        epoch = self._core.epoch()
+        epoch, sent_at = self._core.epoch(), self._core.suspensions.epoch
         try:
             response = self._call(
                 self._stub.GetEgressPool, pb.GetEgressPoolRequest(name=name), timeout, name
             )
         except ResolverError as err:
             return self._core.stale_pool(name, err)
-        self._core.keep_pool(name, response, epoch)
+        self._core.keep_pool(name, response, epoch, sent_at)
         return response.pool
 
     def _call(

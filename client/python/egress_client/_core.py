@@ -97,11 +97,14 @@ class Core:
                 name, response.source, response.revision, response.produced_at, epoch
             )
 
-    def keep_pool(self, name: str, response: pb.GetEgressPoolResponse, epoch: int) -> None:
+    def keep_pool(
+        self, name: str, response: pb.GetEgressPoolResponse, epoch: int, sent_at: int
+    ) -> None:
         """Cache a pool answer (or hold it until the hello), as keep_source;
-        learn the suspensions among its entries."""
+        learn the suspensions among its entries (`sent_at`: Suspensions.epoch
+        when the call was sent)."""
         if response.suspensions:
-            self.suspensions.add(response.suspensions)
+            self.suspensions.add(response.suspensions, sent_at)
         if self.state is not None:
             self.state.keep_pool(
                 name, response.pool, response.revision, response.produced_at, epoch
@@ -170,11 +173,13 @@ class Core:
             name=name, failure_class=failure_class(cls), address=address, message=message
         )
 
-    def reported(self, response: pb.ReportSourceFailureResponse) -> pb.SourceSuspension | None:
+    def reported(
+        self, response: pb.ReportSourceFailureResponse, sent_at: int
+    ) -> pb.SourceSuspension | None:
         """Apply a report's answer: the suspension in force after it, if any."""
         if not response.HasField("suspension") or not response.suspension.name:
             return None
-        self.suspensions.add([response.suspension])
+        self.suspensions.add([response.suspension], sent_at)
         return response.suspension
 
     def report_failed(self, failure: ConnectFailedError, err: Exception) -> None:

@@ -69,40 +69,54 @@ class Suspensions:
         self.wall_clock = wall_clock
         self._held: dict[str, tuple[pb.SourceSuspension, int]] = {}
         self._changed = threading.Condition(threading.RLock())
+        self.epoch = 0
+        """Grows at each end the client is told of (a resume, or a hello that drops one)."""
+        self._ended: dict[str, int] = {}
+        """Name → the epoch of its last end: an answer sent before it may be stale."""
 
     def replace(self, suspensions: Iterable[pb.SourceSuspension]) -> None:
         """A stream's hello: these and no others."""
+        given = list(suspensions)
         with self._changed:
             before = self._held
+            self._ended_now(set(before) - {s.name for s in given})
             self._held = {}
-            self._add(suspensions, before)
+            self._add(given, before, None)
 
-    def add(self, suspensions: Iterable[pb.SourceSuspension]) -> None:
-        """New suspensions (stream, pool answer, report answer)."""
+    def add(self, suspensions: Iterable[pb.SourceSuspension], sent_at: int | None = None) -> None:
+        """New suspensions: from the stream (`sent_at` None), or from an answer
+        to a call sent at epoch `sent_at`, where a suspension that ended since
+        is not taken back (the answer predates its end)."""
         with self._changed:
-            self._add(suspensions, self._held)
+            self._add(suspensions, self._held, sent_at)
 
     def _add(
         self,
         suspensions: Iterable[pb.SourceSuspension],
         known: dict[str, tuple[pb.SourceSuspension, int]],
+        sent_at: int | None,
     ) -> None:
         now_ns = time.time_ns()
         held = dict(self._held)
         for suspension in suspensions:
-            if suspension.name:
-                previous = known.get(suspension.name)
-                held[suspension.name] = (suspension, previous[1] if previous else now_ns)
+            name = suspension.name
+            if name and (sent_at is None or self._ended.get(name, -1) <= sent_at):
+                previous = known.get(name)
+                held[name] = (suspension, previous[1] if previous else now_ns)
         self._held = held
         self._changed.notify_all()
 
     def resume(self, names: Iterable[str]) -> None:
         """These suspensions ended."""
         with self._changed:
-            held = dict(self._held)
-            for name in names:
-                held.pop(name, None)
-            self._held = held
+            ended = set(names)
+            self._ended_now(ended)
+            self._held = {k: v for k, v in self._held.items() if k not in ended}
+
+    def _ended_now(self, names: set[str]) -> None:
+        if names:
+            self.epoch += 1
+            self._ended.update(dict.fromkeys(names, self.epoch))
 
     def get(self, name: str) -> pb.SourceSuspension | None:
         """The suspension of `name` in force, if any (forgotten at its `until`)."""
