@@ -1,105 +1,30 @@
-"""The Python client's connect (docs/clients/connect.md) over real loopback sockets:
-the SMTP recorder, SOCKS5 server and guide's HAProxy of tests/peers, a PROXY v2
-reader written here that checks the header's bytes, and a real sidecar for
-connect by name. Sync and asyncio."""
+"""The Python client's connect (docs/clients/connect.md) over real loopback sockets,
+directly: bind, remote_port, the failure classes, one deadline, candidates in
+turn; a real sidecar for connect by name. Sync and asyncio. The proxies are
+in test_client_connect_proxies.py."""
 
 from __future__ import annotations
 
 import ipaddress
 import socket
-import socketserver
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
+from connect_support import TIMEOUT, greet, greeting, refusing_port, socks_source
 
 from egress_client import AsyncResolver, Resolver, ResolverError
 from egress_client._connect import Attempt, ConnectFailedError, prepare
 from egress_client._dial import first_connected
 from egress_client._proxy import socks5_exchange
-from kumo.egress.v1.egress_source_pb2 import EgressSource, KeySource, VaultKeySource
-from peers import haproxy
+from kumo.egress.v1.egress_source_pb2 import EgressSource
 from peers.smtp import SmtpRecorder
 from peers.socks5 import Socks5Server
 from support import ServerProcess
 
-TIMEOUT = 30.0
 ip = ipaddress.ip_address
-
-
-def greet(sock: socket.socket, ehlo: str) -> None:
-    """Banner, EHLO, QUIT, as the example does."""
-    with sock, sock.makefile("rwb") as stream:
-        sock.settimeout(TIMEOUT)
-        assert stream.readline().startswith(b"220")
-        stream.write(f"EHLO {ehlo}\r\n".encode())
-        stream.flush()
-        while (line := stream.readline())[3:4] == b"-":
-            pass
-        assert line.startswith(b"250"), line
-        stream.write(b"QUIT\r\n")
-        stream.flush()
-        assert stream.readline().startswith(b"221")
-
-
-class ProxyV2Reader(socketserver.ThreadingTCPServer):
-    """Reads a PROXY v2 header (signature, length, addresses), keeps its bytes and
-    the peer, then says a banner and closes: what HAProxy sees, checked byte by byte."""
-
-    daemon_threads = True
-    block_on_close = False
-
-    def __init__(self) -> None:
-        self.headers: list[tuple[bytes, str]] = []
-        self.arrived = threading.Event()
-        super().__init__(("127.0.0.1", 0), _ProxyV2Handler)
-        self.port = self.server_address[1]
-        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
-
-    def __enter__(self) -> ProxyV2Reader:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-        self.server_close()
-        self._thread.join(TIMEOUT)
-
-
-class _ProxyV2Handler(socketserver.BaseRequestHandler):
-    def handle(self) -> None:
-        server: ProxyV2Reader = self.server  # type: ignore[assignment]
-        sock: socket.socket = self.request
-        sock.settimeout(TIMEOUT)
-        head = _read(sock, 16)
-        header = head + _read(sock, int.from_bytes(head[14:16], "big"))
-        server.headers.append((header, sock.getpeername()[0]))
-        server.arrived.set()
-        sock.sendall(b"220 proxied\r\n")
-
-
-def greeting(smtp: SmtpRecorder, **match: object) -> dict[str, object]:
-    """The first EHLO record with these fields (waited for)."""
-
-    def found(records: list[dict[str, object]]) -> list[dict[str, object]]:
-        return [
-            r for r in records if r["kind"] == "helo" and all(r[k] == v for k, v in match.items())
-        ]
-
-    return found(smtp.wait_for(lambda records: bool(found(records)), TIMEOUT))[0]
-
-
-def _read(sock: socket.socket, count: int) -> bytes:
-    data = b""
-    while len(data) < count:
-        chunk = sock.recv(count - len(data))
-        if not chunk:
-            break
-        data += chunk
-    return data
 
 
 @pytest.fixture(scope="module")
@@ -110,10 +35,8 @@ def smtp() -> Iterator[SmtpRecorder]:
 
 @pytest.fixture
 def closed_port() -> Iterator[int]:
-    """A loopback port held bound but not listening: a connect to it is refused."""
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        yield held.getsockname()[1]
+    with refusing_port() as port:
+        yield port
 
 
 @pytest.fixture(scope="module")
@@ -176,136 +99,6 @@ async def test_async_bind_and_streams(sidecar: str, smtp: SmtpRecorder) -> None:
         writer.close()
         await writer.wait_closed()
         assert ehlo == "two.example"
-
-
-def test_proxy_v2_header_bytes(resolver: Resolver) -> None:
-    source = EgressSource(
-        name="ha-1",
-        source_address="127.0.0.4",
-        ha_proxy_server="",
-        ha_proxy_source_address="10.1.2.3",
-        remote_port=2525,
-    )
-    with ProxyV2Reader() as reader:
-        source.ha_proxy_server = f"localhost:{reader.port}"  # a name, resolved at connect
-        sock, _ehlo = resolver.connect(source, "192.0.2.9:25")
-        with sock:
-            assert sock.recv(64) == b"220 proxied\r\n"  # nothing else came first
-        assert reader.arrived.wait(TIMEOUT)
-        [(header, peer)] = reader.headers
-    assert peer == "127.0.0.4"
-    assert header == (
-        b"\r\n\r\n\x00\r\nQUIT\n\x21\x11\x00\x0c"
-        + bytes([10, 1, 2, 3, 192, 0, 2, 9])
-        + (0).to_bytes(2, "big")
-        + (2525).to_bytes(2, "big")
-    )
-
-
-def test_real_haproxy_makes_the_destination_see_the_proxy_source_address(
-    resolver: Resolver, smtp: SmtpRecorder
-) -> None:
-    reason = haproxy.unavailable_reason()
-    if reason is not None:
-        pytest.skip(reason)
-    with haproxy.HAProxy() as proxy:
-        source = EgressSource(
-            name="ha-2",
-            ehlo_domain="ha.example",
-            ha_proxy_server=proxy.hostport,
-            ha_proxy_source_address="127.0.0.6",
-        )
-        sock, ehlo = resolver.connect(source, smtp.hostport)
-        greet(sock, ehlo)
-        seen = greeting(smtp, helo="ha.example")
-    assert seen["peer"] == "127.0.0.6"
-
-
-def socks_source(name: str, proxy: Socks5Server, **fields: object) -> EgressSource:
-    source = EgressSource(
-        name=name,
-        ehlo_domain=f"{name}.example",
-        socks5_proxy_server=proxy.hostport,
-        socks5_proxy_source_address="127.0.0.5",
-    )
-    for key, value in fields.items():
-        field = getattr(source, key)
-        if isinstance(value, KeySource):
-            field.CopyFrom(value)
-        else:
-            setattr(source, key, value)
-    return source
-
-
-@pytest.mark.parametrize("password", ["inline", "file"])
-def test_socks5_binds_then_connects_with_username_and_password(
-    resolver: Resolver, smtp: SmtpRecorder, tmp_path: Path, password: str
-) -> None:
-    secret_file = tmp_path / "secret"
-    secret_file.write_text("s3cret")
-    key = KeySource(key_data="s3cret") if password == "inline" else KeySource(file=str(secret_file))
-    with Socks5Server(users={"mta": "s3cret"}) as proxy:
-        name = f"sx-{password}"
-        source = socks_source(name, proxy, socks5_proxy_username="mta", socks5_proxy_password=key)
-        sock, ehlo = resolver.connect(source, smtp.hostport)
-        greet(sock, ehlo)
-        [bind] = proxy.wait_count("bind", 1)
-        [connect] = proxy.wait_count("connect", 1)
-    assert (bind["address"], bind["rep"]) == ("127.0.0.5", 0)
-    assert (connect["to"], connect["rep"]) == (smtp.hostport, 0)
-    assert greeting(smtp, helo=f"{name}.example")["peer"] == "127.0.0.5"
-
-
-async def test_async_socks5_no_auth(sidecar: str, smtp: SmtpRecorder) -> None:
-    with Socks5Server() as proxy:
-        async with AsyncResolver(sidecar) as client:
-            reader, writer, _ehlo = await client.connect(socks_source("sa", proxy), smtp.hostport)
-            assert (await reader.readline()).startswith(b"220")
-            writer.close()
-            await writer.wait_closed()
-        [bind] = proxy.wait_count("bind", 1)
-    assert bind["address"] == "127.0.0.5"
-
-
-@pytest.mark.parametrize(
-    ("fields", "server", "message"),
-    [
-        (
-            {"socks5_proxy_username": "mta", "socks5_proxy_password": KeySource(key_data="no")},
-            {"users": {"mta": "s3cret"}},
-            "SOCKS5 username/password was incorrect",
-        ),
-        (
-            {
-                "socks5_proxy_username": "mta",
-                "socks5_proxy_password": KeySource(vault=VaultKeySource(vault_path="p")),
-            },
-            {"users": {"mta": "s3cret"}},
-            "vault KeySource is not supported",
-        ),
-        ({}, {"refuse_bind": True}, "the proxy server failed to bind 127.0.0.5"),
-    ],
-)
-def test_socks5_failures_are_proxy_unhealthy(
-    resolver: Resolver,
-    smtp: SmtpRecorder,
-    fields: dict[str, object],
-    server: dict[str, object],
-    message: str,
-) -> None:
-    with (
-        Socks5Server(**server) as proxy,  # type: ignore[arg-type]
-        pytest.raises(ResolverError) as failed,
-    ):
-        resolver.connect(socks_source("sf", proxy, **fields), smtp.hostport)
-    error = failed.value
-    assert (error.code, error.reason, error.name) == (
-        grpc.StatusCode.UNAVAILABLE,
-        "PROXY_UNHEALTHY",
-        "sf",
-    )
-    assert error.message.startswith(f"source sf: proxy {proxy.hostport}: ")
-    assert message in error.message
 
 
 def test_unplumbed_source_address(resolver: Resolver, smtp: SmtpRecorder) -> None:

@@ -6,7 +6,6 @@ skips suspended sources and fails POOL_SUSPENDED when none is left."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from typing import Any
 
 import grpc
 import pytest
+from connect_support import refusing_port
 
 from egress_client import AsyncResolver, Resolver, ResolverError
 from kumo.egress.v1 import resolver_service_pb2 as pb
@@ -84,10 +84,8 @@ class Sidecar:
 
 @pytest.fixture
 def closed_port() -> Iterator[int]:
-    """A loopback port held bound but not listening: a connect to it is refused."""
-    with socket.socket() as held:
-        held.bind(("127.0.0.1", 0))
-        yield held.getsockname()[1]
+    with refusing_port() as port:
+        yield port
 
 
 @pytest.fixture
