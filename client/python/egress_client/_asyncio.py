@@ -4,12 +4,15 @@ Resolver (_blocking.py), every method a coroutine."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import grpc
 
+from egress_client._adial import dial
+from egress_client._connect import ConnectFailedError
 from egress_client._core import BatchResult, ResolverBase, batch_results, waited_too_long
 from egress_client._errors import ResolverError
 from egress_client._watch import TaskWatcher
@@ -19,6 +22,18 @@ from kumo.egress.v1.egress_pool_pb2 import EgressPool
 from kumo.egress.v1.egress_source_pb2 import EgressSource
 
 T = TypeVar("T")
+WAIT_STEP = 0.001
+"""How often `wait_suspended` looks (the stream applies on this loop)."""
+
+
+class StreamConnection(NamedTuple):
+    """What `AsyncResolver.connect` returns: `reader, writer, ehlo = await r.connect(...)`."""
+
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+    """Connected (through the source's proxy, if any), ready for SMTP."""
+    ehlo_name: str
+    """The name to say in EHLO: the source's `ehlo_domain`, or else the host name."""
 
 
 class AsyncResolver(ResolverBase):
@@ -52,7 +67,7 @@ class AsyncResolver(ResolverBase):
 
     def _watch(self) -> None:
         if self._watcher is None and self._core.state is not None:  # needs the running loop
-            self._watcher = TaskWatcher(self._stub, self._core.state)
+            self._watcher = TaskWatcher(self._stub, self._core.state, self._core.suspensions)
 
     async def get(self, name: str, *, timeout: float | None = None) -> EgressSource:
         """The egress source `name`; raises ResolverError."""
@@ -80,6 +95,56 @@ class AsyncResolver(ResolverBase):
         """The next source name of `pool`, chosen as kumod chooses (weighted round robin)."""
         return self._core.select(await self.get_pool(pool, timeout=timeout))
 
+    async def connect(
+        self, source: EgressSource | str, to: str, *, timeout: float | None = None
+    ) -> StreamConnection:
+        """Resolver.connect for asyncio: the connection as asyncio streams."""
+        total, deadline = self._core.connect_deadline(timeout)
+        if isinstance(source, str):
+            source = await self.get(source, timeout=self._core.lookup_timeout(deadline))
+        prepared, ehlo = self._core.prepare(source, to)
+        try:
+            reader, writer = await dial(prepared, deadline, total)
+        except ConnectFailedError as failure:
+            if failure.report:
+                try:
+                    await self.report_failure(
+                        failure.source,
+                        failure.failure_class,
+                        failure.address,
+                        failure.message,
+                        timeout=self._core.report_timeout(deadline),
+                    )
+                except ResolverError as err:
+                    self._core.report_failed(failure, err)
+            raise failure.error() from None
+        return StreamConnection(reader, writer, ehlo)
+
+    async def report_failure(
+        self,
+        name: str,
+        failure_class: int | str,
+        address: str,
+        message: str,
+        *,
+        timeout: float | None = None,
+    ) -> pb.SourceSuspension | None:
+        """Resolver.report_failure for asyncio."""
+        request = self._core.report_request(name, failure_class, address, message)
+        sent_at = self._core.suspensions.epoch
+        response = await self._call(self._stub.ReportSourceFailure, request, timeout, name)
+        return self._core.reported(response, sent_at)
+
+    async def wait_suspended(self, name: str, timeout: float) -> int | None:
+        """Resolver.wait_suspended for asyncio (looks every millisecond)."""
+        self._watch()
+        end = time.monotonic() + timeout
+        while (learned := self._core.suspensions.learned_ns(name)) is None:
+            if time.monotonic() >= end:
+                return None
+            await asyncio.sleep(WAIT_STEP)
+        return learned
+
     async def _get_source(self, name: str, timeout: float | None) -> EgressSource:
         epoch = self._core.epoch()
         try:
@@ -92,14 +157,14 @@ class AsyncResolver(ResolverBase):
         return response.source
 
     async def _get_pool(self, name: str, timeout: float | None) -> EgressPool:
-        epoch = self._core.epoch()
+        epoch, sent_at = self._core.epoch(), self._core.suspensions.epoch
         try:
             response = await self._call(
                 self._stub.GetEgressPool, pb.GetEgressPoolRequest(name=name), timeout, name
             )
         except ResolverError as err:
             return self._core.stale_pool(name, err)
-        self._core.keep_pool(name, response, epoch)
+        self._core.keep_pool(name, response, epoch, sent_at)
         return response.pool
 
     async def _call(

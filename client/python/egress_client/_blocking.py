@@ -7,20 +7,26 @@ concurrent misses for one name into one call, follows WatchInvalidations
 (resuming across sidecar restarts), keeps serving cached entries while the
 sidecar is unreachable and, with `stale_if_error`, expired ones for at most
 that long. Options not given come from EGRESS_CLIENT_* variables (see
-_options.py). AsyncResolver (_asyncio.py) is the same for asyncio.
+_options.py). `connect` connects through a source as kumod does (_connect.py,
+_dial.py), reports the failures that count toward a host-wide suspension, and
+`select` skips the suspended sources the client knows (_health.py).
+AsyncResolver (_asyncio.py) is the same for asyncio.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import socket
 import threading
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 import grpc
 
+from egress_client._connect import ConnectFailedError
 from egress_client._core import BatchResult, ResolverBase, batch_results, waited_too_long
+from egress_client._dial import dial
 from egress_client._errors import ResolverError
 from egress_client._watch import ThreadWatcher
 from kumo.egress.v1 import resolver_service_pb2 as pb
@@ -31,12 +37,21 @@ from kumo.egress.v1.egress_source_pb2 import EgressSource
 T = TypeVar("T")
 
 
+class Connection(NamedTuple):
+    """What `Resolver.connect` returns: `sock, ehlo = resolver.connect(...)`."""
+
+    sock: socket.socket
+    """Connected (through the source's proxy, if any), blocking, ready for SMTP."""
+    ehlo_name: str
+    """The name to say in EHLO: the source's `ehlo_domain`, or else the host name."""
+
+
 class Resolver(ResolverBase):
     """Blocking client: `Resolver("127.0.0.1:50051", cache=True).get("ip-1")`.
 
     Options: `target`, `timeout`, `cache`, `max_entries`, `stale_if_error`,
-    `keepalive_interval` (each else from its EGRESS_CLIENT_* variable), and
-    `credentials`, `clock`, `wall_clock`."""
+    `keepalive_interval`, `connect_timeout` (each else from its EGRESS_CLIENT_*
+    variable), and `credentials`, `clock`, `wall_clock`."""
 
     def _open(
         self,
@@ -55,7 +70,8 @@ class Resolver(ResolverBase):
         self._pending: dict[tuple[str, str], concurrent.futures.Future[object]] = {}
         self._lock = threading.Lock()
         state = self._core.state
-        self._watcher = ThreadWatcher(self._stub, state) if state is not None else None
+        suspensions = self._core.suspensions
+        self._watcher = ThreadWatcher(self._stub, state, suspensions) if state else None
 
     def get(self, name: str, *, timeout: float | None = None) -> EgressSource:
         """The egress source `name`; raises ResolverError."""
@@ -79,6 +95,59 @@ class Resolver(ResolverBase):
         """The next source name of `pool`, chosen as kumod chooses (weighted round robin)."""
         return self._core.select(self.get_pool(pool, timeout=timeout))
 
+    def connect(
+        self, source: EgressSource | str, to: str, *, timeout: float | None = None
+    ) -> Connection:
+        """Connect to `to` ("HOST:PORT") through `source` (or the source of that
+        name) as kumod does (docs/clients/connect.md): bind, remote_port,
+        HAProxy or SOCKS5, each candidate in turn, within one deadline
+        (`timeout`, else `connect_timeout`). Raises ResolverError (UNAVAILABLE /
+        SOURCE_SUSPENDED, SOURCE_UNPLUMBED, PROXY_UNHEALTHY, CONNECT_FAILED),
+        after reporting the failures that count toward suspension; ValueError
+        when `to` is not HOST:PORT."""
+        total, deadline = self._core.connect_deadline(timeout)
+        if isinstance(source, str):
+            source = self.get(source, timeout=self._core.lookup_timeout(deadline))
+        prepared, ehlo = self._core.prepare(source, to)
+        try:
+            return Connection(dial(prepared, deadline, total), ehlo)
+        except ConnectFailedError as failure:
+            if failure.report:
+                try:
+                    self.report_failure(
+                        failure.source,
+                        failure.failure_class,
+                        failure.address,
+                        failure.message,
+                        timeout=self._core.report_timeout(deadline),
+                    )
+                except ResolverError as err:
+                    self._core.report_failed(failure, err)
+            raise failure.error() from None
+
+    def report_failure(
+        self,
+        name: str,
+        failure_class: int | str,
+        address: str,
+        message: str,
+        *,
+        timeout: float | None = None,
+    ) -> pb.SourceSuspension | None:
+        """Report a failed connect through `name` (for an MTA that connects by
+        itself); the suspension in force after it, if any, which this client
+        applies at once. `failure_class` is a FailureClass or its name
+        ("PROXY_UNHEALTHY"). Raises ResolverError."""
+        request = self._core.report_request(name, failure_class, address, message)
+        sent_at = self._core.suspensions.epoch
+        response = self._call(self._stub.ReportSourceFailure, request, timeout, name)
+        return self._core.reported(response, sent_at)
+
+    def wait_suspended(self, name: str, timeout: float) -> int | None:
+        """The Unix time in ns at which this client learned that `name` is
+        suspended, waiting up to `timeout` seconds for it; None if it is not."""
+        return self._core.suspensions.wait(name, timeout)
+
     def _get_source(self, name: str, timeout: float | None) -> EgressSource:
         epoch = self._core.epoch()
         try:
@@ -91,14 +160,14 @@ class Resolver(ResolverBase):
         return response.source
 
     def _get_pool(self, name: str, timeout: float | None) -> EgressPool:
-        epoch = self._core.epoch()
+        epoch, sent_at = self._core.epoch(), self._core.suspensions.epoch
         try:
             response = self._call(
                 self._stub.GetEgressPool, pb.GetEgressPoolRequest(name=name), timeout, name
             )
         except ResolverError as err:
             return self._core.stale_pool(name, err)
-        self._core.keep_pool(name, response, epoch)
+        self._core.keep_pool(name, response, epoch, sent_at)
         return response.pool
 
     def _call(

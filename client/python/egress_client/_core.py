@@ -10,9 +10,11 @@ from collections.abc import Callable
 import grpc
 
 from egress_client._cache import Coherence, DefinitionCache, M
+from egress_client._connect import ConnectFailedError, Prepared, ehlo_name, prepare
 from egress_client._errors import ResolverError
+from egress_client._health import Suspensions, failure_class
 from egress_client._options import Options
-from egress_client._selector import NoSourcesError, PoolSelector
+from egress_client._selector import AllSuspendedError, NoSourcesError, PoolSelector
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1.egress_pool_pb2 import EgressPool
 from kumo.egress.v1.egress_source_pb2 import EgressSource
@@ -20,6 +22,8 @@ from kumo.egress.v1.egress_source_pb2 import EgressSource
 Clock = Callable[[], float]
 _log = logging.getLogger("egress_client")
 BatchResult = EgressSource | ResolverError
+REPORT_FLOOR = 0.25
+"""Seconds a connect's report may take past the connect's deadline at most."""
 NO_SOURCES = "POOL_HAS_NO_SOURCES"
 """The reason of the error `select` raises for a pool with no weighted source."""
 
@@ -51,6 +55,8 @@ class Core:
         self.stale_served = 0
         """Expired entries served under stale_if_error."""
         self.state: Coherence | None = None
+        self.suspensions = Suspensions(wall_clock)
+        """The suspensions this client knows (stream, pool answers, reports)."""
         self._selectors: dict[str, PoolSelector] = {}
         if options.cache:
             self.state = Coherence(
@@ -91,8 +97,14 @@ class Core:
                 name, response.source, response.revision, response.produced_at, epoch
             )
 
-    def keep_pool(self, name: str, response: pb.GetEgressPoolResponse, epoch: int) -> None:
-        """Cache a pool answer (or hold it until the hello), as keep_source."""
+    def keep_pool(
+        self, name: str, response: pb.GetEgressPoolResponse, epoch: int, sent_at: int
+    ) -> None:
+        """Cache a pool answer (or hold it until the hello), as keep_source;
+        learn the suspensions among its entries (`sent_at`: Suspensions.epoch
+        when the call was sent)."""
+        if response.suspensions:
+            self.suspensions.add(response.suspensions, sent_at)
         if self.state is not None:
             self.state.keep_pool(
                 name, response.pool, response.revision, response.produced_at, epoch
@@ -124,11 +136,58 @@ class Core:
         if selector is None or not selector.same_definition(pool):
             selector = self._selectors[pool.name] = PoolSelector(pool)
         try:
-            return selector.next()
+            return selector.next(self.suspensions.names())
         except NoSourcesError as err:
             raise ResolverError(
                 grpc.StatusCode.FAILED_PRECONDITION, str(err), NO_SOURCES, pool.name
             ) from None
+        except AllSuspendedError:
+            raise self.suspensions.pool_error(pool) from None
+
+    def connect_deadline(self, given: float | None) -> tuple[float, float]:
+        """The whole timeout of one connect, and its deadline on the monotonic clock."""
+        total = given or self.options.connect_timeout
+        return total, time.monotonic() + total
+
+    def lookup_timeout(self, deadline: float) -> float:
+        """The timeout of the `get` a connect by name makes: within the deadline."""
+        return max(0.001, min(self.options.timeout, deadline - time.monotonic()))
+
+    def report_timeout(self, deadline: float) -> float:
+        """The timeout of connect's report: what is left of the deadline, but at
+        least REPORT_FLOOR (a failure that used the whole deadline is reported too)."""
+        return max(REPORT_FLOOR, deadline - time.monotonic())
+
+    def prepare(self, source: EgressSource, to: str) -> tuple[Prepared, str]:
+        """Step 1 (suspended: SOURCE_SUSPENDED) and steps 2-3; and the EHLO name."""
+        refused = self.suspensions.source_error(source.name)
+        if refused is not None:
+            raise refused
+        return prepare(source, to), ehlo_name(source)
+
+    def report_request(
+        self, name: str, cls: pb.FailureClass.ValueType | int | str, address: str, message: str
+    ) -> pb.ReportSourceFailureRequest:
+        """A ReportSourceFailure request (the class checked)."""
+        return pb.ReportSourceFailureRequest(
+            name=name, failure_class=failure_class(cls), address=address, message=message
+        )
+
+    def reported(
+        self, response: pb.ReportSourceFailureResponse, sent_at: int
+    ) -> pb.SourceSuspension | None:
+        """Apply a report's answer: the suspension in force after it, if any."""
+        if not response.HasField("suspension") or not response.suspension.name:
+            return None
+        self.suspensions.add([response.suspension], sent_at)
+        return response.suspension
+
+    def report_failed(self, failure: ConnectFailedError, err: Exception) -> None:
+        """A report connect made could not be sent: logged, otherwise ignored."""
+        _log.debug(
+            "egress-resolver: reporting a connect failure failed",
+            extra={"egress_name": failure.source, "error": str(err)},
+        )
 
     def stats(self, watching: bool) -> dict[str, object]:
         """RPCs sent, cached entries and whether the stream is connected."""
@@ -149,6 +208,7 @@ class ResolverBase:
         max_entries: int | None = None,
         stale_if_error: float | None = None,
         keepalive_interval: float | None = None,
+        connect_timeout: float | None = None,
         clock: Clock = time.monotonic,
         wall_clock: Clock = time.time,
         credentials: grpc.ChannelCredentials | None = None,
@@ -160,6 +220,7 @@ class ResolverBase:
             max_entries=max_entries,
             stale_if_error=stale_if_error,
             keepalive_interval=keepalive_interval,
+            connect_timeout=connect_timeout,
         )
         self._open(options.target, credentials, options.channel_options())
         self._core = Core(options, clock, wall_clock)
@@ -186,3 +247,7 @@ class ResolverBase:
     def stale_served(self) -> int:
         """How many expired entries stale_if_error served."""
         return self._core.stale_served
+
+    def suspended(self) -> list[pb.SourceSuspension]:
+        """The suspensions this client knows, by name (the ones in force on its clock)."""
+        return self._core.suspensions.active()

@@ -8,6 +8,7 @@
 | max_entries | 10 000 | EGRESS_CLIENT_MAX_ENTRIES |
 | stale_if_error | 0 (off) | EGRESS_CLIENT_STALE_IF_ERROR |
 | keepalive_interval | 30 s | EGRESS_CLIENT_KEEPALIVE_INTERVAL |
+| connect_timeout | 60 s | EGRESS_CLIENT_CONNECT_TIMEOUT |
 
 An option given in code wins over its variable, which wins over the default.
 Durations in variables are seconds, optionally suffixed `s` or `ms`
@@ -28,6 +29,8 @@ DEFAULT_TIMEOUT = 2.0
 """Seconds a call may take unless the caller says otherwise (a miss runs Lua)."""
 DEFAULT_MAX_ENTRIES = 10_000
 DEFAULT_KEEPALIVE_INTERVAL = 30.0
+DEFAULT_CONNECT_TIMEOUT = 60.0
+"""Seconds one `connect` may take in all unless the caller says otherwise."""
 ENV_PREFIX = "EGRESS_CLIENT_"
 
 
@@ -83,6 +86,7 @@ class Options:
     max_entries: int = DEFAULT_MAX_ENTRIES
     stale_if_error: float = 0.0
     keepalive_interval: float = DEFAULT_KEEPALIVE_INTERVAL
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     @classmethod
     def resolve(
@@ -95,6 +99,7 @@ class Options:
         max_entries: int | None = None,
         stale_if_error: float | None = None,
         keepalive_interval: float | None = None,
+        connect_timeout: float | None = None,
     ) -> Options:
         """Options given in code, else from EGRESS_CLIENT_* variables, else the defaults."""
         env = os.environ if environ is None else environ
@@ -111,9 +116,12 @@ class Options:
                 parse_seconds,
                 DEFAULT_KEEPALIVE_INTERVAL,
             ),
+            connect_timeout=_pick(
+                env, "connect_timeout", connect_timeout, parse_seconds, DEFAULT_CONNECT_TIMEOUT
+            ),
         )
-        if options.timeout <= 0 or options.keepalive_interval <= 0:
-            raise OptionError("timeout and keepalive_interval must be more than 0")
+        if min(options.timeout, options.keepalive_interval, options.connect_timeout) <= 0:
+            raise OptionError("timeout, keepalive_interval and connect_timeout must be more than 0")
         if options.max_entries < 1:
             raise OptionError("max_entries must be at least 1")
         return options

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 import grpc
 
 from egress_client._cache import Coherence
+from egress_client._health import Suspensions
 from kumo.egress.v1 import resolver_service_pb2 as pb
 from kumo.egress.v1 import resolver_service_pb2_grpc as pb_grpc
 
@@ -46,9 +47,22 @@ def request(state: Coherence) -> pb.WatchInvalidationsRequest:
     )
 
 
-def apply(state: Coherence, event: pb.WatchInvalidationsResponse, first: bool) -> None:
+def apply(
+    state: Coherence,
+    event: pb.WatchInvalidationsResponse,
+    first: bool,
+    suspensions: Suspensions | None = None,
+) -> None:
     """Apply one stream message (the first of a stream is the hello: the
-    answers sent before it are stored if they carry its revision)."""
+    answers sent before it are stored if they carry its revision; its
+    `suspended` replaces the suspensions held)."""
+    if suspensions is not None:
+        if first:
+            suspensions.replace(event.suspended)
+        elif event.suspended:
+            suspensions.add(event.suspended)
+        if event.resumed:
+            suspensions.resume(event.resumed)
     with state.lock:
         state.instance, state.sequence = event.instance, event.sequence
         if first:
@@ -60,11 +74,15 @@ def apply(state: Coherence, event: pb.WatchInvalidationsResponse, first: bool) -
         state.revision = event.revision
 
 
-def follow(state: Coherence, events: Iterable[pb.WatchInvalidationsResponse]) -> None:
+def follow(
+    state: Coherence,
+    events: Iterable[pb.WatchInvalidationsResponse],
+    suspensions: Suspensions | None = None,
+) -> None:
     """Apply a stream's messages until it ends; record whether it ended in order."""
     first = True
     for event in events:
-        apply(state, event, first)
+        apply(state, event, first, suspensions)
         first = False
     state.previous_stream_ended = not first  # ended with OK after its hello
 
@@ -72,9 +90,15 @@ def follow(state: Coherence, events: Iterable[pb.WatchInvalidationsResponse]) ->
 class ThreadWatcher:
     """Runs the watch loop on a daemon thread for the blocking Resolver."""
 
-    def __init__(self, stub: pb_grpc.EgressResolverServiceStub, state: Coherence) -> None:
+    def __init__(
+        self,
+        stub: pb_grpc.EgressResolverServiceStub,
+        state: Coherence,
+        suspensions: Suspensions | None = None,
+    ) -> None:
         self._stub = stub
         self._state = state
+        self._suspensions = suspensions
         self._stopped = threading.Event()
         self._call: grpc.Future | None = None  # type: ignore[type-arg]
         self.connected = threading.Event()
@@ -89,7 +113,7 @@ class ThreadWatcher:
                 stream = self._stub.WatchInvalidations(request(self._state), wait_for_ready=True)
                 self._call = stream  # type: ignore[assignment]
                 self.streams += 1
-                follow(self._state, self._connected(stream))
+                follow(self._state, self._connected(stream), self._suspensions)
             except grpc.RpcError:
                 self._state.previous_stream_ended = False
             if self.connected.is_set():
@@ -117,9 +141,15 @@ class ThreadWatcher:
 class TaskWatcher:
     """Runs the watch loop as an asyncio task for the AsyncResolver."""
 
-    def __init__(self, stub: pb_grpc.EgressResolverServiceStub, state: Coherence) -> None:
+    def __init__(
+        self,
+        stub: pb_grpc.EgressResolverServiceStub,
+        state: Coherence,
+        suspensions: Suspensions | None = None,
+    ) -> None:
         self._stub = stub
         self._state = state
+        self._suspensions = suspensions
         self.connected = asyncio.Event()
         self.streams = 0
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -132,7 +162,7 @@ class TaskWatcher:
                 call = self._stub.WatchInvalidations(request(self._state), wait_for_ready=True)
                 self.streams += 1
                 async for event in call:  # type: ignore[attr-defined]
-                    apply(self._state, event, first)
+                    apply(self._state, event, first, self._suspensions)
                     first = False
                     self.connected.set()
                     backoff = INITIAL_BACKOFF

@@ -11,6 +11,13 @@ stdin, one per line, and writes one JSON line per command, flushed, in order
     {"bench": NAME, "n": N}    -> {"ns_per_call": X}   (N gets, timed in process)
     {"bench_select": POOL, "n": N} -> {"ns_per_call": X}   (N selects, timed in process)
     {"stats": {}}              -> {"rpcs": R, "entries": E, "watching": B}
+    {"connect": SOURCE, "to": "HOST:PORT"} -> {"connected": {"source": NAME, "ehlo": SENT}}
+        (connects, reads the banner, says EHLO and QUIT; optional "timeout": S)
+    {"connect_pool": POOL, "to": "HOST:PORT"} -> select, then as connect
+    {"suspended": {}}          -> {"names": [suspended source names, sorted]}
+    {"bench_connect": SOURCE, "to": "HOST:PORT", "n": N}
+                               -> {"ns_per_call": X, "plain_ns_per_call": Y} (medians)
+    {"wait_suspended": NAME, "timeout": S} -> {"at_ns": T}   (when the client knew)
 
 Errors are {"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND", "message": "..."}}.
 Other options come from the EGRESS_CLIENT_* variables.
@@ -20,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +38,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from egress_client._blocking import Resolver
+from egress_client._connect import prepare
 from egress_client._errors import ResolverError
 from kumo.egress.v1.egress_pool_pb2 import EgressPool
 
@@ -86,6 +96,11 @@ def answer(resolver: Resolver, line: str) -> dict[str, Any]:
         },
         "bench": lambda c: {"ns_per_call": _timed(resolver.get, _text(c, "bench"), _count(c))},
         "stats": lambda _c: resolver.stats(),
+        "connect": lambda c: _connect(resolver, _text(c, "connect"), c),
+        "connect_pool": lambda c: _connect(resolver, resolver.select(_text(c, "connect_pool")), c),
+        "suspended": lambda _c: {"names": sorted(s.name for s in resolver.suspended())},
+        "bench_connect": lambda c: _bench_connect(resolver, _text(c, "bench_connect"), c),
+        "wait_suspended": lambda c: _wait_suspended(resolver, _text(c, "wait_suspended"), c),
     }
     for key, handler in handlers.items():
         if key in command:
@@ -95,6 +110,8 @@ def answer(resolver: Resolver, line: str) -> dict[str, Any]:
                 return error_json(err)
             except ValueError as err:
                 return _bad(str(err))
+            except OSError as err:  # the SMTP exchange or a plain connect of bench_connect
+                return {"error": {"code": "UNKNOWN", "reason": "", "message": str(err)}}
     return _bad(f"unknown command {line.strip()!r}; expected one of {', '.join(handlers)}")
 
 
@@ -118,6 +135,79 @@ def _timed(call: Callable[[str], object], name: str, n: int) -> float:
     for _ in range(n):
         call(name)
     return (time.perf_counter_ns() - start) / max(n, 1)
+
+
+def _seconds(command: dict[str, Any], key: str) -> float | None:
+    value = command.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{key!r} takes a number of seconds above 0")
+    return float(value)
+
+
+def _connect(resolver: Resolver, name: str, command: dict[str, Any]) -> dict[str, Any]:
+    """Connect through `name`, then the SMTP greeting: banner, EHLO, QUIT."""
+    timeout = _seconds(command, "timeout")
+    sock, ehlo = resolver.connect(name, _text(command, "to"), timeout=timeout)
+    _greet(sock, ehlo, timeout or resolver.options.connect_timeout)
+    return {"connected": {"source": name, "ehlo": ehlo}}
+
+
+def _greet(sock: socket.socket, ehlo: str, timeout: float) -> None:
+    """Read the banner, say EHLO and QUIT (each reply read), close."""
+    with sock:
+        sock.settimeout(timeout)
+        with sock.makefile("rwb") as stream:
+            _reply(stream, "banner")
+            stream.write(f"EHLO {ehlo}\r\n".encode())
+            stream.flush()
+            _reply(stream, "EHLO")
+            stream.write(b"QUIT\r\n")
+            stream.flush()
+            _reply(stream, "QUIT")
+
+
+def _reply(stream: Any, after: str) -> str:
+    """One SMTP reply (its lines until `NNN `); OSError when there is none."""
+    lines = []
+    while True:
+        line = stream.readline().decode(errors="replace")
+        if not line:
+            raise ConnectionError(f"the server closed the connection before the {after} reply")
+        lines.append(line.rstrip("\r\n"))
+        if len(line) < 4 or line[3] != "-":
+            return "\n".join(lines)
+
+
+def _bench_connect(resolver: Resolver, name: str, command: dict[str, Any]) -> dict[str, Any]:
+    """Medians of N connect + close, and of N plain connects + close to the same address."""
+    to, n = _text(command, "to"), max(_count(command), 1)
+    source = resolver.get(name)
+    destination = prepare(source, to).destination
+    timeout = resolver.options.connect_timeout
+    resolver.connect(source, to).sock.close()  # the first may warm caches
+    through, plain = [], []
+    for _ in range(n):
+        start = time.perf_counter_ns()
+        resolver.connect(source, to).sock.close()
+        through.append(time.perf_counter_ns() - start)
+        start = time.perf_counter_ns()
+        socket.create_connection((destination.host, destination.port), timeout).close()
+        plain.append(time.perf_counter_ns() - start)
+    return {
+        "ns_per_call": statistics.median(through),
+        "plain_ns_per_call": statistics.median(plain),
+    }
+
+
+def _wait_suspended(resolver: Resolver, name: str, command: dict[str, Any]) -> dict[str, Any]:
+    timeout = _seconds(command, "timeout") or 0.0
+    at_ns = resolver.wait_suspended(name, timeout)
+    if at_ns is None:
+        message = f"{name} was not known suspended within {timeout:g}s"
+        return {"error": {"code": "DEADLINE_EXCEEDED", "reason": "", "message": message}}
+    return {"at_ns": at_ns}
 
 
 def serve_lines(resolver: Resolver, lines: TextIO, out: TextIO) -> None:
