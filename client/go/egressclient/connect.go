@@ -70,7 +70,7 @@ func (c *Client) connect(ctx context.Context, source *egressv1.EgressSource, hos
 	if known, ok := c.suspensions.lookup(name); ok {
 		return nil, "", &Error{Code: codes.Unavailable, Reason: ReasonSourceSuspended, Name: name,
 			Message: fmt.Sprintf("source %s is suspended until %s: %s", name,
-				describeUntil(known.Until, time.Now()), known.Reason)}
+				describeUntil(known.Until, c.suspensions.now()), known.Reason)}
 	}
 	started := time.Now()
 	p, err := newPlan(ctx, source, hostPort)

@@ -141,7 +141,7 @@ func (s *poolSelector) available(suspended *activeSuspensions) ([]weightedEntry,
 		return nil, 0, 0, &Error{
 			Code:   codes.ResourceExhausted,
 			Reason: ReasonPoolSuspended,
-			Message: fmt.Sprintf("pool %s: every source is suspended; %s resumes first, %s",
+			Message: fmt.Sprintf("pool %s: every source is suspended; %s resumes first, at %s",
 				s.name, first.Name, describeUntil(first.Until, suspended.now)),
 			Name: s.name,
 		}

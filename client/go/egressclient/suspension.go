@@ -159,10 +159,10 @@ type activeSuspensions struct {
 	now   time.Time
 }
 
-// describeUntil says when a suspension ends: "at 2026-12-03T18:40:00Z (in 29s)".
+// describeUntil says when a suspension ends: "2026-12-03T18:40:00Z (in 29s)".
 func describeUntil(until, now time.Time) string {
 	left := int64(math.Ceil(until.Sub(now).Seconds()))
-	return fmt.Sprintf("at %s (in %ds)", until.UTC().Format(time.RFC3339), max(left, 0))
+	return fmt.Sprintf("%s (in %ds)", until.UTC().Format(time.RFC3339), max(left, 0))
 }
 
 // Suspended lists the suspensions the client knows to be in force, sorted by
