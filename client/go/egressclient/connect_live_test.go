@@ -82,7 +82,7 @@ func TestConnectLive(t *testing.T) {
 	smtp := startSMTP(t)
 	server := startConnectSidecar(t, smtp)
 	ctx := context.Background()
-	reporter := newClient(t, server.UnixTarget)    // no cache: learns from its reports and pool answers
+	reporter := newClient(t, server.UnixTarget)     // no cache: learns from its reports and pool answers
 	watcher := newCachedClient(t, server.TCPTarget) // learns from the stream
 	poolOnly := newClient(t, server.TCPTarget)      // learns from GetEgressPool answers
 
