@@ -66,6 +66,9 @@ func (c *Client) withConnectTimeout(ctx context.Context) (context.Context, conte
 }
 
 func (c *Client) connect(ctx context.Context, source *egressv1.EgressSource, hostPort string) (net.Conn, string, error) {
+	if source == nil {
+		return nil, "", &Error{Code: codes.InvalidArgument, Message: "Connect needs a source (got nil)"}
+	}
 	name := source.GetName()
 	if known, ok := c.suspensions.lookup(name); ok {
 		return nil, "", &Error{Code: codes.Unavailable, Reason: ReasonSourceSuspended, Name: name,

@@ -139,6 +139,11 @@ func TestHAProxyHeaderComesFirst(t *testing.T) {
 }
 
 func TestHAProxyHeaderOverIPv6(t *testing.T) {
+	if probe, err := net.Listen("tcp", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback on this machine: %v", err)
+	} else {
+		_ = probe.Close()
+	}
 	haproxy := newPeer(t, "[::1]:0")
 	source := sourceWith("ha-6", func(s *egressv1.EgressSource) {
 		s.HaProxyServer = proto.String(haproxy.addr().String())
