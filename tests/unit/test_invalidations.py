@@ -2,7 +2,7 @@
 
 import asyncio
 
-from egress_resolver.serving.invalidations import ClientState, InvalidationHub
+from egress_resolver.serving.invalidations import ClientState, Invalidation, InvalidationHub
 from egress_resolver.serving.source_health import Suspension
 from kumo.egress.v1.resolver_service_pb2 import FAILURE_CLASS_SOURCE_UNPLUMBED
 
@@ -136,7 +136,7 @@ async def test_a_slow_subscriber_keeps_what_its_dropped_events_said_of_suspensio
             hub.announce_health((_suspension("c"),), ("a",))
             hub.announce_health((_suspension("a"),), ())
     hub.publish(names=["end"])
-    events = []
+    events: list[Invalidation] = []
     while not events or "end" not in events[-1].names:
         events.append(await anext(stream))
     # What was queued became one `all` event; what came after, events as they came.

@@ -56,6 +56,6 @@ class FailureWindow:
             self.count -= int(runs.popleft()[1])
 
     @property
-    def newest(self) -> float | None:
-        """When the newest run began (None: empty)."""
-        return self._runs[-1][0] if self._runs else None
+    def runs(self) -> int:
+        """How many runs the window keeps (its memory)."""
+        return len(self._runs)

@@ -119,6 +119,11 @@ class SourceHealth:
         """Whether any suspension is held (ended ones too, until the timer fires)."""
         return bool(self._suspended)
 
+    @property
+    def windows(self) -> int:
+        """How many (source, class) report windows are kept."""
+        return len(self._windows)
+
     def get(self, name: str) -> Suspension | None:
         """The suspension in force for `name`, if any."""
         suspension = self._suspended.get(name)
@@ -198,8 +203,8 @@ class SourceHealth:
         due = [s for s in self._suspended.values() if s.ends_at <= now]
         if due:
             self._remove(due, EXPIRED)
+            self._schedule()
             self.announce((), tuple(s.name for s in due))
-        self._schedule()
 
     def end(self, names: Iterable[str] | None = None) -> tuple[str, ...]:
         """End the suspensions of `names` (None: all) now, for Invalidate;
@@ -243,6 +248,8 @@ class SourceHealth:
     def _on_timer(self) -> None:
         self._timer = None
         self.expire_due()
+        if self._timer is None:  # nothing was due yet (a clock behind the loop's): again
+            self._schedule()
 
     def close(self) -> None:
         """Stop the timer (at shutdown)."""
