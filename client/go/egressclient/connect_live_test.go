@@ -19,9 +19,15 @@ import (
 )
 
 // startConnectSidecar serves testdata/connect.lua; ip-3's remote_port is the
-// SMTP server's port and px-down's proxy a port where nothing listens.
+// SMTP server's port, px-down's proxy a port where nothing listens and
+// px-silent's a listener that accepts and never answers.
 func startConnectSidecar(t *testing.T, smtp *smtpServer) *liveServer {
 	t.Helper()
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = silent.Close() }) // its backlog holds the connections: nothing to accept
 	policy, err := filepath.Abs(filepath.Join("testdata", "connect.lua"))
 	if err != nil {
 		t.Fatal(err)
@@ -32,7 +38,8 @@ func startConnectSidecar(t *testing.T, smtp *smtpServer) *liveServer {
 	}
 	_ = down.Close()
 	return startSidecar(t, sidecarConfig{Policy: policy,
-		Env: []string{"SMTP_PORT=" + smtp.Port(), "PROXY_DOWN=" + down.Addr().String()}})
+		Env: []string{"SMTP_PORT=" + smtp.Port(), "PROXY_DOWN=" + down.Addr().String(),
+			"PROXY_SILENT=" + silent.Addr().String()}})
 }
 
 // greetOver says EHLO and QUIT on conn and reads until the server closes.
@@ -155,6 +162,20 @@ func TestConnectLive(t *testing.T) {
 				t.Errorf("after failure %d: suspended %v", i+1, got)
 			}
 		}
+	})
+
+	t.Run("report after the deadline", func(t *testing.T) {
+		short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+		defer cancel()
+		_, _, err := reporter.ConnectName(short, "px-silent", smtp.Addr())
+		connectErr := liveConnectError(t, err, codes.Unavailable, egressclient.ReasonProxyUnhealthy)
+		if !strings.Contains(connectErr.Message, ": timed out after ") {
+			t.Errorf("message %q", connectErr.Message)
+		}
+		// no time was left: the report went in the background, and its answer applies
+		waitFor(t, "the background report's suspension", func() bool {
+			return slices.Contains(suspendedNames(reporter), "px-silent")
+		})
 	})
 
 	t.Run("ReportFailure", func(t *testing.T) {

@@ -5,6 +5,8 @@
 --                suspended for 30 s at the first EADDRNOTAVAIL
 --   px-down   -> through a SOCKS5 proxy at PROXY_DOWN (nothing listens), suspended
 --                at the second PROXY_UNHEALTHY within 5 minutes
+--   px-silent -> through a SOCKS5 proxy at PROXY_SILENT (accepts, never answers),
+--                suspended for 1 minute at the first PROXY_UNHEALTHY
 -- Pools: mixed (ip-2, ip-9, ip-3), unplumbed (ip-8, ip-9).
 local kumo = require 'kumo'
 
@@ -17,6 +19,11 @@ local SOURCES = {
     socks5_proxy_server = os.getenv('PROXY_DOWN'),
     socks5_proxy_source_address = '127.0.0.4',
     suspend_when_proxy_unhealthy = { trigger = { Threshold = '2/5m' }, duration = '1m' },
+  },
+  ['px-silent'] = {
+    socks5_proxy_server = os.getenv('PROXY_SILENT'),
+    socks5_proxy_source_address = '127.0.0.4',
+    suspend_when_proxy_unhealthy = { duration = '1m' },
   },
 }
 
