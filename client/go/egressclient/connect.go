@@ -37,8 +37,8 @@ import (
 // Cause holds the underlying errors. A SOURCE_UNPLUMBED failure with
 // EADDRNOTAVAIL, and every PROXY_UNHEALTHY failure, is reported to the
 // sidecar (ReportFailure) before Connect returns, within the deadline (when
-// none is left, in the background); a suspension the answer carries applies
-// at once.
+// less than 100 ms of it is left, in the background); a suspension the
+// answer carries applies at once.
 func (c *Client) Connect(ctx context.Context, source *egressv1.EgressSource, hostPort string) (net.Conn, string, error) {
 	ctx, cancel := c.withConnectTimeout(ctx)
 	defer cancel()
@@ -207,8 +207,14 @@ func (p *plan) handshake(ctx context.Context, conn net.Conn, next candidate) err
 	return conn.SetDeadline(time.Time{})
 }
 
-// report sends a classified failure within ctx, or, when its deadline has
-// passed, in the background with the client's timeout (Close waits for it).
+// reportFloor is the least time left in which a report is sent within the
+// Connect's own deadline; with less (a proxy that never answered used it
+// all) it goes in the background, so the sidecar still counts it.
+const reportFloor = 100 * time.Millisecond
+
+// report sends a classified failure within ctx, or, when less than
+// reportFloor of its deadline is left, in the background with the client's
+// timeout (Close waits for it).
 func (c *Client) report(ctx context.Context, name string, class egressv1.FailureClass, address, message string) {
 	send := func(ctx context.Context) {
 		if _, err := c.ReportFailure(ctx, name, class, address, message); err != nil {
@@ -216,7 +222,7 @@ func (c *Client) report(ctx context.Context, name string, class egressv1.Failure
 				"source", name, "failure_class", class.String(), "error", err)
 		}
 	}
-	if ctx.Err() == nil {
+	if deadline, _ := ctx.Deadline(); ctx.Err() == nil && time.Until(deadline) >= reportFloor {
 		send(ctx)
 		return
 	}
