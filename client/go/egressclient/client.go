@@ -3,6 +3,7 @@ package egressclient
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,6 +24,8 @@ type Client struct {
 	logger  *slog.Logger
 
 	state        *coherence // nil when the cache is off
+	suspensions  *suspensions
+	reports      sync.WaitGroup // reports sent after their Connect's deadline passed
 	sourceFlight singleflight.Group
 	poolFlight   singleflight.Group
 	selectors    selectors
@@ -46,7 +49,8 @@ type Result struct {
 
 // Stats are a client's counters.
 type Stats struct {
-	// RPCs counts the unary calls sent (Get, GetPool, GetMany; not the stream).
+	// RPCs counts the unary calls sent (Get, GetPool, GetMany, ReportFailure
+	// and Connect's reports; not the stream).
 	RPCs int64
 	// Entries counts the sources and pools cached (expired ones included).
 	Entries int
@@ -85,17 +89,18 @@ func New(target string, opts ...Option) (*Client, error) {
 	if c.logger == nil {
 		c.logger = slog.Default()
 	}
+	clock := s.clock
+	if clock == nil {
+		clock = systemClock{start: time.Now()}
+	}
+	c.suspensions = newSuspensions(clock.Wall)
 	if options.Cache {
-		clock := s.clock
-		if clock == nil {
-			clock = systemClock{start: time.Now()}
-		}
 		c.state = newCoherence(options, clock)
 		ctx, cancel := context.WithCancel(context.Background())
 		c.stopWatch, c.watchDone = cancel, make(chan struct{})
 		go func() {
 			defer close(c.watchDone)
-			watch(ctx, c.stub, c.state)
+			watch(ctx, c.stub, c.state, c.suspensions)
 		}()
 	}
 	return c, nil
@@ -130,15 +135,18 @@ func (c *Client) GetPool(ctx context.Context, name string) (*egressv1.EgressPool
 }
 
 // Select returns the name of the next source of pool, chosen as kumod
-// chooses (weighted round robin, see the package doc). A pool with no source
-// of a weight above 0 gives an *Error with codes.FailedPrecondition and
-// Reason ReasonPoolHasNoSources.
+// chooses (weighted round robin, see the package doc), skipping the sources
+// the client knows to be suspended as kumod skips them (the round robin goes
+// on over the others). A pool with no source of a weight above 0 gives an
+// *Error with codes.FailedPrecondition and Reason ReasonPoolHasNoSources; a
+// pool whose every such source is suspended, codes.ResourceExhausted and
+// ReasonPoolSuspended, saying which resumes first and when.
 func (c *Client) Select(ctx context.Context, pool string) (string, error) {
 	definition, err := c.GetPool(ctx, pool)
 	if err != nil {
 		return "", err
 	}
-	return c.selectors.next(definition)
+	return c.selectors.next(definition, c.suspensions.active())
 }
 
 // GetMany resolves names in one call and returns one Result per name, in the
@@ -195,7 +203,9 @@ func (c *Client) Close() error {
 		c.stopWatch()
 		<-c.watchDone
 	}
-	return c.conn.Close()
+	err := c.conn.Close()
+	c.reports.Wait() // they fail at once on the closed connection
+	return err
 }
 
 // withDefaultTimeout applies the client's timeout when ctx has no deadline.

@@ -22,6 +22,20 @@
 // Select chooses exactly as kumod's EgressPoolSourceSelector (LVS weighted
 // round robin with the gcd of the weights; weight 0 never chosen): for
 // weights 5, 2, 3 the picks are two, three, one, one, one, three, ...
+// Sources the client knows to be suspended are skipped as kumod skips them.
+//
+// Connect and ConnectName connect through a source as kumod's
+// EgressSource::connect_to does (bind source_address, remote_port, PROXY
+// protocol v2 to an HAProxy server, kumod's SOCKS5 BIND-then-CONNECT, one
+// deadline) and return a net.Conn ready for SMTP and the EHLO name:
+//
+//	conn, ehlo, err := client.ConnectName(ctx, name, "mx.example.com:25")
+//
+// A failure is classified as kumod classifies it (SOURCE_UNPLUMBED,
+// PROXY_UNHEALTHY, CONNECT_FAILED) and, for the first two, reported to the
+// sidecar, which may suspend the source for every client on the host;
+// Suspended lists the suspensions the client knows, ReportFailure reports a
+// failure of an MTA that connects by itself.
 //
 // Failed calls return an *Error carrying the gRPC code, the stable
 // ErrorInfo reason (e.g. "SOURCE_NOT_FOUND"), the message and the requested

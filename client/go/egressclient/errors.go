@@ -10,8 +10,29 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// Error is why a name did not resolve. Get, GetPool, Select and GetMany
-// return it as their error; read it with errors.As:
+// The reasons of the errors Connect and Select return (every client uses the
+// same strings; the sidecar's reason catalogue lists them too).
+const (
+	// ReasonSourceUnplumbed: binding the source's source_address failed
+	// (codes.Unavailable). Only EADDRNOTAVAIL is reported to the sidecar.
+	ReasonSourceUnplumbed = "SOURCE_UNPLUMBED"
+	// ReasonProxyUnhealthy: the HAProxy or SOCKS5 proxy could not be reached,
+	// its handshake failed or it refused to bind (codes.Unavailable).
+	ReasonProxyUnhealthy = "PROXY_UNHEALTHY"
+	// ReasonConnectFailed: the destination could not be reached directly
+	// (codes.Unavailable); never reported.
+	ReasonConnectFailed = "CONNECT_FAILED"
+	// ReasonSourceSuspended: Connect through a source the client knows to be
+	// suspended (codes.Unavailable); nothing is tried.
+	ReasonSourceSuspended = "SOURCE_SUSPENDED"
+	// ReasonPoolSuspended: Select on a pool whose every source of a weight
+	// above 0 is suspended (codes.ResourceExhausted).
+	ReasonPoolSuspended = "POOL_SUSPENDED"
+)
+
+// Error is why a name did not resolve, or why Connect failed. Get, GetPool,
+// Select, GetMany, Connect and ReportFailure return it as their error; read
+// it with errors.As:
 //
 //	var resolveErr *egressclient.Error
 //	if errors.As(err, &resolveErr) && resolveErr.Reason == "SOURCE_NOT_FOUND" { ... }
@@ -23,8 +44,13 @@ type Error struct {
 	Reason string
 	// Message is the server's human-readable message.
 	Message string
-	// Name is the requested name; empty when a whole GetMany call failed.
+	// Name is the requested name (the source's, for Connect); empty when a
+	// whole GetMany call failed.
 	Name string
+	// Cause is what made a Connect fail (the errors of every candidate,
+	// joined), so that errors.Is(err, syscall.EADDRNOTAVAIL) or
+	// errors.Is(err, context.DeadlineExceeded) work; nil for the others.
+	Cause error
 }
 
 // Error formats the error as "NOT_FOUND: <message> [SOURCE_NOT_FOUND]".
@@ -35,6 +61,9 @@ func (e *Error) Error() string {
 	}
 	return text
 }
+
+// Unwrap returns Cause.
+func (e *Error) Unwrap() error { return e.Cause }
 
 // GRPCStatus lets status.Code and status.FromError see the gRPC code.
 func (e *Error) GRPCStatus() *status.Status {

@@ -54,6 +54,9 @@ func (c *Client) fetchPool(ctx context.Context, name string) (*egressv1.EgressPo
 	if c.state != nil {
 		c.state.keepPool(name, response, epoch)
 	}
+	if len(response.GetSuspensions()) > 0 {
+		c.suspensions.add(response.GetSuspensions()...)
+	}
 	return response.GetPool(), nil
 }
 

@@ -24,6 +24,10 @@ const (
 	DefaultMaxEntries = 10_000
 	// DefaultKeepaliveInterval is how often an idle connection is pinged.
 	DefaultKeepaliveInterval = 30 * time.Second
+	// DefaultConnectTimeout bounds a whole Connect (name resolution, every
+	// candidate, the proxy handshake) whose context has no deadline, as
+	// kumod's connect timeout does.
+	DefaultConnectTimeout = 60 * time.Second
 	// EnvPrefix starts the name of every variable an option is read from.
 	EnvPrefix = "EGRESS_CLIENT_"
 )
@@ -40,6 +44,7 @@ const (
 //	| MaxEntries        | 10000           | EGRESS_CLIENT_MAX_ENTRIES        |
 //	| StaleIfError      | 0 (off)         | EGRESS_CLIENT_STALE_IF_ERROR     |
 //	| KeepaliveInterval | 30s             | EGRESS_CLIENT_KEEPALIVE_INTERVAL |
+//	| ConnectTimeout    | 60s             | EGRESS_CLIENT_CONNECT_TIMEOUT    |
 //
 // Durations in variables are seconds, optionally suffixed "s" or "ms" ("2",
 // "2s", "500ms"); booleans are 1/0, true/false, yes/no, on/off.
@@ -50,6 +55,7 @@ type Options struct {
 	MaxEntries        int
 	StaleIfError      time.Duration
 	KeepaliveInterval time.Duration
+	ConnectTimeout    time.Duration
 }
 
 // Option customizes New.
@@ -62,6 +68,7 @@ type settings struct {
 	maxEntries        *int
 	staleIfError      *time.Duration
 	keepaliveInterval *time.Duration
+	connectTimeout    *time.Duration
 	clock             Clock
 	logger            *slog.Logger
 	dialOptions       []grpc.DialOption
@@ -93,6 +100,12 @@ func WithStaleIfError(d time.Duration) Option {
 // grpc-go never pings more often than every 10 s, whatever the value.
 func WithKeepaliveInterval(d time.Duration) Option {
 	return func(s *settings) { s.keepaliveInterval = &d }
+}
+
+// WithConnectTimeout sets the deadline of a Connect whose context has none
+// (more than 0).
+func WithConnectTimeout(timeout time.Duration) Option {
+	return func(s *settings) { s.connectTimeout = &timeout }
 }
 
 // WithClock replaces the clocks the cache reads (for tests: a fake clock).
@@ -133,10 +146,11 @@ func resolveOptions(target string, s *settings, getenv func(string) string) (Opt
 	o.StaleIfError = pick(s.staleIfError, getenv, "STALE_IF_ERROR", ParseDuration, 0, pickErr)
 	o.KeepaliveInterval = pick(s.keepaliveInterval, getenv, "KEEPALIVE_INTERVAL", ParseDuration,
 		DefaultKeepaliveInterval, pickErr)
+	o.ConnectTimeout = pick(s.connectTimeout, getenv, "CONNECT_TIMEOUT", ParseDuration, DefaultConnectTimeout, pickErr)
 	switch {
 	case err != nil:
-	case o.Timeout <= 0 || o.KeepaliveInterval <= 0:
-		err = fmt.Errorf("egressclient: timeout and keepalive_interval must be more than 0")
+	case o.Timeout <= 0 || o.KeepaliveInterval <= 0 || o.ConnectTimeout <= 0:
+		err = fmt.Errorf("egressclient: timeout, keepalive_interval and connect_timeout must be more than 0")
 	case o.MaxEntries < 1:
 		err = fmt.Errorf("egressclient: max_entries must be at least 1")
 	case o.StaleIfError < 0:

@@ -16,7 +16,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Options{Target: "127.0.0.1:50051", Timeout: 2 * time.Second, Cache: false, MaxEntries: 10_000,
-		StaleIfError: 0, KeepaliveInterval: 30 * time.Second}
+		StaleIfError: 0, KeepaliveInterval: 30 * time.Second, ConnectTimeout: 60 * time.Second}
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
@@ -30,19 +30,20 @@ func TestVariablesOverDefaultsCodeOverVariables(t *testing.T) {
 		"EGRESS_CLIENT_MAX_ENTRIES":        "7",
 		"EGRESS_CLIENT_STALE_IF_ERROR":     "1.5",
 		"EGRESS_CLIENT_KEEPALIVE_INTERVAL": "45s",
+		"EGRESS_CLIENT_CONNECT_TIMEOUT":    "5",
 	})
 	got, err := resolveOptions("", &settings{}, vars)
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Options{Target: "unix:/run/e.sock", Timeout: 500 * time.Millisecond, Cache: true, MaxEntries: 7,
-		StaleIfError: 1500 * time.Millisecond, KeepaliveInterval: 45 * time.Second}
+		StaleIfError: 1500 * time.Millisecond, KeepaliveInterval: 45 * time.Second, ConnectTimeout: 5 * time.Second}
 	if got != want {
 		t.Errorf("from variables: got %+v, want %+v", got, want)
 	}
 	var s settings
 	for _, opt := range []Option{WithTimeout(time.Second), WithCache(false), WithMaxEntries(3),
-		WithStaleIfError(0), WithKeepaliveInterval(time.Minute)} {
+		WithStaleIfError(0), WithKeepaliveInterval(time.Minute), WithConnectTimeout(250 * time.Millisecond)} {
 		opt(&s)
 	}
 	got, err = resolveOptions("[::1]:9", &s, vars)
@@ -50,7 +51,7 @@ func TestVariablesOverDefaultsCodeOverVariables(t *testing.T) {
 		t.Fatal(err)
 	}
 	want = Options{Target: "[::1]:9", Timeout: time.Second, Cache: false, MaxEntries: 3,
-		StaleIfError: 0, KeepaliveInterval: time.Minute}
+		StaleIfError: 0, KeepaliveInterval: time.Minute, ConnectTimeout: 250 * time.Millisecond}
 	if got != want {
 		t.Errorf("from code: got %+v, want %+v", got, want)
 	}
@@ -92,6 +93,7 @@ func TestBadValuesAreRefusedWithTheVariableName(t *testing.T) {
 	for key, value := range map[string]string{
 		"EGRESS_CLIENT_TIMEOUT": "-2", "EGRESS_CLIENT_CACHE": "maybe", "EGRESS_CLIENT_MAX_ENTRIES": "0",
 		"EGRESS_CLIENT_STALE_IF_ERROR": "soon", "EGRESS_CLIENT_KEEPALIVE_INTERVAL": "x",
+		"EGRESS_CLIENT_CONNECT_TIMEOUT": "1m",
 	} {
 		_, err := resolveOptions("", &settings{}, env(map[string]string{key: value}))
 		if err == nil || !strings.Contains(err.Error(), key) {
@@ -101,6 +103,7 @@ func TestBadValuesAreRefusedWithTheVariableName(t *testing.T) {
 	for name, opt := range map[string]Option{
 		"timeout 0": WithTimeout(0), "max entries 0": WithMaxEntries(0),
 		"negative stale": WithStaleIfError(-time.Second), "keepalive 0": WithKeepaliveInterval(0),
+		"connect timeout 0": WithConnectTimeout(0),
 	} {
 		var s settings
 		opt(&s)

@@ -80,33 +80,78 @@ func (s *poolSelector) sameDefinition(pool *egressv1.EgressPool) bool {
 	return true
 }
 
-// next is the next source name, or a POOL_HAS_NO_SOURCES error.
-func (s *poolSelector) next() (string, error) {
-	switch len(s.entries) {
-	case 0:
+// next is the next source name, or a POOL_HAS_NO_SOURCES error, or a
+// POOL_SUSPENDED one. Suspended entries are skipped as kumod's
+// select_and_insert skips them: the round robin runs over the entries left
+// (their largest weight and gcd), with the pool's one index and weight.
+func (s *poolSelector) next(suspended *activeSuspensions) (string, error) {
+	if len(s.entries) == 0 {
 		return "", &Error{
 			Code:    codes.FailedPrecondition,
 			Reason:  ReasonPoolHasNoSources,
 			Message: fmt.Sprintf("pool '%s' has no source with a weight above 0", s.name),
 			Name:    s.name,
 		}
-	case 1:
-		return s.entries[0].name, nil
+	}
+	entries, maxWeight, divisor := s.entries, s.maxWeight, s.gcd
+	if suspended != nil {
+		var err error
+		if entries, maxWeight, divisor, err = s.available(suspended); err != nil {
+			return "", err
+		}
+	}
+	if len(entries) == 1 {
+		return entries[0].name, nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for {
-		s.index = (s.index + 1) % len(s.entries)
+		s.index = (s.index + 1) % len(entries)
 		if s.index == 0 {
-			s.current = max(s.current, s.gcd) - s.gcd // saturating subtraction
+			s.current = max(s.current, divisor) - divisor // saturating subtraction
 			if s.current == 0 {
-				s.current = s.maxWeight
+				s.current = maxWeight
 			}
 		}
-		if s.entries[s.index].weight >= s.current {
-			return s.entries[s.index].name, nil
+		if entries[s.index].weight >= s.current {
+			return entries[s.index].name, nil
 		}
 	}
+}
+
+// available is the entries not suspended, their largest weight and gcd; or
+// POOL_SUSPENDED, saying which entry resumes first, when none is left.
+func (s *poolSelector) available(suspended *activeSuspensions) ([]weightedEntry, uint32, uint32, error) {
+	left := make([]weightedEntry, 0, len(s.entries))
+	var first Suspension
+	suspended.store.mu.Lock()
+	for _, e := range s.entries {
+		known, ok := suspended.store.lookupLocked(e.name, suspended.now)
+		if !ok {
+			left = append(left, e)
+		} else if first.Name == "" || known.Until.Before(first.Until) {
+			first = known
+		}
+	}
+	suspended.store.mu.Unlock()
+	if first.Name == "" {
+		return s.entries, s.maxWeight, s.gcd, nil
+	}
+	if len(left) == 0 {
+		return nil, 0, 0, &Error{
+			Code:   codes.ResourceExhausted,
+			Reason: ReasonPoolSuspended,
+			Message: fmt.Sprintf("pool %s: every source is suspended; %s resumes first, at %s",
+				s.name, first.Name, describeUntil(first.Until, suspended.now)),
+			Name: s.name,
+		}
+	}
+	var maxWeight, divisor uint32
+	for _, e := range left {
+		maxWeight = max(maxWeight, e.weight)
+		divisor = gcd(divisor, e.weight)
+	}
+	return left, maxWeight, divisor, nil
 }
 
 // selectors keeps one poolSelector per pool name, replaced when the pool's
@@ -116,8 +161,8 @@ type selectors struct {
 	byName map[string]*poolSelector
 }
 
-// next picks the next source of pool.
-func (s *selectors) next(pool *egressv1.EgressPool) (string, error) {
+// next picks the next source of pool, skipping the suspended ones (nil: none).
+func (s *selectors) next(pool *egressv1.EgressPool, suspended *activeSuspensions) (string, error) {
 	s.mu.Lock()
 	selector := s.byName[pool.GetName()]
 	if selector == nil || !selector.sameDefinition(pool) {
@@ -130,5 +175,5 @@ func (s *selectors) next(pool *egressv1.EgressPool) (string, error) {
 		selector.pool = pool // the same definition: later calls take the pointer check
 	}
 	s.mu.Unlock()
-	return selector.next()
+	return selector.next(suspended)
 }

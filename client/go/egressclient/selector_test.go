@@ -23,7 +23,7 @@ func picks(t *testing.T, s *selectors, p *egressv1.EgressPool, n int) []string {
 	t.Helper()
 	out := make([]string, 0, n)
 	for range n {
-		name, err := s.next(p)
+		name, err := s.next(p, nil)
 		if err != nil {
 			t.Fatalf("next(%s): %v", p.GetName(), err)
 		}
@@ -73,7 +73,7 @@ func TestWeightZeroIsNeverChosen(t *testing.T) {
 func TestEmptyAndAllZeroPoolsAreAnError(t *testing.T) {
 	var s selectors
 	for _, p := range []*egressv1.EgressPool{pool("empty"), pool("zero", "ip-1", 0, "ip-2", 0)} {
-		name, err := s.next(p)
+		name, err := s.next(p, nil)
 		var resolveErr *Error
 		if !errors.As(err, &resolveErr) {
 			t.Fatalf("next(%s) = %q, %v; want an *Error", p.GetName(), name, err)
@@ -112,7 +112,7 @@ func TestSelectorIsSafeForConcurrentUse(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range 250 {
-				name, err := s.next(p)
+				name, err := s.next(p, nil)
 				if err != nil {
 					t.Error(err)
 					return

@@ -21,7 +21,8 @@ const (
 )
 
 // watch follows WatchInvalidations until ctx ends, so the caches drop what
-// the sidecar says is stale.
+// the sidecar says is stale and the suspensions are the sidecar's (the
+// hello's replace the ones known, later messages add and end some).
 //
 // Each stream starts by telling the sidecar what the caches hold (the
 // revision, the instance and sequence of the last message applied, and
@@ -33,10 +34,10 @@ const (
 // until the next hello and stored if it names their revision (coherence.go).
 // Hand-written: the loop is a few lines and a retry library would not know
 // the resume rules.
-func watch(ctx context.Context, stub egressv1.EgressResolverServiceClient, state *coherence) {
+func watch(ctx context.Context, stub egressv1.EgressResolverServiceClient, state *coherence, suspended *suspensions) {
 	backoff := initialWatchBackoff
 	for ctx.Err() == nil {
-		delivered, inOrder := followStream(ctx, stub, state)
+		delivered, inOrder := followStream(ctx, stub, state, suspended)
 		state.streamEnded(inOrder)
 		if delivered {
 			backoff = initialWatchBackoff
@@ -56,7 +57,8 @@ func watch(ctx context.Context, stub egressv1.EgressResolverServiceClient, state
 // followStream applies one stream's messages until it ends. delivered: its
 // hello arrived; inOrder: it then ended with OK (the sidecar shut down in
 // order, so nothing of that instance was missed).
-func followStream(ctx context.Context, stub egressv1.EgressResolverServiceClient, state *coherence) (delivered, inOrder bool) {
+func followStream(ctx context.Context, stub egressv1.EgressResolverServiceClient, state *coherence,
+	suspended *suspensions) (delivered, inOrder bool) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Wait-for-ready: while the sidecar is down the call waits for it to come
@@ -71,6 +73,7 @@ func followStream(ctx context.Context, stub egressv1.EgressResolverServiceClient
 			return delivered, delivered && errors.Is(err, io.EOF)
 		}
 		state.apply(event, !delivered)
+		suspended.applyEvent(event, !delivered)
 		delivered = true
 	}
 }

@@ -22,6 +22,9 @@
 //	{"bench_select": POOL, "n": N} -> {"ns_per_call": X} (N selects of POOL timed)
 //	{"stats": {}}             -> {"rpcs": R, "entries": E, "watching": W}
 //
+// and the commands that connect through a source: connect, connect_pool,
+// suspended, bench_connect and wait_suspended (see connect.go).
+//
 // Anything else gets an INVALID_ARGUMENT error with reason BAD_COMMAND.
 // Usage errors exit 2.
 package main

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protojson"
@@ -81,6 +82,9 @@ func execute(client *egressclient.Client, line []byte) any {
 	if problem != "" {
 		return badCommand("%s", problem)
 	}
+	if slices.Contains(connectVerbs, verb) {
+		return executeConnect(client, verb, name, n, line)
+	}
 	ctx := context.Background()
 	switch verb {
 	case "get":
@@ -130,7 +134,7 @@ func execute(client *egressclient.Client, line []byte) any {
 // verbs are the commands, in the order a line is searched for them (as
 // every language's example does: the first one present wins, other keys are
 // ignored).
-var verbs = []string{"get", "pool", "select", "bench_select", "bench", "stats"}
+var verbs = append([]string{"get", "pool", "select", "bench_select", "bench", "stats"}, connectVerbs...)
 
 // parse finds the command's verb and arguments, or says what is wrong.
 func parse(command map[string]json.RawMessage) (verb, name string, n int, problem string) {
@@ -143,7 +147,7 @@ func parse(command map[string]json.RawMessage) (verb, name string, n int, proble
 	switch verb {
 	case "":
 		return "", "", 0, "unknown command; expected one of " + strings.Join(verbs, ", ")
-	case "stats":
+	case "stats", "suspended":
 		return verb, "", 0, ""
 	}
 	if err := json.Unmarshal(command[verb], &name); err != nil {
