@@ -53,6 +53,7 @@ UNARY_METHODS = [
     "GetEgressPool",
     "Invalidate",
     "ExplainEgressSource",
+    "ReportSourceFailure",
 ]
 
 

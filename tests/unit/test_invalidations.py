@@ -2,7 +2,9 @@
 
 import asyncio
 
-from egress_resolver.serving.invalidations import ClientState, InvalidationHub
+from egress_resolver.serving.invalidations import ClientState, Invalidation, InvalidationHub
+from egress_resolver.serving.source_health import Suspension
+from kumo.egress.v1.resolver_service_pb2 import FAILURE_CLASS_SOURCE_UNPLUMBED
 
 
 def started(revision: str = "r1", log_size: int = 8) -> InvalidationHub:
@@ -96,4 +98,50 @@ async def test_streams_wait_for_the_first_policy() -> None:
     assert not first.done()
     hub.start("r1", 1)
     assert (await first).revision == "r1"
+    hub.close()
+
+
+def _suspension(name: str) -> Suspension:
+    return Suspension(name, FAILURE_CLASS_SOURCE_UNPLUMBED, 2e9, 1e9, "bind failed")
+
+
+def test_the_hello_carries_every_suspension_in_force() -> None:
+    hub = started()
+    held = (_suspension("a"), _suspension("b"))
+    hub.in_force = lambda: held
+    assert hub.hello(ClientState()).suspended == held
+    assert hub.hello(ClientState("other", "me", 0)).suspended == held  # with `all` too
+
+
+def test_suspension_events_are_numbered_and_replay_drops_nothing() -> None:
+    hub = started()
+    hub.publish(names=["x"])
+    event = hub.announce_health((_suspension("a"),), ())
+    ended = hub.announce_health((), ("a",))
+    assert (event.sequence, ended.sequence, ended.resumed) == (2, 3, frozenset({"a"}))
+    assert (event.names, event.all, event.revision) == (frozenset(), False, "r1")
+    hello = hub.hello(ClientState("r1", "me", 1))  # missed the suspension and its end
+    assert (hello.all, hello.names, hello.sequence, hello.suspended) == (False, frozenset(), 3, ())
+
+
+async def test_a_slow_subscriber_keeps_what_its_dropped_events_said_of_suspensions() -> None:
+    hub = started()
+    stream = hub.subscribe(ClientState())
+    await anext(stream)
+    hub.announce_health((_suspension("a"), _suspension("b")), ())
+    hub.announce_health((), ("b", "z"))
+    for i in range(100):  # more than the subscriber's queue holds
+        hub.publish(names=[f"n{i}"])
+        if i == 10:  # before the queue overflows: these are collapsed too
+            hub.announce_health((_suspension("c"),), ("a",))
+            hub.announce_health((_suspension("a"),), ())
+    hub.publish(names=["end"])
+    events: list[Invalidation] = []
+    while not events or "end" not in events[-1].names:
+        events.append(await anext(stream))
+    # What was queued became one `all` event; what came after, events as they came.
+    assert [e.all for e in events] == [True] + [False] * (len(events) - 1)
+    # The last word on each name: a suspended again after it resumed, c new, b and z ended.
+    assert sorted(s.name for s in events[0].suspended) == ["a", "c"]
+    assert events[0].resumed == frozenset({"b", "z"})
     hub.close()

@@ -3,6 +3,11 @@
 Every failure a client can see is a `ResolveError`: a reason from this
 catalogue (sent as `google.rpc.ErrorInfo.reason`, usable as a metric label),
 the gRPC code that reason always maps to, and a message for people.
+
+A few reasons are never sent by the sidecar: the clients produce them, with
+the same code, when `connect` through a source or `select` from a pool fails
+(docs/clients/connect.md). They are catalogued here so that every reason and
+its code live in one place.
 """
 
 from __future__ import annotations
@@ -43,6 +48,12 @@ class Reason(enum.StrEnum):
     POLICY_NOT_LOADED = "POLICY_NOT_LOADED"
     SHUTTING_DOWN = "SHUTTING_DOWN"
     INVALIDATE_DISABLED = "INVALIDATE_DISABLED"
+    # Produced by the clients, never sent by the sidecar:
+    SOURCE_UNPLUMBED = "SOURCE_UNPLUMBED"
+    PROXY_UNHEALTHY = "PROXY_UNHEALTHY"
+    CONNECT_FAILED = "CONNECT_FAILED"
+    SOURCE_SUSPENDED = "SOURCE_SUSPENDED"
+    POOL_SUSPENDED = "POOL_SUSPENDED"
 
     @property
     def code(self) -> grpc.StatusCode:
@@ -88,7 +99,22 @@ _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.POLICY_NOT_LOADED: grpc.StatusCode.UNAVAILABLE,
     Reason.SHUTTING_DOWN: grpc.StatusCode.UNAVAILABLE,
     Reason.INVALIDATE_DISABLED: grpc.StatusCode.PERMISSION_DENIED,
+    Reason.SOURCE_UNPLUMBED: grpc.StatusCode.UNAVAILABLE,
+    Reason.PROXY_UNHEALTHY: grpc.StatusCode.UNAVAILABLE,
+    Reason.CONNECT_FAILED: grpc.StatusCode.UNAVAILABLE,
+    Reason.SOURCE_SUSPENDED: grpc.StatusCode.UNAVAILABLE,
+    Reason.POOL_SUSPENDED: grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+CLIENT_REASONS = frozenset(
+    {
+        Reason.SOURCE_UNPLUMBED,
+        Reason.PROXY_UNHEALTHY,
+        Reason.CONNECT_FAILED,
+        Reason.SOURCE_SUSPENDED,
+        Reason.POOL_SUSPENDED,
+    }
+)
+"""Reasons only the clients produce (connect, select); the sidecar never sends them."""
 
 _CACHEABLE = frozenset(
     {

@@ -33,7 +33,9 @@ from egress_resolver.serving.explain import Explainer
 from egress_resolver.serving.handler_wrap import decode_in_handler
 from egress_resolver.serving.invalidations import Invalidation, InvalidationHub
 from egress_resolver.serving.reflection import add_reflection
+from egress_resolver.serving.reports import FailureReports
 from egress_resolver.serving.service import SERVICE_NAME, ResolverService
+from egress_resolver.serving.source_health import SourceHealth
 from egress_resolver.serving.warm import Warmer, release
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -83,6 +85,13 @@ class App:
         self.invalidations = InvalidationHub(log_size=settings.invalidation_log_size)
         self.warmer = Warmer(self.runner, self.cache, self.pool_cache, clock)
         self.metrics = Metrics(self.cache.stats) if settings.metrics else None
+        self.source_health = SourceHealth(
+            clock=clock,
+            wall_clock=wall_clock,
+            listeners=() if self.metrics is None else (self.metrics,),
+        )
+        self.source_health.announce = self.invalidations.announce_health
+        self.invalidations.in_force = self.source_health.in_force
         load_source: Callable[[str], Awaitable[EncodedSource]] = self.runner.resolve_source
         if self.metrics is not None:
             load_source = self.metrics.timed_loader(load_source)
@@ -94,6 +103,7 @@ class App:
             load_pool=self.runner.resolve_pool,
             invalidate=self.invalidate,
             allow_invalidate=settings.allow_invalidate,
+            health=self.source_health,
         )
         self.runner.resolve_cached = self._resolve_for_policy
         self.runner.on_bump_epoch = self._drop_everything
@@ -124,7 +134,12 @@ class App:
             ]
         )
         explainer = Explainer(self.service, self.cache, self.runner, str(self.runner.policy))
-        handlers = {**self.service.method_handlers(), **explainer.method_handlers()}
+        reports = FailureReports(self.service, self.source_health)
+        handlers = {
+            **self.service.method_handlers(),
+            **explainer.method_handlers(),
+            **reports.method_handlers(),
+        }
         handlers = self.gate.wrap(decode_in_handler(handlers))
         if self.metrics is not None:
             handlers = self.metrics.instrument(SERVICE_NAME, handlers)
@@ -246,18 +261,23 @@ class App:
     def invalidate(
         self, names: Sequence[str], pools: Sequence[str], everything: bool
     ) -> tuple[Invalidation, int]:
-        """Drop these cached sources and pools (or all) and announce exactly them."""
+        """Drop these cached sources and pools (or all) and announce exactly them;
+        end the suspensions of these sources (or all) and announce them resumed."""
         if everything:
             dropped = self.cache.clear() + self.pool_cache.clear()
         else:
             dropped = self.cache.drop(names) + self.pool_cache.drop(pools)
-        event = self.invalidations.publish(names=names, pools=pools, everything=everything)
+        resumed = self.source_health.end(None if everything else names)
+        event = self.invalidations.publish(
+            names=names, pools=pools, everything=everything, resumed=resumed
+        )
         self._log.info(
             "invalidated",
             names=len(event.names),
             pools=len(event.pools),
             all=event.all,
             dropped=dropped,
+            resumed=len(resumed),
             sequence=event.sequence,
         )
         return event, dropped
@@ -273,6 +293,7 @@ class App:
         # New calls (Invalidate among them) are refused before the streams end
         # with OK, so a client whose stream ended so has missed nothing.
         self.gate.refuse_new_calls()
+        self.source_health.close()
         self.invalidations.close()
         drained = await self.gate.drain(grace)
         self._log.info("drained" if drained else "grace period over", in_flight=self.gate.in_flight)

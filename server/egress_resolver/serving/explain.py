@@ -1,8 +1,9 @@
 """ExplainEgressSource: where an answer comes from, for operators.
 
 It answers what GetEgressSource would (resolving on a miss), plus whether the
-answer was cached, its age, how long it stays, the policy generation, and
-the revision and time the policy produced it.
+answer was cached, its age, how long it stays, the policy generation, the
+revision and time the policy produced it, and the source's suspension in
+force, if any.
 """
 
 from __future__ import annotations
@@ -73,6 +74,9 @@ class Explainer:
             response.revision = answer.revision
             if answer.HasField("produced_at"):
                 response.produced_at.CopyFrom(answer.produced_at)
+        suspension = self._service.health.get(request.name)
+        if suspension is not None:
+            response.suspension.CopyFrom(suspension.message())
         return response.SerializeToString()
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[Any, Any]]:

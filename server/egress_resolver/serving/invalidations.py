@@ -19,6 +19,13 @@ So a client never keeps an entry that was invalidated while it was away, and
 keeps everything after a restart with the same policy. Each subscriber has a
 small bounded queue; one too slow to keep up gets its pending events
 collapsed into `all`, always a correct (if coarse) thing to tell a cache.
+
+Suspensions (source_health.py) travel on the same stream, numbered like the rest:
+an event may carry new suspensions (`suspended`) and names whose suspension
+ended (`resumed`). The hello carries every suspension in force (`in_force`),
+which replaces what the client held, so a client that missed some learns the
+whole state again; a collapsed queue keeps what its dropped events said of
+suspensions, merged.
 """
 
 from __future__ import annotations
@@ -27,7 +34,9 @@ import asyncio
 import collections
 import dataclasses
 import secrets
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+
+from egress_resolver.serving.source_health import Suspension
 
 _QUEUE_SIZE = 64
 DEFAULT_LOG_SIZE = 1024
@@ -45,6 +54,10 @@ class Invalidation:
     pools: frozenset[str] = frozenset()
     previous_revision: str = ""
     """The revision before this event (for replay: what a client at sequence - 1 held)."""
+    suspended: tuple[Suspension, ...] = ()
+    """New suspensions; on a hello, every one in force."""
+    resumed: frozenset[str] = frozenset()
+    """Names whose suspension ended."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -60,6 +73,29 @@ class ClientState:
 _CLOSED = object()
 
 
+def _collapse(dropped: Sequence[object], event: Invalidation) -> Invalidation:
+    """One `all` event for a subscriber too slow to take `dropped` and `event`:
+    what they said of suspensions, merged in order (the last word on a name wins)."""
+    suspended: dict[str, Suspension] = {}
+    resumed: set[str] = set()
+    for each in (*dropped, event):
+        assert isinstance(each, Invalidation)
+        for name in each.resumed:
+            suspended.pop(name, None)
+            resumed.add(name)
+        for suspension in each.suspended:
+            suspended[suspension.name] = suspension
+            resumed.discard(suspension.name)
+    return dataclasses.replace(
+        event,
+        all=True,
+        names=frozenset(),
+        pools=frozenset(),
+        suspended=tuple(suspended.values()),
+        resumed=frozenset(resumed),
+    )
+
+
 class InvalidationHub:
     """Publish invalidations; each subscriber receives them in order."""
 
@@ -72,6 +108,8 @@ class InvalidationHub:
         self._queues: set[asyncio.Queue[object]] = set()
         self._ready = asyncio.Event()
         self.closed = False
+        self.in_force: Callable[[], tuple[Suspension, ...]] = tuple
+        """Every suspension in force, for the hello (set by the composition root)."""
 
     @property
     def subscribers(self) -> int:
@@ -92,6 +130,8 @@ class InvalidationHub:
         everything: bool = False,
         revision: str | None = None,
         generation: int | None = None,
+        suspended: Sequence[Suspension] = (),
+        resumed: Iterable[str] = (),
     ) -> Invalidation:
         """Record and send one event; `revision`/`generation` change after a reload."""
         self.sequence += 1
@@ -108,16 +148,25 @@ class InvalidationHub:
             frozenset() if everything else frozenset(names),
             frozenset() if everything else frozenset(pools),
             previous,
+            tuple(suspended),
+            frozenset(resumed),
         )
         self._log.append(event)
         for queue in self._queues:
             if queue.full():
+                dropped = []
                 while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(dataclasses.replace(event, all=True, names=frozenset()))
+                    dropped.append(queue.get_nowait())
+                queue.put_nowait(_CLOSED if _CLOSED in dropped else _collapse(dropped, event))
             else:
                 queue.put_nowait(event)
         return event
+
+    def announce_health(
+        self, suspended: tuple[Suspension, ...], resumed: tuple[str, ...]
+    ) -> Invalidation:
+        """An event that only says which suspensions began and ended."""
+        return self.publish(suspended=suspended, resumed=resumed)
 
     def hello(self, client: ClientState) -> Invalidation:
         """The first message for a client in `client`'s state."""
@@ -156,7 +205,15 @@ class InvalidationHub:
         names: frozenset[str] = frozenset(),
         pools: frozenset[str] = frozenset(),
     ) -> Invalidation:
-        return Invalidation(self.sequence, self.revision, self.generation, everything, names, pools)
+        return Invalidation(
+            self.sequence,
+            self.revision,
+            self.generation,
+            everything,
+            names,
+            pools,
+            suspended=self.in_force(),
+        )
 
     async def subscribe(self, client: ClientState) -> AsyncIterator[Invalidation]:
         """Wait for the first policy, yield the hello, then every event until close()."""

@@ -19,6 +19,7 @@ from egress_resolver.definitions.pools import pool_source_failure
 from egress_resolver.definitions.validation import check_name
 from egress_resolver.serving.cache import DefinitionCache
 from egress_resolver.serving.invalidations import ClientState, Invalidation, InvalidationHub
+from egress_resolver.serving.source_health import SourceHealth
 from kumo.egress.v1 import resolver_service_pb2 as pb
 
 SERVICE_NAME = "kumo.egress.v1.EgressResolverService"
@@ -76,6 +77,7 @@ class ResolverService:
         load_pool: Callable[[str], Awaitable[EncodedPool]],
         invalidate: Invalidator,
         allow_invalidate: bool = True,
+        health: SourceHealth | None = None,
     ) -> None:
         self._cache = cache
         self._load_source = load_source
@@ -84,6 +86,7 @@ class ResolverService:
         self._load_pool_definition = load_pool
         self._invalidate = invalidate
         self._allow_invalidate = allow_invalidate
+        self.health = SourceHealth() if health is None else health
 
     async def resolve(self, name: str, timeout: float | None) -> EncodedSource:
         """The definition for `name`: a cache hit, or a (shared) load on a miss."""
@@ -113,12 +116,21 @@ class ResolverService:
     async def get_egress_pool(
         self, request: pb.GetEgressPoolRequest, context: grpc.aio.ServicerContext[bytes, bytes]
     ) -> bytes:
-        """GetEgressPool: the response bytes, or an aborted call with the error."""
+        """GetEgressPool: the response bytes (with the suspensions in force among
+        its entries), or an aborted call with the error."""
         try:
-            return (await self.resolve_pool(request.name, wait_budget(context))).response
+            pool = await self.resolve_pool(request.name, wait_budget(context))
         except ResolveError as err:
             await _abort(context, err)
             raise  # unreachable: abort raises
+        if not self.health:
+            return pool.response
+        held = self.health.in_force(entry.name for entry in pool.definition().entries)
+        if not held:
+            return pool.response
+        # Serialized messages concatenate: the repeated field follows the cached bytes.
+        extra = pb.GetEgressPoolResponse(suspensions=[s.message() for s in held])
+        return pool.response + extra.SerializeToString()
 
     async def get_egress_source(
         self, request: pb.GetEgressSourceRequest, context: grpc.aio.ServicerContext[bytes, bytes]
@@ -206,7 +218,8 @@ class ResolverService:
         request: pb.WatchInvalidationsRequest,
         context: grpc.aio.ServicerContext[bytes, bytes],
     ) -> AsyncIterator[bytes]:
-        """WatchInvalidations: a hello for the client's state, then every invalidation."""
+        """WatchInvalidations: a hello for the client's state (and every
+        suspension in force), then every invalidation and suspension change."""
         client = ClientState(
             request.revision, request.instance, request.sequence, request.previous_stream_ended
         )
@@ -220,6 +233,8 @@ class ResolverService:
                 revision=event.revision,
                 instance=instance,
                 sequence=event.sequence,
+                suspended=[suspension.message() for suspension in event.suspended],
+                resumed=sorted(event.resumed),
             ).SerializeToString()
 
     def method_handlers(self) -> dict[str, grpc.RpcMethodHandler[object, bytes]]:
