@@ -15,6 +15,11 @@
 //! # }
 //! ```
 //!
+//! [`Resolver::connect_name`] and [`Resolver::connect_source`] connect
+//! through a source as kumod does (bind, HAProxy's PROXY v2 header, SOCKS5),
+//! report the failures that can suspend a source to the sidecar, and refuse
+//! a source suspended host-wide; [`Resolver::select`] skips those.
+//!
 //! Options not set on the [`Builder`] come from the `EGRESS_CLIENT_*`
 //! variables (see [`Options`]). The messages are generated at build time from
 //! the repository's `proto/kumo/egress/v1/*.proto` (see build.rs) and live

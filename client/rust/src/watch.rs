@@ -9,6 +9,8 @@
 //! and never keeps an entry invalidated while it was away. While the stream
 //! is down the caches keep serving entries within their ttl; new answers are
 //! held aside until the next hello and stored if it names their revision.
+//! The messages also carry host-wide suspensions: the hello all of those in
+//! force (replacing what the resolver held), later ones new and ended ones.
 //! tonic has no wait-for-ready: a call to a sidecar that is down fails at
 //! once, so the loop retries after 50 ms doubling to 500 ms (±20 % jitter),
 //! back to 50 ms after a stream that delivered its hello.

@@ -4,6 +4,8 @@
 //! 127.0.0.1:0 and a unix socket, ready once its log says the policy is
 //! loaded, and always stopped (SIGTERM, then SIGKILL) when dropped.
 
+pub mod net;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Stdio};
