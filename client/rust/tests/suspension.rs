@@ -157,3 +157,39 @@ fn report_failure_is_public_and_returns_the_suspension() {
         assert_eq!(refused.code, Code::NotFound, "{refused}");
     });
 }
+
+#[test]
+fn invalidate_ends_a_suspension_for_every_resolver() {
+    let server = start();
+    block_on(async {
+        let watching = resolver(&server, true).await;
+        let reporter = resolver(&server, false).await;
+        reporter
+            .report_failure("unplumbed", FailureClass::SourceUnplumbed, "192.0.2.1", "")
+            .await
+            .expect("reported")
+            .expect("Immediate");
+        assert!(
+            watching
+                .wait_suspended("unplumbed", TIMEOUT)
+                .await
+                .is_some()
+        );
+        let program =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/egress-resolver");
+        let status = std::process::Command::new(program)
+            .args(["invalidate", "--target", &server.tcp_target, "unplumbed"])
+            .status()
+            .expect("run egress-resolver invalidate");
+        assert!(status.success(), "{status:?}");
+        // The stream's `resumed` ends it: checked until the deadline.
+        let deadline = tokio::time::Instant::now() + TIMEOUT;
+        while watching.suspension("unplumbed").is_some() {
+            assert!(tokio::time::Instant::now() < deadline, "never resumed");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(watching.suspended().is_empty());
+        let chosen = picks(&watching, 10).await;
+        assert!(chosen.iter().any(|n| n == "unplumbed"), "{chosen:?}");
+    });
+}
