@@ -9,6 +9,7 @@
 //! | max_entries | 10 000 | EGRESS_CLIENT_MAX_ENTRIES |
 //! | stale_if_error | 0 (off) | EGRESS_CLIENT_STALE_IF_ERROR |
 //! | keepalive_interval | 30 s | EGRESS_CLIENT_KEEPALIVE_INTERVAL |
+//! | connect_timeout | 60 s | EGRESS_CLIENT_CONNECT_TIMEOUT |
 //!
 //! An option set on the [`Builder`] wins over its variable, which wins over
 //! the default. Durations in variables are seconds, optionally suffixed `s`
@@ -29,6 +30,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
 /// How often the channel pings the sidecar.
 pub const DEFAULT_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+/// How long a connect through a source may take (name resolution, every
+/// candidate, the proxy handshake) unless an option says otherwise.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 /// The prefix of every option's environment variable.
 pub const ENV_PREFIX: &str = "EGRESS_CLIENT_";
 
@@ -49,6 +53,8 @@ pub struct Options {
     pub stale_if_error: Duration,
     /// How often the channel sends HTTP/2 keepalive pings.
     pub keepalive_interval: Duration,
+    /// The deadline of a whole connect through a source.
+    pub connect_timeout: Duration,
 }
 
 impl Default for Options {
@@ -61,6 +67,7 @@ impl Default for Options {
             max_entries: DEFAULT_MAX_ENTRIES,
             stale_if_error: Duration::ZERO,
             keepalive_interval: DEFAULT_KEEPALIVE_INTERVAL,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
         }
     }
 }
@@ -87,6 +94,7 @@ pub struct Builder {
     pub(crate) max_entries: Option<usize>,
     pub(crate) stale_if_error: Option<Duration>,
     pub(crate) keepalive_interval: Option<Duration>,
+    pub(crate) connect_timeout: Option<Duration>,
 }
 
 impl Builder {
@@ -123,6 +131,12 @@ impl Builder {
     /// How often the channel pings the sidecar (more than zero).
     pub fn keepalive_interval(mut self, keepalive_interval: Duration) -> Self {
         self.keepalive_interval = Some(keepalive_interval);
+        self
+    }
+
+    /// The deadline of a whole connect through a source (more than zero).
+    pub fn connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = Some(connect_timeout);
         self
     }
 
@@ -173,10 +187,19 @@ impl Builder {
                 defaults.keepalive_interval,
                 parse_seconds,
             )?,
+            connect_timeout: given_or(
+                self.connect_timeout,
+                pick("connect_timeout"),
+                defaults.connect_timeout,
+                parse_seconds,
+            )?,
         };
-        if options.timeout.is_zero() || options.keepalive_interval.is_zero() {
+        if options.timeout.is_zero()
+            || options.keepalive_interval.is_zero()
+            || options.connect_timeout.is_zero()
+        {
             return Err(invalid(
-                "timeout and keepalive_interval must be more than 0",
+                "timeout, keepalive_interval and connect_timeout must be more than 0",
             ));
         }
         if options.max_entries < 1 {
@@ -263,6 +286,7 @@ mod tests {
         assert_eq!(options.max_entries, 10_000);
         assert_eq!(options.stale_if_error, Duration::ZERO);
         assert_eq!(options.keepalive_interval, Duration::from_secs(30));
+        assert_eq!(options.connect_timeout, Duration::from_secs(60));
     }
 
     #[test]
@@ -274,6 +298,7 @@ mod tests {
             ("EGRESS_CLIENT_MAX_ENTRIES", "7"),
             ("EGRESS_CLIENT_STALE_IF_ERROR", "2s"),
             ("EGRESS_CLIENT_KEEPALIVE_INTERVAL", "1.5"),
+            ("EGRESS_CLIENT_CONNECT_TIMEOUT", "7s"),
         ]);
         let from_env = Builder::default().options_from(&vars).unwrap();
         assert_eq!(
@@ -285,6 +310,7 @@ mod tests {
                 max_entries: 7,
                 stale_if_error: Duration::from_secs(2),
                 keepalive_interval: Duration::from_millis(1500),
+                connect_timeout: Duration::from_secs(7),
             }
         );
         let given = Builder::default()
@@ -310,6 +336,7 @@ mod tests {
             ("EGRESS_CLIENT_MAX_ENTRIES", "-3"),
             ("EGRESS_CLIENT_STALE_IF_ERROR", "inf"),
             ("EGRESS_CLIENT_KEEPALIVE_INTERVAL", "1h"),
+            ("EGRESS_CLIENT_CONNECT_TIMEOUT", "0"),
         ] {
             let lookup = |k: &str| (k == key).then(|| text.to_owned());
             let error = Builder::default().options_from(lookup).unwrap_err();

@@ -13,9 +13,11 @@ use crate::options::{Builder, Options};
 use crate::pb::egress_resolver_service_client::EgressResolverServiceClient;
 use crate::pb::{BatchGetEgressSourcesRequest, EgressPool, EgressSource};
 use crate::selector::Selectors;
+use crate::suspension::Suspensions;
 use crate::{ResolverError, batch, watch};
 
 mod fetch;
+mod suspend;
 
 /// A client of one egress-resolver sidecar. Cloning is cheap and clones
 /// share the connection, the caches and the pool selection state, so one
@@ -31,6 +33,7 @@ mod fetch;
 pub struct Resolver {
     inner: Arc<Inner>,
     timeout: Duration,
+    connect_timeout: Duration,
 }
 
 /// What the clones of one resolver share.
@@ -41,6 +44,7 @@ struct Inner {
     source_flights: Flights<EgressSource>,
     pool_flights: Flights<EgressPool>,
     selectors: Selectors,
+    suspensions: Arc<Suspensions>,
     rpcs: AtomicU64,
     stale_served: AtomicU64,
     /// How far tests moved this resolver's monotonic clock on, in ns.
@@ -94,11 +98,15 @@ impl Resolver {
     pub(crate) fn start(options: Options, channel: Channel) -> Self {
         let client = EgressResolverServiceClient::new(channel);
         let caches = options.cache.then(|| Arc::new(Caches::new(&options)));
+        let suspensions = Arc::new(Suspensions::default());
         let watcher = caches.as_ref().map(|caches| {
-            tokio::spawn(watch::follow(client.clone(), Arc::clone(caches))).abort_handle()
+            let follow =
+                watch::follow(client.clone(), Arc::clone(caches), Arc::clone(&suspensions));
+            tokio::spawn(follow).abort_handle()
         });
         Self {
             timeout: options.timeout,
+            connect_timeout: options.connect_timeout,
             inner: Arc::new(Inner {
                 client,
                 options,
@@ -106,6 +114,7 @@ impl Resolver {
                 source_flights: Flights::default(),
                 pool_flights: Flights::default(),
                 selectors: Selectors::default(),
+                suspensions,
                 rpcs: AtomicU64::new(0),
                 stale_served: AtomicU64::new(0),
                 skew: AtomicU64::new(0),
@@ -123,6 +132,22 @@ impl Resolver {
     /// The per-call time-out in force.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The same resolver with another deadline for a whole connect through
+    /// a source (see [`Resolver::connect_source`]).
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    /// The deadline of a whole connect through a source.
+    pub fn connect_timeout(&self) -> Duration {
+        self.connect_timeout
+    }
+
+    pub(crate) fn suspensions(&self) -> &Suspensions {
+        &self.inner.suspensions
     }
 
     /// The options in force (given, or from the environment, or defaults).
@@ -183,9 +208,11 @@ impl Resolver {
     }
 
     /// The next source name of the pool called `pool`, chosen as kumod
-    /// chooses (weighted round robin); `FAILED_PRECONDITION` with reason
+    /// chooses (weighted round robin) among the sources not suspended;
+    /// `FAILED_PRECONDITION` with reason
     /// [`POOL_HAS_NO_SOURCES`](crate::POOL_HAS_NO_SOURCES) for a pool without
-    /// a source of weight above 0.
+    /// a source of weight above 0, `RESOURCE_EXHAUSTED` with reason
+    /// [`POOL_SUSPENDED`](crate::POOL_SUSPENDED) when all of them are suspended.
     pub async fn select(&self, pool: &str) -> Result<String, ResolverError> {
         let pool = self.get_pool(pool).await?;
         self.select_from(&pool)
@@ -195,7 +222,10 @@ impl Resolver {
     /// round-robin state is kept per pool name, and starts over when the
     /// pool's definition changes.
     pub fn select_from(&self, pool: &EgressPool) -> Result<String, ResolverError> {
-        self.inner.selectors.select(pool)
+        let suspensions = &self.inner.suspensions;
+        self.inner
+            .selectors
+            .select(pool, suspensions, std::time::SystemTime::now())
     }
 
     /// Resolves several names in one call: one result per name, in order. A

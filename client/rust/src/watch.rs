@@ -9,6 +9,8 @@
 //! and never keeps an entry invalidated while it was away. While the stream
 //! is down the caches keep serving entries within their ttl; new answers are
 //! held aside until the next hello and stored if it names their revision.
+//! The messages also carry host-wide suspensions: the hello all of those in
+//! force (replacing what the resolver held), later ones new and ended ones.
 //! tonic has no wait-for-ready: a call to a sidecar that is down fails at
 //! once, so the loop retries after 50 ms doubling to 500 ms (±20 % jitter),
 //! back to 50 ms after a stream that delivered its hello.
@@ -21,7 +23,9 @@ use std::time::Duration;
 use tonic::transport::Channel;
 
 use crate::coherence::Caches;
+use crate::pb::WatchInvalidationsResponse;
 use crate::pb::egress_resolver_service_client::EgressResolverServiceClient;
+use crate::suspension::Suspensions;
 
 /// The first wait before a new stream, and the one after a stream that connected.
 pub(crate) const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
@@ -39,10 +43,14 @@ fn jittered(base: Duration) -> Duration {
 }
 
 /// Follows the stream until the task is aborted (when the resolver is dropped).
-pub(crate) async fn follow(client: EgressResolverServiceClient<Channel>, caches: Arc<Caches>) {
+pub(crate) async fn follow(
+    client: EgressResolverServiceClient<Channel>,
+    caches: Arc<Caches>,
+    suspensions: Arc<Suspensions>,
+) {
     let mut backoff = INITIAL_BACKOFF;
     loop {
-        if stream_once(client.clone(), &caches).await {
+        if stream_once(client.clone(), &caches, &suspensions).await {
             backoff = INITIAL_BACKOFF;
         }
         tokio::time::sleep(jittered(backoff)).await;
@@ -57,7 +65,11 @@ pub(crate) async fn follow(client: EgressResolverServiceClient<Channel>, caches:
 /// sidecar unreachable, or failing before its first message) leaves the flag
 /// as the last real stream left it: with gRPC's wait-for-ready, which tonic
 /// lacks, such an attempt would have been the same call still waiting.
-async fn stream_once(mut client: EgressResolverServiceClient<Channel>, caches: &Caches) -> bool {
+async fn stream_once(
+    mut client: EgressResolverServiceClient<Channel>,
+    caches: &Caches,
+    suspensions: &Suspensions,
+) -> bool {
     let mut hello = true;
     let ended_ok = match client.watch_invalidations(caches.watch_request()).await {
         Ok(response) => {
@@ -65,6 +77,7 @@ async fn stream_once(mut client: EgressResolverServiceClient<Channel>, caches: &
             loop {
                 match stream.message().await {
                     Ok(Some(event)) => {
+                        apply_suspensions(suspensions, &event, hello);
                         caches.apply(event, hello);
                         hello = false;
                     }
@@ -78,6 +91,18 @@ async fn stream_once(mut client: EgressResolverServiceClient<Channel>, caches: &
     let connected = !hello;
     caches.stream_ended(connected.then_some(ended_ok));
     connected
+}
+
+/// The suspensions a stream message carries: on the hello, all of those in
+/// force (replacing what was held); later, new ones and ended ones.
+fn apply_suspensions(suspensions: &Suspensions, event: &WatchInvalidationsResponse, hello: bool) {
+    let now = std::time::SystemTime::now();
+    if hello {
+        suspensions.replace(&event.suspended, now);
+    } else {
+        suspensions.add(&event.suspended, now);
+    }
+    suspensions.resume(&event.resumed);
 }
 
 #[cfg(test)]

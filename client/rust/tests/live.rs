@@ -3,7 +3,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use egress_client::{
     Code, EgressSource, KeySource, Resolver, ResolverError, SuspendOnFailure, key_source::Source,
     suspend_on_failure::Trigger,
 };
-use support::{Server, block_on};
+use support::{Server, block_on, example_program, script};
 
 /// Per-call time-out of these tests: generous, for a loaded 2-core machine.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
@@ -132,20 +131,6 @@ fn connecting_to_a_closed_port_is_unavailable() {
     assert_eq!(error.reason, None);
 }
 
-/// The example program, which `cargo test` builds next to this test binary.
-fn example_program() -> PathBuf {
-    let test_binary = std::env::current_exe().expect("current_exe");
-    let profile_dir = test_binary.parent().and_then(|deps| deps.parent()).unwrap();
-    let program = profile_dir.join("examples/egress-example");
-    assert!(
-        program.exists(),
-        "{} is missing: run the whole `cargo test` (it builds the examples) \
-         or `cargo build --example egress-example` first",
-        program.display()
-    );
-    program
-}
-
 #[test]
 fn example_prints_json_or_the_error() {
     let server = Server::start();
@@ -182,31 +167,6 @@ fn example_prints_json_or_the_error() {
     );
     assert!(stderr.ends_with(" [SOURCE_NOT_FOUND]\n"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
-}
-
-/// Runs the example without a name, writes `commands` to its stdin (one per
-/// line) and returns its stdout lines, each parsed as JSON.
-fn script(target: &str, extra: &[&str], commands: &[&str]) -> Vec<serde_json::Value> {
-    use std::io::Write;
-    let mut child = Command::new(example_program())
-        .args(["--target", target, "--timeout", "30"])
-        .args(extra)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run egress-example");
-    let mut stdin = child.stdin.take().unwrap();
-    for command in commands {
-        writeln!(stdin, "{command}").unwrap();
-    }
-    drop(stdin); // EOF: the example exits
-    let output = child.wait_with_output().expect("egress-example output");
-    assert!(output.status.success(), "{output:?}");
-    let stdout = String::from_utf8(output.stdout).unwrap();
-    stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
-        .collect()
 }
 
 #[test]

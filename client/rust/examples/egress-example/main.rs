@@ -11,6 +11,7 @@
 //! `--cache` turns the client cache on. Options not given come from the
 //! EGRESS_CLIENT_* variables (target 127.0.0.1:50051, time-out 2 s, ...).
 
+mod connecting;
 mod json;
 mod script;
 

@@ -11,6 +11,8 @@
 //! {"stats": {}}              -> {"rpcs": R, "entries": E, "watching": B}
 //! ```
 //!
+//! and the connect commands of connecting.rs.
+//!
 //! Errors are `{"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND", "message": "..."}}`;
 //! a command that is none of these is an INVALID_ARGUMENT with reason BAD_COMMAND.
 
@@ -19,13 +21,14 @@ use std::time::Instant;
 use egress_client::{EgressPool, Resolver, ResolverError};
 use serde_json::{Map, Value, json};
 
+use crate::connecting;
 use crate::json::{duration_json, source_json};
 
 /// The commands, in the order a line's keys are looked for.
 const COMMANDS: [&str; 6] = ["get", "pool", "select", "bench", "bench_select", "stats"];
 
 /// A command that could not be run, as the protocol reports it.
-enum Failure {
+pub(crate) enum Failure {
     Resolver(ResolverError),
     Bad(String),
 }
@@ -54,13 +57,18 @@ pub(crate) async fn answer(resolver: &Resolver, line: &str) -> String {
 }
 
 async fn run(resolver: &Resolver, command: &Map<String, Value>) -> Result<String, Failure> {
-    let Some(&verb) = COMMANDS.iter().find(|verb| command.contains_key(**verb)) else {
+    let mut verbs = COMMANDS.iter().chain(&connecting::COMMANDS);
+    let Some(&verb) = verbs.find(|verb| command.contains_key(**verb)) else {
+        let known: Vec<&str> = COMMANDS.into_iter().chain(connecting::COMMANDS).collect();
         return Err(Failure::Bad(format!(
             "unknown command {}; expected one of {}",
             Value::Object(command.clone()),
-            COMMANDS.join(", ")
+            known.join(", ")
         )));
     };
+    if connecting::COMMANDS.contains(&verb) {
+        return connecting::run(resolver, verb, command).await;
+    }
     match verb {
         "get" => {
             let source = resolver.get(text(command, verb)?).await?;
@@ -98,14 +106,14 @@ async fn run(resolver: &Resolver, command: &Map<String, Value>) -> Result<String
 }
 
 /// The string argument of `key`.
-fn text<'a>(command: &'a Map<String, Value>, key: &str) -> Result<&'a str, Failure> {
+pub(crate) fn text<'a>(command: &'a Map<String, Value>, key: &str) -> Result<&'a str, Failure> {
     command[key]
         .as_str()
         .ok_or_else(|| Failure::Bad(format!("'{key}' takes a string")))
 }
 
 /// The `n` argument: an integer of 0 or more, 1 when absent.
-fn count(command: &Map<String, Value>) -> Result<usize, Failure> {
+pub(crate) fn count(command: &Map<String, Value>) -> Result<usize, Failure> {
     let Some(value) = command.get("n") else {
         return Ok(1);
     };

@@ -52,6 +52,9 @@ impl Resolver {
             Ok(response) => response.into_inner(),
             Err(error) => return self.stale(error, |caches| &caches.pools),
         };
+        self.inner
+            .suspensions
+            .add(&reply.suspensions, SystemTime::now());
         let pool = Arc::new(reply.pool.ok_or_else(|| missing(name, "pool"))?);
         let answer = Answer {
             epoch,

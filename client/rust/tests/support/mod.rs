@@ -4,6 +4,8 @@
 //! 127.0.0.1:0 and a unix socket, ready once its log says the policy is
 //! loaded, and always stopped (SIGTERM, then SIGKILL) when dropped.
 
+pub mod net;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStderr, Command, Stdio};
@@ -232,4 +234,43 @@ fn forward_lines(stderr: ChildStderr) -> Receiver<String> {
         }
     });
     receiver
+}
+
+/// The example program, which `cargo test` builds next to this test binary.
+pub fn example_program() -> PathBuf {
+    let test_binary = std::env::current_exe().expect("current_exe");
+    let profile_dir = test_binary.parent().and_then(|deps| deps.parent()).unwrap();
+    let program = profile_dir.join("examples/egress-example");
+    assert!(
+        program.exists(),
+        "{} is missing: run the whole `cargo test` (it builds the examples) \
+         or `cargo build --example egress-example` first",
+        program.display()
+    );
+    program
+}
+
+/// Runs the example without a name, writes `commands` to its stdin (one per
+/// line) and returns its stdout lines, each parsed as JSON.
+pub fn script(target: &str, extra: &[&str], commands: &[&str]) -> Vec<serde_json::Value> {
+    use std::io::Write;
+    let mut child = Command::new(example_program())
+        .args(["--target", target, "--timeout", "30"])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run egress-example");
+    let mut stdin = child.stdin.take().unwrap();
+    for command in commands {
+        writeln!(stdin, "{command}").unwrap();
+    }
+    drop(stdin); // EOF: the example exits
+    let output = child.wait_with_output().expect("egress-example output");
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|err| panic!("{line}: {err}")))
+        .collect()
 }
