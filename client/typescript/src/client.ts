@@ -14,6 +14,13 @@
  * ones for at most that long. Options not given come from the
  * EGRESS_CLIENT_* variables (see options.ts).
  *
+ * `connect(source or name, "HOST:PORT")` opens a connection through the
+ * source as kumod does (bind, remote_port, HAProxy, SOCKS5; see connect.ts),
+ * reports a failure that may suspend the source to the sidecar, and `select`
+ * skips the sources the client knows to be suspended (see health.ts):
+ *
+ *     const { socket, ehlo } = await resolver.connect(await resolver.select("pool-1"), "mx.example.com:25");
+ *
  * The hit path is synchronous: `getCached(name)` returns the definition (or
  * undefined) without a promise, and `get(name)` on a hit returns an already
  * resolved promise without entering an async function; awaiting it costs the
@@ -27,7 +34,18 @@ import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
 import { EgressResolverService } from "./gen/kumo/egress/v1/resolver_service_pb.js";
 import { resolveOptions, type Options, type ResolverOptions } from "./options.js";
-import { NO_SOURCES, NoSourcesError, PoolSelector } from "./selector.js";
+import { AllSuspendedError, NO_SOURCES, NoSourcesError, PoolSelector } from "./selector.js";
+import { ConnectFailure, connectThrough, type Connection } from "./connect.js";
+import {
+  describeUntil,
+  failureClassValue,
+  POOL_SUSPENDED,
+  SOURCE_SUSPENDED,
+  Suspensions,
+  type FailureClassName,
+  type Suspension,
+} from "./health.js";
+import { debuglog } from "node:util";
 import { Flights, type CallOptions } from "./flights.js";
 import { parseTarget } from "./target.js";
 import { Watcher } from "./watch.js";
@@ -35,6 +53,8 @@ import { Watcher } from "./watch.js";
 export { ResolverError, grpcCodeName, type GrpcCodeName } from "./errors.js";
 export { sourceToJson, poolToJson, REDACTED } from "./json.js";
 export { NO_SOURCES } from "./selector.js";
+export { POOL_SUSPENDED, SOURCE_SUSPENDED, type FailureClassName, type Suspension } from "./health.js";
+export type { Connection } from "./connect.js";
 export type { CallOptions } from "./flights.js";
 export {
   DEFAULT_TARGET,
@@ -49,6 +69,9 @@ export type { EgressPool, EgressPoolEntry } from "./gen/kumo/egress/v1/egress_po
 
 /** Milliseconds a call may take unless the caller says otherwise (a cache miss runs Lua). */
 export const DEFAULT_TIMEOUT_MS = 2000;
+
+/** The least time a failure report is given, even when connect's deadline has passed. */
+const REPORT_FLOOR_MS = 250;
 
 /** One result of getMany: the source, or why that name did not resolve. */
 export type BatchResult = EgressSource | ResolverError;
@@ -70,6 +93,14 @@ export interface Stats {
   /** Invalidation streams opened so far. */
   readonly streams: number;
 }
+
+/** Options of one `connect`. */
+export interface ConnectOptions {
+  /** The one deadline of this attempt in milliseconds (default: the connectTimeout option). */
+  readonly timeoutMs?: number;
+}
+
+const debug = debuglog("egress-client");
 
 /** A connection to one egress-resolver sidecar. */
 export interface Resolver {
@@ -94,6 +125,34 @@ export interface Resolver {
    * ResolverError (never cached). Rejects only when the whole call fails.
    */
   getMany(names: readonly string[], options?: CallOptions): Promise<BatchResult[]>;
+  /**
+   * Connects to `to` ("HOST:PORT") through the source (or the source named),
+   * as kumod does: the socket is connected (through the proxy, if any) and
+   * no byte was read from it; `ehlo` is the name to say in EHLO. Rejects with
+   * a ResolverError: UNAVAILABLE with the reason SOURCE_SUSPENDED,
+   * SOURCE_UNPLUMBED, PROXY_UNHEALTHY or CONNECT_FAILED (a failure that may
+   * suspend the source is reported to the sidecar first).
+   */
+  connect(source: EgressSource | string, to: string, options?: ConnectOptions): Promise<Connection>;
+  /**
+   * Reports a failure of a connection the caller made through source `name`
+   * (ReportSourceFailure); resolves with the suspension in force after it, if
+   * any, which this client then knows at once. Rejects with a ResolverError.
+   */
+  reportFailure(
+    name: string,
+    failureClass: FailureClassName,
+    address: string,
+    message: string,
+    options?: CallOptions,
+  ): Promise<Suspension | undefined>;
+  /** The suspensions this client knows, sorted by name. */
+  suspended(): Suspension[];
+  /**
+   * Resolves with the Unix time in nanoseconds at which this client first
+   * knew `name` suspended, once it does; undefined after `timeoutMs`.
+   */
+  whenSuspended(name: string, timeoutMs: number): Promise<bigint | undefined>;
   /** Calls sent, cached entries, and whether the invalidation stream is connected. */
   stats(): Stats;
   /** Resolves true once the invalidation stream is connected (cache on), false after `timeoutMs`. */
@@ -129,8 +188,9 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
   const state = resolved.cache
     ? new Coherence(new DefinitionCache<EgressSource>(settings), new DefinitionCache<EgressPool>(settings))
     : undefined;
-  const flights = new Flights(client, resolved.timeoutMs, state, given.warn);
-  const watcher = state === undefined ? undefined : new Watcher(client, state);
+  const suspensions = new Suspensions(wallClock);
+  const flights = new Flights(client, resolved.timeoutMs, state, given.warn, suspensions);
+  const watcher = state === undefined ? undefined : new Watcher(client, state, suspensions);
   const sources = state?.sources;
   const pools = state?.pools;
   const selectors = new Map<string, PoolSelector>();
@@ -142,12 +202,76 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
       selectors.set(pool.name, selector);
     }
     try {
-      return selector.next();
+      return suspensions.size === 0 ? selector.next() : selector.next((name) => suspensions.has(name));
     } catch (error) {
       if (error instanceof NoSourcesError) {
         throw new ResolverError("FAILED_PRECONDITION", error.message, NO_SOURCES, pool.name);
       }
+      if (error instanceof AllSuspendedError) {
+        const first = suspensions.firstToResume(error.names);
+        const when = first === undefined ? "" : `; ${first.name} resumes first, at ${describeUntil(first.untilMs, suspensions.now())}`;
+        throw new ResolverError(
+          "RESOURCE_EXHAUSTED",
+          `pool ${pool.name}: every source is suspended${when}`,
+          POOL_SUSPENDED,
+          pool.name,
+        );
+      }
       throw error;
+    }
+  }
+
+  async function report(
+    name: string,
+    failureClass: FailureClassName,
+    address: string,
+    message: string,
+    timeoutMs: number,
+  ): Promise<Suspension | undefined> {
+    let response;
+    try {
+      response = await client.reportSourceFailure(
+        { name, failureClass: failureClassValue(failureClass), address, message },
+        { timeoutMs },
+      );
+    } catch (error) {
+      throw ResolverError.fromCallError(error, name);
+    }
+    if (response.suspension === undefined) {
+      return undefined;
+    }
+    suspensions.add([response.suspension]);
+    return suspensions.get(name);
+  }
+
+  async function connect(source: EgressSource | string, to: string, options: ConnectOptions = {}): Promise<Connection> {
+    const deadline = performance.now() + (options.timeoutMs ?? resolved.connectTimeoutMs);
+    const remaining = () => Math.max(1, deadline - performance.now());
+    const definition = typeof source === "string" ? await resolver.get(source, { timeoutMs: remaining() }) : source;
+    const suspension = suspensions.get(definition.name);
+    if (suspension !== undefined) {
+      throw new ResolverError(
+        "UNAVAILABLE",
+        `source ${definition.name} is suspended until ${describeUntil(suspension.untilMs, suspensions.now())}: ${suspension.reason}`,
+        SOURCE_SUSPENDED,
+        definition.name,
+      );
+    }
+    try {
+      return await connectThrough(definition, to, deadline);
+    } catch (error) {
+      if (!(error instanceof ConnectFailure)) {
+        throw error;
+      }
+      if (error.reportable) {
+        // Within the deadline, but with at least REPORT_FLOOR_MS: a proxy that
+        // never answered used the whole deadline, and must still be reported.
+        const timeoutMs = Math.max(REPORT_FLOOR_MS, deadline - performance.now());
+        await report(definition.name, error.failureClass, error.address, error.message, timeoutMs).catch(
+          (failure: unknown) => debug("reporting %s failed: %s", definition.name, String(failure)),
+        );
+      }
+      throw new ResolverError("UNAVAILABLE", error.message, error.failureClass, definition.name);
     }
   }
 
@@ -186,6 +310,38 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
 
     getMany(names, call) {
       return flights.batch(names, call);
+    },
+
+    connect,
+
+    reportFailure(name, failureClass, address, message, call = {}) {
+      return report(name, failureClass, address, message, call.timeoutMs ?? resolved.timeoutMs);
+    },
+
+    suspended() {
+      return suspensions.list();
+    },
+
+    whenSuspended(name, timeoutMs) {
+      const known = suspensions.knownSince(name);
+      if (known !== undefined) {
+        return Promise.resolve(known);
+      }
+      return new Promise((resolve) => {
+        const check = () => {
+          const at = suspensions.knownSince(name);
+          if (at !== undefined) {
+            finish(at);
+          }
+        };
+        const unsubscribe = suspensions.subscribe(check);
+        const timer = setTimeout(() => finish(undefined), timeoutMs);
+        function finish(at: bigint | undefined) {
+          clearTimeout(timer);
+          unsubscribe();
+          resolve(at);
+        }
+      });
     },
 
     stats() {
