@@ -246,7 +246,7 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
 
   async function connect(source: EgressSource | string, to: string, options: ConnectOptions = {}): Promise<Connection> {
     const deadline = performance.now() + (options.timeoutMs ?? resolved.connectTimeoutMs);
-    const remaining = () => Math.max(1, deadline - performance.now());
+    const remaining = () => Math.max(1, Math.ceil(deadline - performance.now()));
     const definition = typeof source === "string" ? await resolver.get(source, { timeoutMs: remaining() }) : source;
     const suspension = suspensions.get(definition.name);
     if (suspension !== undefined) {
@@ -266,7 +266,7 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
       if (error.reportable) {
         // Within the deadline, but with at least REPORT_FLOOR_MS: a proxy that
         // never answered used the whole deadline, and must still be reported.
-        const timeoutMs = Math.max(REPORT_FLOOR_MS, deadline - performance.now());
+        const timeoutMs = Math.max(REPORT_FLOOR_MS, Math.ceil(deadline - performance.now()));
         await report(definition.name, error.failureClass, error.address, error.message, timeoutMs).catch(
           (failure: unknown) => debug("reporting %s failed: %s", definition.name, String(failure)),
         );
