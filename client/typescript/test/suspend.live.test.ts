@@ -8,13 +8,10 @@
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
-import { fileURLToPath } from "node:url";
 import { createResolver, ResolverError, type Resolver } from "../src/client.js";
-import { DEADLINE_MS, invalidate, startExample, until } from "./helpers.js";
+import { CONNECT_POLICY, DEADLINE_MS, invalidate, startExample, until } from "./helpers.js";
 import { listen, type Listening } from "./peers.js";
 import { startServer, type RunningServer } from "./server.js";
-
-export const CONNECT_POLICY = fileURLToPath(new URL("../../test/fixtures/connect.lua", import.meta.url));
 
 async function rejection(promise: Promise<unknown>): Promise<ResolverError> {
   const error = await promise.then(
