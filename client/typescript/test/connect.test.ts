@@ -18,6 +18,8 @@ import { proxyV2Header } from "../src/proxy.js";
 import { create } from "@bufbuild/protobuf";
 import { VaultKeySourceSchema } from "../src/gen/kumo/egress/v1/egress_source_pb.js";
 import { closedPort, listen, readAll, socksServer, source } from "./peers.js";
+import { createTransport } from "nodemailer";
+import { SMTPServer } from "smtp-server";
 
 /** Asserts a ResolverError UNAVAILABLE with this reason for `name`; returns its message. */
 async function failsWith(promise: Promise<unknown>, reason: string, name: string): Promise<string> {
@@ -76,6 +78,35 @@ describe("connect", () => {
       assert.deepEqual(peers, ["127.0.0.2"]);
     } finally {
       await smtp.close();
+    }
+  });
+
+  test("the README's lines: connect, then nodemailer sends on the socket, from 127.0.0.2 with the ehlo_domain", async () => {
+    const seen: string[][] = [];
+    const server = new SMTPServer({
+      disabledCommands: ["STARTTLS", "AUTH"],
+      disableReverseLookup: true,
+      logger: false,
+      onData(stream, session, callback) {
+        stream.resume();
+        stream.once("end", () => {
+          seen.push([session.remoteAddress, session.hostNameAppearsAs, session.envelope.rcptTo[0]?.address ?? ""]);
+          callback();
+        });
+      },
+    });
+    server.listen(0, "127.0.0.1");
+    await once(server.server, "listening");
+    try {
+      const to = `127.0.0.1:${(server.server.address() as { port: number }).port}`;
+      const definition = source({ name: "ip-2", sourceAddress: "127.0.0.2", ehloDomain: "mta2.example.com" });
+      const { socket, ehlo } = await resolver.connect(definition, to);
+      const mail = createTransport({ name: ehlo, getSocket: (_, done) => done(null, { connection: socket }) });
+      await mail.sendMail({ from: "a@example.org", to: "b@example.com", subject: "hi", text: "hello" });
+      mail.close();
+      assert.deepEqual(seen, [["127.0.0.2", "mta2.example.com", "b@example.com"]]);
+    } finally {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
 
