@@ -35,17 +35,9 @@ import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
 import { EgressResolverService } from "./gen/kumo/egress/v1/resolver_service_pb.js";
 import { resolveOptions, type Options, type ResolverOptions } from "./options.js";
 import { AllSuspendedError, NO_SOURCES, NoSourcesError, PoolSelector } from "./selector.js";
-import { ConnectFailure, connectThrough, type Connection } from "./connect.js";
-import {
-  describeUntil,
-  failureClassValue,
-  POOL_SUSPENDED,
-  SOURCE_SUSPENDED,
-  Suspensions,
-  type FailureClassName,
-  type Suspension,
-} from "./health.js";
-import { debuglog } from "node:util";
+import type { Connection } from "./connect.js";
+import { Connector, poolSuspended, type ConnectOptions } from "./connector.js";
+import { Suspensions, type FailureClassName, type Suspension } from "./health.js";
 import { Flights, type CallOptions } from "./flights.js";
 import { parseTarget } from "./target.js";
 import { Watcher } from "./watch.js";
@@ -55,6 +47,7 @@ export { sourceToJson, poolToJson, REDACTED } from "./json.js";
 export { NO_SOURCES } from "./selector.js";
 export { POOL_SUSPENDED, SOURCE_SUSPENDED, type FailureClassName, type Suspension } from "./health.js";
 export type { Connection } from "./connect.js";
+export type { ConnectOptions } from "./connector.js";
 export type { CallOptions } from "./flights.js";
 export {
   DEFAULT_TARGET,
@@ -69,9 +62,6 @@ export type { EgressPool, EgressPoolEntry } from "./gen/kumo/egress/v1/egress_po
 
 /** Milliseconds a call may take unless the caller says otherwise (a cache miss runs Lua). */
 export const DEFAULT_TIMEOUT_MS = 2000;
-
-/** The least time a failure report is given, even when connect's deadline has passed. */
-const REPORT_FLOOR_MS = 250;
 
 /** One result of getMany: the source, or why that name did not resolve. */
 export type BatchResult = EgressSource | ResolverError;
@@ -93,14 +83,6 @@ export interface Stats {
   /** Invalidation streams opened so far. */
   readonly streams: number;
 }
-
-/** Options of one `connect`. */
-export interface ConnectOptions {
-  /** The one deadline of this attempt in milliseconds (default: the connectTimeout option). */
-  readonly timeoutMs?: number;
-}
-
-const debug = debuglog("egress-client");
 
 /** A connection to one egress-resolver sidecar. */
 export interface Resolver {
@@ -194,6 +176,7 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
   const sources = state?.sources;
   const pools = state?.pools;
   const selectors = new Map<string, PoolSelector>();
+  const connector = new Connector(client, suspensions, resolved.connectTimeoutMs, (name, call) => resolver.get(name, call));
 
   function pick(pool: EgressPool): string {
     let selector = selectors.get(pool.name);
@@ -208,70 +191,9 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
         throw new ResolverError("FAILED_PRECONDITION", error.message, NO_SOURCES, pool.name);
       }
       if (error instanceof AllSuspendedError) {
-        const first = suspensions.firstToResume(error.names);
-        const when = first === undefined ? "" : `; ${first.name} resumes first, at ${describeUntil(first.untilMs, suspensions.now())}`;
-        throw new ResolverError(
-          "RESOURCE_EXHAUSTED",
-          `pool ${pool.name}: every source is suspended${when}`,
-          POOL_SUSPENDED,
-          pool.name,
-        );
+        throw poolSuspended(pool.name, error.names, suspensions);
       }
       throw error;
-    }
-  }
-
-  async function report(
-    name: string,
-    failureClass: FailureClassName,
-    address: string,
-    message: string,
-    timeoutMs: number,
-  ): Promise<Suspension | undefined> {
-    let response;
-    try {
-      response = await client.reportSourceFailure(
-        { name, failureClass: failureClassValue(failureClass), address, message },
-        { timeoutMs },
-      );
-    } catch (error) {
-      throw ResolverError.fromCallError(error, name);
-    }
-    if (response.suspension === undefined) {
-      return undefined;
-    }
-    suspensions.add([response.suspension]);
-    return suspensions.get(name);
-  }
-
-  async function connect(source: EgressSource | string, to: string, options: ConnectOptions = {}): Promise<Connection> {
-    const deadline = performance.now() + (options.timeoutMs ?? resolved.connectTimeoutMs);
-    const remaining = () => Math.max(1, Math.ceil(deadline - performance.now()));
-    const definition = typeof source === "string" ? await resolver.get(source, { timeoutMs: remaining() }) : source;
-    const suspension = suspensions.get(definition.name);
-    if (suspension !== undefined) {
-      throw new ResolverError(
-        "UNAVAILABLE",
-        `source ${definition.name} is suspended until ${describeUntil(suspension.untilMs, suspensions.now())}: ${suspension.reason}`,
-        SOURCE_SUSPENDED,
-        definition.name,
-      );
-    }
-    try {
-      return await connectThrough(definition, to, deadline);
-    } catch (error) {
-      if (!(error instanceof ConnectFailure)) {
-        throw error;
-      }
-      if (error.reportable) {
-        // Within the deadline, but with at least REPORT_FLOOR_MS: a proxy that
-        // never answered used the whole deadline, and must still be reported.
-        const timeoutMs = Math.max(REPORT_FLOOR_MS, Math.ceil(deadline - performance.now()));
-        await report(definition.name, error.failureClass, error.address, error.message, timeoutMs).catch(
-          (failure: unknown) => debug("reporting %s failed: %s", definition.name, String(failure)),
-        );
-      }
-      throw new ResolverError("UNAVAILABLE", error.message, error.failureClass, definition.name);
     }
   }
 
@@ -312,10 +234,12 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
       return flights.batch(names, call);
     },
 
-    connect,
+    connect(source, to, options) {
+      return connector.connect(source, to, options);
+    },
 
     reportFailure(name, failureClass, address, message, call = {}) {
-      return report(name, failureClass, address, message, call.timeoutMs ?? resolved.timeoutMs);
+      return connector.report(name, failureClass, address, message, call.timeoutMs ?? resolved.timeoutMs);
     },
 
     suspended() {
@@ -323,25 +247,7 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
     },
 
     whenSuspended(name, timeoutMs) {
-      const known = suspensions.knownSince(name);
-      if (known !== undefined) {
-        return Promise.resolve(known);
-      }
-      return new Promise((resolve) => {
-        const check = () => {
-          const at = suspensions.knownSince(name);
-          if (at !== undefined) {
-            finish(at);
-          }
-        };
-        const unsubscribe = suspensions.subscribe(check);
-        const timer = setTimeout(() => finish(undefined), timeoutMs);
-        function finish(at: bigint | undefined) {
-          clearTimeout(timer);
-          unsubscribe();
-          resolve(at);
-        }
-      });
+      return connector.whenSuspended(name, timeoutMs);
     },
 
     stats() {

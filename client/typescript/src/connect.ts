@@ -6,11 +6,11 @@
  * left out), the bind of `source_address` before each connect, the proxy
  * handshake, one deadline for all of it, and the failure classes.
  */
-import { lookup } from "node:dns/promises";
 import { readFile } from "node:fs/promises";
 import { isIP, Socket } from "node:net";
 import { hostname } from "node:os";
 import type { EgressSource, KeySource } from "./gen/kumo/egress/v1/egress_source_pb.js";
+import { addresses, cause, joinHostPort, left, sameFamily, splitHostPort, type HostPort } from "./address.js";
 import type { FailureClassName } from "./health.js";
 import { HandshakeError, proxyV2Header, socks5Handshake } from "./proxy.js";
 
@@ -36,30 +36,6 @@ export class ConnectFailure extends Error {
   }
 }
 
-/** One host:port. */
-interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
-
-/** "HOST:PORT", "[V6]:PORT" or "V6:PORT" (the last colon separates the port). */
-export function splitHostPort(text: string): HostPort {
-  const bracketed = /^\[([^\]]+)\]:(\d+)$/.exec(text);
-  const at = text.lastIndexOf(":");
-  const host = bracketed ? bracketed[1] : text.slice(0, at);
-  const portText = bracketed ? bracketed[2] : text.slice(at + 1);
-  const port = Number(portText);
-  if (at < 0 || !host || !/^\d+$/.test(portText ?? "") || port < 1 || port > 65535) {
-    throw new RangeError(`${JSON.stringify(text)} is not HOST:PORT`);
-  }
-  return { host: host as string, port };
-}
-
-/** `IP:port`, bracketed for IPv6. */
-export function joinHostPort(ip: string, port: number): string {
-  return isIP(ip) === 6 ? `[${ip}]:${port}` : `${ip}:${port}`;
-}
-
 /** The transport of a source: HAProxy, SOCKS5 or direct. */
 type Transport =
   | { readonly kind: "haproxy"; readonly server: string; readonly proxySource: string }
@@ -76,64 +52,6 @@ function transportOf(source: EgressSource): Transport {
   return { kind: "direct" };
 }
 
-const ERRNO_TEXT: Readonly<Record<string, string>> = {
-  EADDRNOTAVAIL: "cannot assign requested address",
-  EADDRINUSE: "address already in use",
-  EACCES: "permission denied",
-  EPERM: "operation not permitted",
-  EINVAL: "invalid argument",
-  ECONNREFUSED: "connection refused",
-  ECONNRESET: "connection reset by peer",
-  EHOSTUNREACH: "no route to host",
-  ENETUNREACH: "network is unreachable",
-  ETIMEDOUT: "connection timed out",
-  EPIPE: "broken pipe",
-};
-
-/** `connection refused (ECONNREFUSED)`, or the error's own message. */
-function cause(error: unknown): string {
-  const code = (error as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof code === "string" && ERRNO_TEXT[code] !== undefined) {
-    return `${ERRNO_TEXT[code]} (${code})`;
-  }
-  return error instanceof Error ? error.message : String(error);
-}
-
-/** Milliseconds left before `deadline` (performance.now() milliseconds). */
-function left(deadline: number): number {
-  return deadline - performance.now();
-}
-
-/** `promise`, or a rejection with `what` when the deadline passes first (then `onTimeout` runs). */
-function before<T>(promise: Promise<T>, deadline: number, what: string, onTimeout: () => void = () => {}): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      onTimeout();
-      reject(new Error(`deadline passed ${what}`));
-    }, Math.max(0, left(deadline)));
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error);
-      },
-    );
-  });
-}
-
-/** Every address of `host` (an IP literal is itself), resolved within the deadline. */
-async function addresses(host: string, deadline: number, what: string): Promise<string[]> {
-  if (isIP(host)) {
-    return [host];
-  }
-  const found = await before(lookup(host, { all: true, verbatim: true }), deadline, `resolving ${what}`);
-  return found.map((entry) => entry.address);
-}
-
-const sameFamily = (a: string, b: string) => isIP(a) === isIP(b);
 
 /** The password of a KeySource: `key_data`, or the file read now; a vault KeySource is refused. */
 async function password(key: KeySource): Promise<Buffer> {

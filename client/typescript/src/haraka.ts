@@ -18,7 +18,7 @@ import { resolveMx } from "node:dns/promises";
 import { createServer } from "node:net";
 import { hostname } from "node:os";
 import { createResolver, ResolverError, type EgressSource, type Resolver } from "./client.js";
-import { splitHostPort } from "./connect.js";
+import { splitHostPort } from "./address.js";
 
 /** What the plugin reads from egress.ini's [main] section. */
 export interface PluginSettings {

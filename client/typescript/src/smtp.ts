@@ -5,8 +5,8 @@
  */
 import { connect as tcpConnect, type Socket } from "node:net";
 import type { Resolver } from "./client.js";
+import { splitHostPort } from "./address.js";
 import type { Connection } from "./connect.js";
-import { splitHostPort } from "./connect.js";
 import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
 
 /** Reads SMTP replies (one or more `NNN-` lines, then `NNN `) from a socket. */
