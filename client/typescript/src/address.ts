@@ -58,13 +58,10 @@ export function left(deadline: number): number {
   return deadline - performance.now();
 }
 
-/** `promise`, or a rejection with `what` when the deadline passes first (then `onTimeout` runs). */
-export function before<T>(promise: Promise<T>, deadline: number, what: string, onTimeout: () => void = () => {}): Promise<T> {
+/** `promise`, or a rejection "deadline passed <what>" when the deadline passes first. */
+export function before<T>(promise: Promise<T>, deadline: number, what: string): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      onTimeout();
-      reject(new Error(`deadline passed ${what}`));
-    }, Math.max(0, left(deadline)));
+    const timer = setTimeout(() => reject(new Error(`deadline passed ${what}`)), Math.max(0, left(deadline)));
     promise.then(
       (value) => {
         clearTimeout(timer);

@@ -61,16 +61,9 @@ export function proxyV2Header(sourceIp: string, destinationIp: string, destinati
   return Buffer.concat([V2_SIGNATURE, Buffer.from([0x21, v4 ? 0x11 : 0x21]), length, source, destination, ports]);
 }
 
-/** A proxy's handshake failed; `refusedBind` when a SOCKS5 server would not bind the source address. */
+/** A proxy's handshake failed (PROXY_UNHEALTHY, like a proxy that cannot be reached). */
 export class HandshakeError extends Error {
   override readonly name = "HandshakeError";
-
-  constructor(
-    message: string,
-    readonly refusedBind = false,
-  ) {
-    super(message);
-  }
 }
 
 /** Reads exactly `n` bytes (leaving the rest in the socket's buffer); rejects when the socket ends first. */
@@ -107,6 +100,9 @@ export function readExactly(socket: Socket, n: number): Promise<Buffer> {
     socket.once("close", onEnd);
     socket.once("error", onError);
     attempt();
+    if (socket.readableEnded || socket.destroyed) {
+      onEnd(); // ended before this read began (settled already if attempt() found the bytes)
+    }
   });
 }
 
@@ -197,7 +193,7 @@ export async function socks5Handshake(socket: Socket, request: Socks5Request): P
   await write(socket, Buffer.concat([Buffer.from([0x05, 0x02, 0x00]), address(request.sourceIp, 0)]));
   const bound = await readReply(socket);
   if (bound !== 0x00) {
-    throw new HandshakeError(`the proxy server failed to bind ${request.sourceIp}: ${replyText(bound)}`, true);
+    throw new HandshakeError(`the proxy server failed to bind ${request.sourceIp}: ${replyText(bound)}`);
   }
   await write(
     socket,
