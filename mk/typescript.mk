@@ -1,6 +1,8 @@
 # TypeScript / Node.js client (client/typescript): generated code, strict type
 # check, live tests and the example program. `npm ci` installs the pinned
-# tools (protoc-gen-es, tsc) into client/typescript/node_modules (gitignored).
+# tools (protoc-gen-es, tsc) into client/typescript/node_modules (gitignored),
+# and what the Haraka plugin's live test runs: Haraka 3.3.4 (the real MTA, one
+# process), smtp-server and nodemailer (the loopback recorder and the sender).
 
 TS_DIR := client/typescript
 TS_NPM_STAMP := $(TS_DIR)/node_modules/.npm-ci-done
@@ -37,7 +39,9 @@ $(TS_BUILD_STAMP): $(TS_NPM_STAMP) $(TS_DIR)/tsconfig.json $(TS_SOURCES)
 	$(TSC) --noEmitOnError >&2
 	touch $@
 
-test-typescript: $(STAMP) $(TS_BUILD_STAMP) ## tsc --noEmit (strict) and the live tests of the TypeScript client
+# dist/test/*.test.js includes haraka.live.test.js: real Haraka with the
+# plugin in client/typescript/haraka/egress, against a real sidecar.
+test-typescript: $(STAMP) $(TS_BUILD_STAMP) ## tsc --noEmit (strict) and the live tests of the TypeScript client (Haraka included)
 	$(TSC) --noEmit
 	cd $(TS_DIR) && node --test dist/test/*.test.js
 

@@ -14,6 +14,13 @@
  * ones for at most that long. Options not given come from the
  * EGRESS_CLIENT_* variables (see options.ts).
  *
+ * `connect(source or name, "HOST:PORT")` opens a connection through the
+ * source as kumod does (bind, remote_port, HAProxy, SOCKS5; see connect.ts),
+ * reports a failure that may suspend the source to the sidecar, and `select`
+ * skips the sources the client knows to be suspended (see health.ts):
+ *
+ *     const { socket, ehlo } = await resolver.connect(await resolver.select("pool-1"), "mx.example.com:25");
+ *
  * The hit path is synchronous: `getCached(name)` returns the definition (or
  * undefined) without a promise, and `get(name)` on a hit returns an already
  * resolved promise without entering an async function; awaiting it costs the
@@ -27,7 +34,10 @@ import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
 import { EgressResolverService } from "./gen/kumo/egress/v1/resolver_service_pb.js";
 import { resolveOptions, type Options, type ResolverOptions } from "./options.js";
-import { NO_SOURCES, NoSourcesError, PoolSelector } from "./selector.js";
+import { AllSuspendedError, NO_SOURCES, NoSourcesError, PoolSelector } from "./selector.js";
+import type { Connection } from "./connect.js";
+import { Connector, poolSuspended, type ConnectOptions } from "./connector.js";
+import { Suspensions, type FailureClassName, type Suspension } from "./health.js";
 import { Flights, type CallOptions } from "./flights.js";
 import { parseTarget } from "./target.js";
 import { Watcher } from "./watch.js";
@@ -35,6 +45,9 @@ import { Watcher } from "./watch.js";
 export { ResolverError, grpcCodeName, type GrpcCodeName } from "./errors.js";
 export { sourceToJson, poolToJson, REDACTED } from "./json.js";
 export { NO_SOURCES } from "./selector.js";
+export { POOL_SUSPENDED, SOURCE_SUSPENDED, type FailureClassName, type Suspension } from "./health.js";
+export type { Connection } from "./connect.js";
+export type { ConnectOptions } from "./connector.js";
 export type { CallOptions } from "./flights.js";
 export {
   DEFAULT_TARGET,
@@ -94,6 +107,34 @@ export interface Resolver {
    * ResolverError (never cached). Rejects only when the whole call fails.
    */
   getMany(names: readonly string[], options?: CallOptions): Promise<BatchResult[]>;
+  /**
+   * Connects to `to` ("HOST:PORT") through the source (or the source named),
+   * as kumod does: the socket is connected (through the proxy, if any) and
+   * no byte was read from it; `ehlo` is the name to say in EHLO. Rejects with
+   * a ResolverError: UNAVAILABLE with the reason SOURCE_SUSPENDED,
+   * SOURCE_UNPLUMBED, PROXY_UNHEALTHY or CONNECT_FAILED (a failure that may
+   * suspend the source is reported to the sidecar first).
+   */
+  connect(source: EgressSource | string, to: string, options?: ConnectOptions): Promise<Connection>;
+  /**
+   * Reports a failure of a connection the caller made through source `name`
+   * (ReportSourceFailure); resolves with the suspension in force after it, if
+   * any, which this client then knows at once. Rejects with a ResolverError.
+   */
+  reportFailure(
+    name: string,
+    failureClass: FailureClassName,
+    address: string,
+    message: string,
+    options?: CallOptions,
+  ): Promise<Suspension | undefined>;
+  /** The suspensions this client knows, sorted by name. */
+  suspended(): Suspension[];
+  /**
+   * Resolves with the Unix time in nanoseconds at which this client first
+   * knew `name` suspended, once it does; undefined after `timeoutMs`.
+   */
+  whenSuspended(name: string, timeoutMs: number): Promise<bigint | undefined>;
   /** Calls sent, cached entries, and whether the invalidation stream is connected. */
   stats(): Stats;
   /** Resolves true once the invalidation stream is connected (cache on), false after `timeoutMs`. */
@@ -129,11 +170,13 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
   const state = resolved.cache
     ? new Coherence(new DefinitionCache<EgressSource>(settings), new DefinitionCache<EgressPool>(settings))
     : undefined;
-  const flights = new Flights(client, resolved.timeoutMs, state, given.warn);
-  const watcher = state === undefined ? undefined : new Watcher(client, state);
+  const suspensions = new Suspensions(wallClock);
+  const flights = new Flights(client, resolved.timeoutMs, state, given.warn, suspensions);
+  const watcher = state === undefined ? undefined : new Watcher(client, state, suspensions);
   const sources = state?.sources;
   const pools = state?.pools;
   const selectors = new Map<string, PoolSelector>();
+  const connector = new Connector(client, suspensions, resolved.connectTimeoutMs, (name, call) => resolver.get(name, call));
 
   function pick(pool: EgressPool): string {
     let selector = selectors.get(pool.name);
@@ -142,10 +185,13 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
       selectors.set(pool.name, selector);
     }
     try {
-      return selector.next();
+      return suspensions.size === 0 ? selector.next() : selector.next((name) => suspensions.has(name));
     } catch (error) {
       if (error instanceof NoSourcesError) {
         throw new ResolverError("FAILED_PRECONDITION", error.message, NO_SOURCES, pool.name);
+      }
+      if (error instanceof AllSuspendedError) {
+        throw poolSuspended(pool.name, error.names, suspensions);
       }
       throw error;
     }
@@ -186,6 +232,22 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
 
     getMany(names, call) {
       return flights.batch(names, call);
+    },
+
+    connect(source, to, options) {
+      return connector.connect(source, to, options);
+    },
+
+    reportFailure(name, failureClass, address, message, call = {}) {
+      return connector.report(name, failureClass, address, message, call.timeoutMs ?? resolved.timeoutMs);
+    },
+
+    suspended() {
+      return suspensions.list();
+    },
+
+    whenSuspended(name, timeoutMs) {
+      return connector.whenSuspended(name, timeoutMs);
     },
 
     stats() {

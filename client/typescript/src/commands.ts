@@ -9,6 +9,14 @@
  *     {"bench": NAME, "n": N}    -> {"ns_per_call": X}   (N awaited gets, timed in process)
  *     {"bench_select": POOL, "n": N} -> {"ns_per_call": X}   (N awaited selects, timed in process)
  *     {"stats": {}}              -> {"rpcs": R, "entries": E, "watching": B}
+ *     {"connect": SOURCE, "to": "HOST:PORT"[, "timeout": S]} -> {"connected": {"source": NAME, "ehlo": SENT}}
+ *     {"connect_pool": POOL, "to": "HOST:PORT"[, "timeout": S]} -> the same, for the source `select` chose
+ *     {"suspended": {}}          -> {"names": [sorted]}
+ *     {"bench_connect": SOURCE, "to": "HOST:PORT", "n": N} -> {"ns_per_call": X, "plain_ns_per_call": Y}
+ *     {"wait_suspended": NAME, "timeout": S} -> {"at_ns": T} | DEADLINE_EXCEEDED
+ *
+ * `connect` reads the banner, says EHLO and reads the reply, says QUIT
+ * (docs/clients/connect.md, "The example protocol").
  *
  * Errors are {"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND", "message": "..."}};
  * anything else is INVALID_ARGUMENT / BAD_COMMAND.
@@ -17,6 +25,7 @@ import type { JsonValue } from "@bufbuild/protobuf";
 import type { Resolver } from "./client.js";
 import { ResolverError } from "./errors.js";
 import { errorToJson, poolToJson, sourceToJson } from "./json.js";
+import { benchConnect, greet } from "./smtp.js";
 
 type Command = Readonly<Record<string, unknown>>;
 type Handler = (command: Command) => Promise<JsonValue>;
@@ -42,6 +51,26 @@ function count(command: Command): number {
     throw new BadCommand("'n' takes an integer of 0 or more");
   }
   return value;
+}
+
+/** The optional "timeout" in seconds, as milliseconds. */
+function seconds(command: Command, fallback?: number): number | undefined {
+  const value = command["timeout"];
+  if (value === undefined) {
+    return fallback;
+  }
+  if (typeof value !== "number" || !(value >= 0) || !Number.isFinite(value)) {
+    throw new BadCommand("'timeout' takes a number of seconds");
+  }
+  return value * 1000;
+}
+
+/** Connects through `source`, says EHLO and QUIT; the `connected` answer. */
+async function connectAndGreet(resolver: Resolver, source: string, command: Command): Promise<JsonValue> {
+  const timeoutMs = seconds(command);
+  const connection = await resolver.connect(source, text(command, "to"), timeoutMs === undefined ? {} : { timeoutMs });
+  await greet(connection, timeoutMs ?? resolver.options.connectTimeoutMs);
+  return { connected: { source, ehlo: connection.ehlo } };
 }
 
 /** N awaited calls of `call(name)` (after one that may be a miss), in nanoseconds per call. */
@@ -79,6 +108,30 @@ function handlers(resolver: Resolver): [string, Handler][] {
     [
       "bench",
       async (c) => ({ ns_per_call: await bench((name) => resolver.get(name), text(c, "bench"), count(c)) }),
+    ],
+    ["connect", (c) => connectAndGreet(resolver, text(c, "connect"), c)],
+    ["connect_pool", async (c) => connectAndGreet(resolver, await resolver.select(text(c, "connect_pool")), c)],
+    ["suspended", async () => ({ names: resolver.suspended().map((suspension) => suspension.name) })],
+    [
+      "bench_connect",
+      async (c) => {
+        const source = await resolver.get(text(c, "bench_connect"));
+        const figures = await benchConnect(resolver, source, text(c, "to"), count(c));
+        return { ns_per_call: figures.connectNs, plain_ns_per_call: figures.plainNs };
+      },
+    ],
+    [
+      "wait_suspended",
+      async (c): Promise<JsonValue> => {
+        const name = text(c, "wait_suspended");
+        const timeoutMs = seconds(c, 10_000) as number;
+        const at = await resolver.whenSuspended(name, timeoutMs);
+        if (at === undefined) {
+          const message = `${name} was not known suspended within ${timeoutMs / 1000} s`;
+          return { error: { code: "DEADLINE_EXCEEDED", reason: "", message } };
+        }
+        return { at_ns: Number(at) };
+      },
     ],
     [
       "stats",

@@ -9,6 +9,7 @@ import { ResolverError } from "./errors.js";
 import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
 import type { EgressResolverService } from "./gen/kumo/egress/v1/resolver_service_pb.js";
+import type { Suspensions } from "./health.js";
 import type { Duration } from "./options.js";
 import { parseSeconds } from "./options.js";
 
@@ -46,6 +47,7 @@ export class Flights {
     private readonly timeoutMs: number,
     private readonly state: Coherence<EgressSource, EgressPool> | undefined,
     private readonly warn: Warn = defaultWarn,
+    private readonly suspensions?: Suspensions,
   ) {}
 
   /** The source `name` from the sidecar (a cache miss, or the cache is off). */
@@ -69,6 +71,7 @@ export class Flights {
     return this.shared(this.pendingPools, name, call, (options) =>
       this.fetch(name, options, this.state?.pools, keep, async (options) => {
         const response = await this.client.getEgressPool({ name }, options);
+        this.suspensions?.add(response.suspensions);
         const pool = response.pool;
         if (pool === undefined) {
           throw new ResolverError("INTERNAL", `server returned no pool for ${JSON.stringify(name)}`, undefined, name);

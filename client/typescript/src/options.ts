@@ -10,6 +10,7 @@
  * | maxEntries        | 10 000          | EGRESS_CLIENT_MAX_ENTRIES        |
  * | staleIfError      | 0 (off)         | EGRESS_CLIENT_STALE_IF_ERROR     |
  * | keepaliveInterval | 30 s            | EGRESS_CLIENT_KEEPALIVE_INTERVAL |
+ * | connectTimeout    | 60 s            | EGRESS_CLIENT_CONNECT_TIMEOUT    |
  *
  * An option given in code wins over its variable, which wins over the
  * default. Durations, in code as in variables, are seconds: a number, or a
@@ -26,6 +27,8 @@ export const DEFAULT_TARGET = "127.0.0.1:50051";
 export const DEFAULT_TIMEOUT = 2;
 export const DEFAULT_MAX_ENTRIES = 10_000;
 export const DEFAULT_KEEPALIVE_INTERVAL = 30;
+/** Seconds `connect` may take (name resolution, every candidate, the proxy handshake). */
+export const DEFAULT_CONNECT_TIMEOUT = 60;
 export const ENV_PREFIX = "EGRESS_CLIENT_";
 
 /** What the caller may set; anything left out comes from the environment or the default. */
@@ -44,6 +47,8 @@ export interface ResolverOptions {
   readonly staleIfError?: Duration;
   /** HTTP/2 PING interval, also on idle connections (a dead sidecar is noticed). */
   readonly keepaliveInterval?: Duration;
+  /** The one deadline of a `connect` unless the call gives its own. */
+  readonly connectTimeout?: Duration;
   /** Monotonic clock in milliseconds (tests pass a fake one); performance.now by default. */
   readonly clock?: () => number;
   /** Wall clock in milliseconds since the epoch (tests pass a fake one); Date.now by default. */
@@ -62,6 +67,7 @@ export interface Options {
   readonly maxEntries: number;
   readonly staleIfErrorMs: number;
   readonly keepaliveIntervalMs: number;
+  readonly connectTimeoutMs: number;
 }
 
 /** An option (or its variable) with a value that cannot be used. */
@@ -145,9 +151,15 @@ export function resolveOptions(given: ResolverOptions = {}): Options {
       parseSeconds,
       DEFAULT_KEEPALIVE_INTERVAL * 1000,
     ),
+    connectTimeoutMs: pick(
+      "CONNECT_TIMEOUT",
+      inCode(given.connectTimeout, "connectTimeout"),
+      parseSeconds,
+      DEFAULT_CONNECT_TIMEOUT * 1000,
+    ),
   };
-  if (!(options.timeoutMs > 0) || !(options.keepaliveIntervalMs > 0)) {
-    throw new OptionError("timeout and keepaliveInterval must be more than 0");
+  if (!(options.timeoutMs > 0) || !(options.keepaliveIntervalMs > 0) || !(options.connectTimeoutMs > 0)) {
+    throw new OptionError("timeout, keepaliveInterval and connectTimeout must be more than 0");
   }
   return options;
 }

@@ -13,6 +13,12 @@
  * 3: two, three, one, one, one, ...; 50/20/30 in every 100 picks).
  * Hand-written: the steps are the contract, and a dozen lines.
  *
+ * Suspended sources are skipped as kumod's `select_and_insert` skips them:
+ * the suspended entries are left out, and the same steps run over the
+ * others with the same index and current weight (the largest weight and the
+ * gcd taken over the others), so the round robin goes on over them. With
+ * no source suspended this is exactly `next_ignoring_suspend`.
+ *
  * JavaScript runs one pick at a time, so the state needs no lock.
  */
 import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
@@ -23,6 +29,15 @@ export const NO_SOURCES = "POOL_HAS_NO_SOURCES";
 /** The pool has no entry with a weight above 0. */
 export class NoSourcesError extends Error {
   override readonly name = "NoSourcesError";
+}
+
+/** Every entry of weight above 0 is suspended. */
+export class AllSuspendedError extends Error {
+  override readonly name = "AllSuspendedError";
+
+  constructor(readonly names: readonly string[]) {
+    super("every source is suspended");
+  }
 }
 
 function gcd(a: number, b: number): number {
@@ -62,25 +77,46 @@ export class PoolSelector {
     );
   }
 
-  /** The next source name; NoSourcesError for an empty or all-zero pool. */
-  next(): string {
-    const names = this.names;
-    const count = names.length;
-    if (count === 0) {
+  /**
+   * The next source name; NoSourcesError for an empty or all-zero pool,
+   * AllSuspendedError when `suspended` says so of every weighted entry.
+   */
+  next(suspended?: (name: string) => boolean): string {
+    if (this.names.length === 0) {
       throw new NoSourcesError(`pool '${this.pool.name}' has no source with a weight above 0`);
     }
+    if (suspended === undefined || !this.names.some(suspended)) {
+      return this.step(this.names, this.weights, this.maxWeight, this.gcd);
+    }
+    const names: string[] = [];
+    const weights: number[] = [];
+    this.names.forEach((name, i) => {
+      if (!suspended(name)) {
+        names.push(name);
+        weights.push(this.weights[i] as number);
+      }
+    });
+    if (names.length === 0) {
+      throw new AllSuspendedError(this.names);
+    }
+    return this.step(names, weights, Math.max(...weights), weights.reduce(gcd, 0));
+  }
+
+  /** kumod's `next_impl` over these entries (none of weight 0). */
+  private step(names: readonly string[], weights: readonly number[], maxWeight: number, divisor: number): string {
+    const count = names.length;
     if (count === 1) {
       return names[0] as string;
     }
     for (;;) {
       this.index = (this.index + 1) % count;
       if (this.index === 0) {
-        this.weight = Math.max(this.weight - this.gcd, 0);
+        this.weight = Math.max(this.weight - divisor, 0);
         if (this.weight === 0) {
-          this.weight = this.maxWeight;
+          this.weight = maxWeight;
         }
       }
-      if ((this.weights[this.index] as number) >= this.weight) {
+      if ((weights[this.index] as number) >= this.weight) {
         return names[this.index] as string;
       }
     }

@@ -19,6 +19,8 @@
  * could not connect, or broke off before its hello) leaves
  * `previousStreamEnded` as the last stream that did deliver one left it: it
  * speaks of the stream from `instance`, and nothing of any other was applied.
+ * Each message also carries suspensions: the hello's `suspended` replaces
+ * what the client held, later ones add `suspended` and remove `resumed`.
  * Hand-written: the loop is a few lines and a
  * retry library would not know the resume rules.
  */
@@ -31,6 +33,7 @@ import {
   type WatchInvalidationsResponse,
 } from "./gen/kumo/egress/v1/resolver_service_pb.js";
 import type { Coherence } from "./cache.js";
+import type { Suspensions } from "./health.js";
 
 export const INITIAL_BACKOFF_MS = 50;
 export const MAX_BACKOFF_MS = 500;
@@ -51,7 +54,18 @@ export function watchRequest(state: Coherence<unknown, unknown>): WatchInvalidat
 }
 
 /** Applies one stream message (the first of a stream is the hello: the answers sent before it are stored if they carry its revision). */
-export function applyEvent(state: Coherence<unknown, unknown>, event: WatchInvalidationsResponse, first: boolean): void {
+export function applyEvent(
+  state: Coherence<unknown, unknown>,
+  event: WatchInvalidationsResponse,
+  first: boolean,
+  suspensions?: Suspensions,
+): void {
+  if (first) {
+    suspensions?.replace(event.suspended);
+  } else {
+    suspensions?.resume(event.resumed);
+    suspensions?.add(event.suspended);
+  }
   state.instance = event.instance;
   state.sequence = event.sequence;
   if (first) {
@@ -76,6 +90,7 @@ export class Watcher {
   constructor(
     private readonly client: Client<typeof EgressResolverService>,
     private readonly state: Coherence<unknown, unknown>,
+    private readonly suspensions?: Suspensions,
   ) {
     this.done = this.run();
   }
@@ -110,7 +125,7 @@ export class Watcher {
         const stream = this.client.watchInvalidations(watchRequest(this.state), { signal });
         this.streams += 1;
         for await (const event of stream) {
-          applyEvent(this.state, event, first);
+          applyEvent(this.state, event, first, this.suspensions);
           if (first) {
             first = false;
             backoff = INITIAL_BACKOFF_MS;

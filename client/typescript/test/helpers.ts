@@ -20,6 +20,9 @@ export const DEADLINE_MS = 30_000;
 /** The fixture of the cache tests (client/typescript/test/fixtures/cache.lua). */
 export const CACHE_POLICY = fileURLToPath(new URL("../../test/fixtures/cache.lua", import.meta.url));
 
+/** The fixture of the connect, suspension and Haraka tests (client/typescript/test/fixtures/connect.lua). */
+export const CONNECT_POLICY = fileURLToPath(new URL("../../test/fixtures/connect.lua", import.meta.url));
+
 /** Resolves once `predicate()` holds (checked every 5 ms); rejects after DEADLINE_MS. */
 export async function until(predicate: () => boolean, what: string): Promise<void> {
   const started = Date.now();

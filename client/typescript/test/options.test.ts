@@ -15,6 +15,7 @@ test("the defaults", () => {
     maxEntries: 10_000,
     staleIfErrorMs: 0,
     keepaliveIntervalMs: 30_000,
+    connectTimeoutMs: 60_000,
   });
 });
 
@@ -26,6 +27,7 @@ test("the variables", () => {
     EGRESS_CLIENT_MAX_ENTRIES: "12",
     EGRESS_CLIENT_STALE_IF_ERROR: "30s",
     EGRESS_CLIENT_KEEPALIVE_INTERVAL: "5",
+    EGRESS_CLIENT_CONNECT_TIMEOUT: "1500ms",
   };
   assert.deepEqual(resolveOptions({ env }), {
     target: "unix:/run/egress.sock",
@@ -34,6 +36,7 @@ test("the variables", () => {
     maxEntries: 12,
     staleIfErrorMs: 30_000,
     keepaliveIntervalMs: 5000,
+    connectTimeoutMs: 1500,
   });
 });
 
@@ -47,6 +50,9 @@ test("code wins over the variables; empty variables count as unset", () => {
   assert.equal(options.target, "127.0.0.1:50051");
   assert.equal(resolveOptions({ env, timeoutMs: 1234 }).timeoutMs, 1234);
   assert.equal(resolveOptions({ env, timeout: 2, timeoutMs: 1234 }).timeoutMs, 2000);
+  const connect = { EGRESS_CLIENT_CONNECT_TIMEOUT: "9" };
+  assert.equal(resolveOptions({ env: connect, connectTimeout: "2s" }).connectTimeoutMs, 2000);
+  assert.throws(() => resolveOptions({ env: { EGRESS_CLIENT_CONNECT_TIMEOUT: "0" } }), OptionError);
 });
 
 test("durations: seconds, s or ms; negative and malformed refused", () => {

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { EgressPoolSchema, type EgressPool } from "../src/gen/kumo/egress/v1/egress_pool_pb.js";
-import { NoSourcesError, PoolSelector } from "../src/selector.js";
+import { AllSuspendedError, NoSourcesError, PoolSelector } from "../src/selector.js";
 
 function pool(name: string, entries: [string, number][]): EgressPool {
   return create(EgressPoolSchema, { name, entries: entries.map(([entry, weight]) => ({ name: entry, weight })) });
@@ -83,4 +83,38 @@ test("sameDefinition compares the name and every entry", () => {
   assert.ok(!selector.sameDefinition(pool("pool", [["one", 5], ["two", 2], ["three", 4]])));
   assert.ok(!selector.sameDefinition(pool("other", [["one", 5], ["two", 2], ["three", 3]])));
   assert.ok(!selector.sameDefinition(pool("pool", [["one", 5], ["two", 2]])));
+});
+
+test("suspended sources are skipped: the round robin goes on over the others (kumod's select_and_insert)", () => {
+  const selector = new PoolSelector(WRR);
+  const twoDown = (name: string) => name === "two";
+  const sequence = picks({ next: () => selector.next(twoDown) } as PoolSelector, 80);
+  assert.deepEqual(sequence.slice(0, 10), ["three", "one", "one", "one", "three", "one", "three", "one", "three", "one"]);
+  assert.deepEqual(counts(sequence), { one: 50, three: 30 });
+});
+
+test("with nothing suspended the skip changes nothing; after a suspension ends the sequence goes on", () => {
+  const plain = picks(new PoolSelector(WRR), 30);
+  const skipping = new PoolSelector(WRR);
+  assert.deepEqual(picks({ next: () => skipping.next(() => false) } as PoolSelector, 30), plain);
+  const mixed = new PoolSelector(WRR);
+  const first = picks(mixed, 3);
+  const during = Array.from({ length: 5 }, () => mixed.next((name) => name === "one"));
+  assert.ok(!during.includes("one"));
+  const afterwards = picks(mixed, 20);
+  assert.deepEqual(first, ["two", "three", "one"]);
+  assert.deepEqual(counts(afterwards), { one: 10, two: 4, three: 6 });
+});
+
+test("a single source left is always chosen; every source suspended is AllSuspendedError", () => {
+  const selector = new PoolSelector(WRR);
+  assert.deepEqual(
+    Array.from({ length: 3 }, () => selector.next((name) => name !== "two")),
+    ["two", "two", "two"],
+  );
+  assert.throws(
+    () => new PoolSelector(WRR).next(() => true),
+    (error: unknown) => error instanceof AllSuspendedError && error.names.join() === "one,two,three",
+  );
+  assert.throws(() => new PoolSelector(pool("empty", [])).next(() => true), NoSourcesError);
 });
