@@ -18,9 +18,9 @@ once and announces exactly:
 Unchanged definitions are kept under the new revision, produced now.
 
 At 100 000 names nothing here holds the event loop for long: sources are
-re-resolved BATCH_NAMES a job on the Lua thread (runtime/dispatch.py),
-and each job's answers are compared with the cache and added to the new
-entries, built aside, as they come in (about a millisecond a job), while the
+re-resolved inline a millisecond of them at a time, or BATCH_NAMES a job on
+the Lua thread (runtime/dispatch.py), and each part's answers are compared
+with the cache and added to the new entries, built aside, as they come in, while the
 caches go on serving and note the names they store or drop
 (`DefinitionCache.watch`); the swap itself only puts the new entries in
 place and announces; the old entries are then let go of 512 at a time
