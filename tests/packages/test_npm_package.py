@@ -67,7 +67,14 @@ def test_tarball_holds_only_what_runs() -> None:
         "package/dist/src/client.js",
         "package/dist/src/client.d.ts",
     } <= names
-    shipped = names - {"package/package.json", "package/README.md"}
+    plugin = {  # the Haraka plugin, CommonJS, which imports dist/src/haraka.js
+        "package/haraka/egress/package.json",
+        "package/haraka/egress/index.js",
+        "package/haraka/egress/config/egress.ini",
+    }
+    assert plugin <= names
+    assert "package/dist/src/haraka.js" in names
+    shipped = names - {"package/package.json", "package/README.md"} - plugin
     assert all(n.startswith("package/dist/src/") for n in shipped), sorted(shipped)
     assert all(n.endswith((".js", ".d.ts")) for n in shipped), sorted(shipped)
     assert not any("example" in n for n in shipped), sorted(shipped)
