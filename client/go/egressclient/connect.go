@@ -35,10 +35,14 @@ import (
 // ReasonSourceUnplumbed, ReasonProxyUnhealthy or ReasonConnectFailed, whose
 // Message names the source, each address tried and its cause, and whose
 // Cause holds the underlying errors. A SOURCE_UNPLUMBED failure with
-// EADDRNOTAVAIL, and every PROXY_UNHEALTHY failure, is reported to the
-// sidecar (ReportFailure) before Connect returns, within the deadline (when
-// less than 100 ms of it is left, in the background); a suspension the
-// answer carries applies at once.
+// EADDRNOTAVAIL, and a PROXY_UNHEALTHY failure that happened while
+// connecting to or talking with the proxy, is reported to the sidecar
+// (ReportFailure) before Connect returns, within the deadline (when less
+// than 100 ms of it is left, in the background); a suspension the answer
+// carries applies at once. A PROXY_UNHEALTHY failure found before any
+// connection attempt (an address family that does not match, a proxy name
+// that does not resolve, no candidate left, a unix-path proxy) is not
+// reported, as kumod does not record it.
 func (c *Client) Connect(ctx context.Context, source *egressv1.EgressSource, hostPort string) (net.Conn, string, error) {
 	ctx, cancel := c.withConnectTimeout(ctx)
 	defer cancel()

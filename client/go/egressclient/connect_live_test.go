@@ -19,8 +19,8 @@ import (
 )
 
 // startConnectSidecar serves testdata/connect.lua; ip-3's remote_port is the
-// SMTP server's port, px-down's proxy a port where nothing listens and
-// px-silent's a listener that accepts and never answers.
+// SMTP server's port, px-down's and px-v6's proxy a port where nothing
+// listens and px-silent's a listener that accepts and never answers.
 func startConnectSidecar(t *testing.T, smtp *smtpServer) *liveServer {
 	t.Helper()
 	silent, err := net.Listen("tcp", "127.0.0.1:0")
@@ -161,6 +161,33 @@ func TestConnectLive(t *testing.T) {
 			if got := slices.Contains(suspendedNames(reporter), "px-down"); got != (i == 1) {
 				t.Errorf("after failure %d: suspended %v", i+1, got)
 			}
+		}
+	})
+
+	t.Run("proxy failures found before any attempt are not reported", func(t *testing.T) {
+		// as kumod: an address family mismatch or a unix-path proxy keeps
+		// PROXY_UNHEALTHY but is not reported (an Immediate rule would suspend at once)
+		_, _, err := reporter.ConnectName(ctx, "px-v6", smtp.Addr())
+		connectErr := liveConnectError(t, err, codes.Unavailable, egressclient.ReasonProxyUnhealthy)
+		if !strings.Contains(connectErr.Message, "address family does not match") {
+			t.Errorf("message %q", connectErr.Message)
+		}
+		_, _, err = reporter.ConnectName(ctx, "px-unix", smtp.Addr())
+		connectErr = liveConnectError(t, err, codes.Unavailable, egressclient.ReasonProxyUnhealthy)
+		if !strings.Contains(connectErr.Message, "unix-path proxy is not supported") {
+			t.Errorf("message %q", connectErr.Message)
+		}
+		if got := suspendedNames(reporter); slices.Contains(got, "px-v6") || slices.Contains(got, "px-unix") {
+			t.Fatalf("suspended after failures found before any attempt: %v", got)
+		}
+		// an IPv6 destination matches ::1: the proxy is tried, refuses, and that is reported
+		_, _, err = reporter.ConnectName(ctx, "px-v6", "[::1]:25")
+		connectErr = liveConnectError(t, err, codes.Unavailable, egressclient.ReasonProxyUnhealthy)
+		if !strings.Contains(connectErr.Message, "connection refused") {
+			t.Errorf("message %q", connectErr.Message)
+		}
+		if got := suspendedNames(reporter); !slices.Contains(got, "px-v6") || slices.Contains(got, "px-unix") {
+			t.Errorf("after the refused proxy: suspended %v, want px-v6 and not px-unix", got)
 		}
 	})
 

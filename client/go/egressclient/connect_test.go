@@ -191,6 +191,13 @@ func TestProxyFamilyRules(t *testing.T) {
 	if !strings.Contains(err.Message, "unix-path proxy is not supported") {
 		t.Errorf("message %q", err.Message)
 	}
+	// found before any connection attempt: kumod does not record them, nor do the clients report them
+	for _, source := range []*egressv1.EgressSource{mismatch, filtered, unix} {
+		var f *failure
+		if _, err := newPlan(ctx, source, "127.0.0.1:25"); !errors.As(err, &f) || f.reported() {
+			t.Errorf("%s: %v is reported", source.GetName(), err)
+		}
+	}
 }
 
 func TestProxyHostNameIsResolvedAndFilteredByFamily(t *testing.T) {
@@ -229,7 +236,7 @@ func TestCandidatesAreTriedInTurn(t *testing.T) {
 	p.candidates[1].via = freePort(t)
 	_, err = p.run(testContext(t), time.Now())
 	var f *failure
-	if !errors.As(err, &f) || f.class != egressv1.FailureClass_FAILURE_CLASS_PROXY_UNHEALTHY || len(f.parts) != 2 {
+	if !errors.As(err, &f) || f.class != egressv1.FailureClass_FAILURE_CLASS_PROXY_UNHEALTHY || len(f.parts) != 2 || !f.reported() {
 		t.Fatalf("got %v", err)
 	}
 	message := f.asError("ha-two").Message

@@ -33,9 +33,10 @@
 //
 // A failure is classified as kumod classifies it (SOURCE_UNPLUMBED,
 // PROXY_UNHEALTHY, CONNECT_FAILED) and, for the first two, reported to the
-// sidecar, which may suspend the source for every client on the host;
-// Suspended lists the suspensions the client knows, ReportFailure reports a
-// failure of an MTA that connects by itself.
+// sidecar when kumod would record them (see Connect), which may suspend the
+// source for every client on the host; Suspended lists the suspensions the
+// client knows, ReportFailure reports a failure of an MTA that connects by
+// itself.
 //
 // Failed calls return an *Error carrying the gRPC code, the stable
 // ErrorInfo reason (e.g. "SOURCE_NOT_FOUND"), the message and the requested

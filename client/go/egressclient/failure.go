@@ -25,19 +25,26 @@ type failure struct {
 	address string   // what a report names: the source address, or the proxy's IP:port
 	parts   []string // what failed, one part for each candidate tried
 	causes  []error
+	// beforeAttempt marks a PROXY_UNHEALTHY failure found before any
+	// connection attempt (address family mismatch, proxy name that does not
+	// resolve, no candidate left, unix-path proxy): kumod's connect_to
+	// returns it from resolve_proxy_protocols before
+	// maybe_record_health_failure, so it is not reported.
+	beforeAttempt bool
 }
 
 func (f *failure) Error() string { return strings.Join(f.parts, "; ") }
 
 // reported says whether the clients report this failure to the sidecar:
-// SOURCE_UNPLUMBED only for EADDRNOTAVAIL (kumod's is_unplumbed), every
-// PROXY_UNHEALTHY, never CONNECT_FAILED.
+// SOURCE_UNPLUMBED only for EADDRNOTAVAIL (kumod's is_unplumbed),
+// PROXY_UNHEALTHY only when it happened while connecting to or talking with
+// the proxy, never CONNECT_FAILED.
 func (f *failure) reported() bool {
 	switch f.class {
 	case egressv1.FailureClass_FAILURE_CLASS_SOURCE_UNPLUMBED:
 		return errors.Is(errors.Join(f.causes...), syscall.EADDRNOTAVAIL)
 	case egressv1.FailureClass_FAILURE_CLASS_PROXY_UNHEALTHY:
-		return true
+		return !f.beforeAttempt
 	}
 	return false
 }

@@ -84,9 +84,9 @@ func newPlan(ctx context.Context, source *egressv1.EgressSource, hostPort string
 		}
 		return p, nil
 	}
-	unhealthy := func(format string, args ...any) *failure {
+	unhealthy := func(format string, args ...any) *failure { // found before any attempt: not reported
 		return &failure{class: egressv1.FailureClass_FAILURE_CLASS_PROXY_UNHEALTHY, address: server,
-			parts: []string{fmt.Sprintf(format, args...)}}
+			parts: []string{fmt.Sprintf(format, args...)}, beforeAttempt: true}
 	}
 	if p.proxySource, err = parseIP(proxySource); err != nil {
 		return nil, unhealthy("%s_source_address %q: %v", field, proxySource, err)

@@ -7,6 +7,11 @@
 --                at the second PROXY_UNHEALTHY within 5 minutes
 --   px-silent -> through a SOCKS5 proxy at PROXY_SILENT (accepts, never answers),
 --                suspended for 1 minute at the first PROXY_UNHEALTHY
+--   px-v6     -> through a SOCKS5 proxy at PROXY_DOWN with socks5_proxy_source_address
+--                ::1 (an IPv4 destination does not match it), suspended for 1 minute
+--                at the first PROXY_UNHEALTHY reported
+--   px-unix   -> through an HAProxy server at a unix path (not supported), suspended
+--                for 1 minute at the first PROXY_UNHEALTHY reported
 -- Pools: mixed (ip-2, ip-9, ip-3), unplumbed (ip-8, ip-9).
 local kumo = require 'kumo'
 
@@ -23,6 +28,16 @@ local SOURCES = {
   ['px-silent'] = {
     socks5_proxy_server = os.getenv('PROXY_SILENT'),
     socks5_proxy_source_address = '127.0.0.4',
+    suspend_when_proxy_unhealthy = { duration = '1m' },
+  },
+  ['px-v6'] = {
+    socks5_proxy_server = os.getenv('PROXY_DOWN'),
+    socks5_proxy_source_address = '::1',
+    suspend_when_proxy_unhealthy = { duration = '1m' },
+  },
+  ['px-unix'] = {
+    ha_proxy_server = '/run/egress-resolver-test/haproxy.sock',
+    ha_proxy_source_address = '127.0.0.4',
     suspend_when_proxy_unhealthy = { duration = '1m' },
   },
 }
