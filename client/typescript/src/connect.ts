@@ -5,6 +5,9 @@
  * address tried in turn, those of the other family than `source_address`
  * left out), the bind of `source_address` before each connect, the proxy
  * handshake, one deadline for all of it, and the failure classes.
+ * A PROXY_UNHEALTHY found before any connection attempt (an address family
+ * that does not match, a proxy name that does not resolve, no candidate left,
+ * a unix-path proxy) is not reportable: kumod does not record those.
  */
 import { readFile } from "node:fs/promises";
 import { isIP, Socket } from "node:net";
@@ -29,7 +32,11 @@ export class ConnectFailure extends Error {
     /** The address that failed: the source address, or the proxy's `IP:port`. */
     readonly address: string,
     message: string,
-    /** Whether the client reports it (EADDRNOTAVAIL for SOURCE_UNPLUMBED, every PROXY_UNHEALTHY). */
+    /**
+     * Whether the client reports it: SOURCE_UNPLUMBED for EADDRNOTAVAIL, and
+     * PROXY_UNHEALTHY found while connecting to or talking with the proxy (not
+     * one found before any connection attempt, which kumod does not record).
+     */
     readonly reportable: boolean,
   ) {
     super(message);
@@ -145,7 +152,10 @@ async function candidates(
     return kept.map((ip) => ({ ip, port, proxy: false, handshake: async () => {} }));
   }
   const field = transport.kind === "haproxy" ? "ha_proxy_server" : "socks5_proxy_server";
-  const unhealthy = (why: string) => new ConnectFailure("PROXY_UNHEALTHY", transport.server, `${named}: ${why}`, true);
+  // Found before any connection attempt: kumod returns from
+  // resolve_proxy_protocols before maybe_record_health_failure, so these are
+  // not reported (one odd destination would suspend the source host-wide).
+  const unhealthy = (why: string) => new ConnectFailure("PROXY_UNHEALTHY", transport.server, `${named}: ${why}`, false);
   const matching = destinations.filter((ip) => sameFamily(ip, transport.proxySource));
   if (matching.length === 0) {
     const sourceField = transport.kind === "haproxy" ? "ha_proxy_source_address" : "socks5_proxy_source_address";

@@ -4,7 +4,9 @@
  * the sidecar suspends the source (Immediate, 30 s), and another client on
  * the same sidecar stops selecting it, learning it from the invalidation
  * stream or from GetEgressPool's answer; a pool whose every source is
- * suspended fails with POOL_SUSPENDED; Invalidate ends a suspension.
+ * suspended fails with POOL_SUSPENDED; Invalidate ends a suspension. A
+ * PROXY_UNHEALTHY found before any connection attempt (address family
+ * mismatch) is not reported, one from a proxy that refuses connections is.
  */
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
@@ -121,5 +123,23 @@ describe("suspension, host-wide, through a live sidecar", () => {
       assert.equal((await first.end()).status, 0);
       assert.equal((await second.end()).status, 0);
     }
+  });
+
+  test("a proxy family mismatch is not reported; a proxy that refuses connections is", async () => {
+    // px-6 (Immediate): a report would suspend it, and the report's answer
+    // would tell the reporter before connect rejects.
+    const mismatch = await rejection(reporter.connect("px-6", `127.0.0.1:${smtp?.port}`));
+    assert.equal(mismatch.reason, "PROXY_UNHEALTHY");
+    assert.match(mismatch.message, /^source px-6: ha_proxy_source_address ::1 address family does not match/);
+    assert.ok(!reporter.suspended().some((s) => s.name === "px-6"), "the family mismatch was reported");
+    assert.equal(await watching.whenSuspended("px-6", 500), undefined);
+    // An IPv6 destination matches ::1: the proxy at 127.0.0.1:9 refuses, which is reported.
+    const refused = await rejection(reporter.connect("px-6", "[::1]:25"));
+    assert.equal(refused.reason, "PROXY_UNHEALTHY");
+    assert.match(refused.message, /^source px-6: proxy 127\.0\.0\.1:9: .*ECONNREFUSED/);
+    assert.ok(reporter.suspended().some((s) => s.name === "px-6"), "the refused proxy was not reported");
+    assert.ok((await watching.whenSuspended("px-6", DEADLINE_MS)) !== undefined);
+    assert.ok(server !== undefined);
+    await invalidate(server.tcpTarget, { names: ["px-6"] });
   });
 });
