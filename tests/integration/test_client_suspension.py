@@ -39,6 +39,16 @@ local SOURCES = {{
     socks5_proxy_source_address = '127.0.0.5',
     suspend_when_proxy_unhealthy = {{ duration = '20s' }},
   }},
+  ['px-6'] = {{
+    socks5_proxy_server = '127.0.0.1:{closed}',
+    socks5_proxy_source_address = '::1',
+    suspend_when_proxy_unhealthy = {{ duration = '20s' }},
+  }},
+  ['px-u'] = {{
+    ha_proxy_server = '/run/egress-test/haproxy.sock',
+    ha_proxy_source_address = '127.0.0.5',
+    suspend_when_proxy_unhealthy = {{ duration = '20s' }},
+  }},
 }}
 kumo.on('get_egress_source', function(name)
   local fields = SOURCES[name]
@@ -168,6 +178,42 @@ def test_threshold_and_what_is_not_reported(sidecar: Sidecar, closed_port: int) 
         assert sidecar.reports("SOURCE_UNPLUMBED") == 2
         assert failing(resolver, "ip-2", f"127.0.0.1:{closed_port}").reason == "CONNECT_FAILED"
         assert sidecar.reports("CONNECT_FAILED") == 0
+
+
+def test_proxy_failures_before_any_connection_are_not_reported(
+    sidecar: Sidecar, smtp: SmtpRecorder
+) -> None:
+    """As kumod: a family mismatch or a unix-path proxy keeps PROXY_UNHEALTHY but
+    is not reported (no suspension); a proxy that refuses the connection is."""
+    with Resolver(sidecar.target) as resolver:
+        mismatch = failing(resolver, "px-6", smtp.hostport)  # 127.0.0.1 vs ::1
+        assert (mismatch.code, mismatch.reason) == (grpc.StatusCode.UNAVAILABLE, "PROXY_UNHEALTHY")
+        assert "address family does not match" in mismatch.message
+        unix = failing(resolver, "px-u", smtp.hostport)
+        assert (unix.reason, unix.name) == ("PROXY_UNHEALTHY", "px-u")
+        assert "unix-path proxy" in unix.message
+        assert sidecar.reports("PROXY_UNHEALTHY") == 0
+        assert resolver.suspended() == []
+        assert failing(resolver, "px-1", smtp.hostport).reason == "PROXY_UNHEALTHY"
+        assert sidecar.reports("PROXY_UNHEALTHY") == 1
+        assert [s.name for s in resolver.suspended()] == ["px-1"]
+
+
+async def test_async_proxy_failures_before_any_connection_are_not_reported(
+    sidecar: Sidecar, smtp: SmtpRecorder
+) -> None:
+    async with AsyncResolver(sidecar.target) as resolver:
+        with pytest.raises(ResolverError) as mismatch:
+            await resolver.connect("px-6", smtp.hostport, timeout=TIMEOUT)
+        assert mismatch.value.reason == "PROXY_UNHEALTHY"
+        assert "address family does not match" in mismatch.value.message
+        assert sidecar.reports("PROXY_UNHEALTHY") == 0
+        assert resolver.suspended() == []
+        with pytest.raises(ResolverError) as refused:
+            await resolver.connect("px-1", smtp.hostport, timeout=TIMEOUT)
+        assert refused.value.reason == "PROXY_UNHEALTHY"
+        assert sidecar.reports("PROXY_UNHEALTHY") == 1
+        assert [s.name for s in resolver.suspended()] == ["px-1"]
 
 
 def test_report_failure_and_forgetting_at_until(sidecar: Sidecar) -> None:

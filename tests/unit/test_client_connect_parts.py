@@ -124,10 +124,15 @@ def test_candidates_follow_kumods_family_rules() -> None:
     assert only.destination == (ip("192.0.2.1"), 25)
     with pytest.raises(ConnectFailedError, match="address family does not match") as mismatch:
         attempts(prepared, [ip("2001:db8::1")], [ip("127.0.0.1")])
-    assert (mismatch.value.reason, mismatch.value.report) == (PROXY_UNHEALTHY, True)
+    # Found before any connection attempt: PROXY_UNHEALTHY, not reported (as kumod).
+    assert (mismatch.value.reason, mismatch.value.report) == (PROXY_UNHEALTHY, False)
     bound = prepare(socks("px", "::1"), "mx:25")
-    with pytest.raises(ConnectFailedError, match="no socks5_proxy_server candidates remain"):
+    with pytest.raises(ConnectFailedError, match="no socks5_proxy_server candidates") as none:
         attempts(bound, [ip("192.0.2.1")], [ip("127.0.0.1")])
+    assert (none.value.reason, none.value.report) == (PROXY_UNHEALTHY, False)
+    unknown = parse_endpoint("proxy:1080", "socks5_proxy_server")
+    unresolved = prepared.resolve_failed(unknown, OSError(-2, "Name not known"), 1, proxy=True)
+    assert (unresolved.reason, unresolved.report) == (PROXY_UNHEALTHY, False)
     two = attempts(prepare(socks("px"), "mx:25"), [ip("192.0.2.1")], [ip("::1"), ip("127.0.0.1")])
     assert [a.transport[0] for a in two] == [ip("::1"), ip("127.0.0.1")]
     assert prepare(EgressSource(name="d", remote_port=2525), "mx:25").destination.port == 2525
@@ -135,7 +140,7 @@ def test_candidates_follow_kumods_family_rules() -> None:
         prepare(
             EgressSource(name="h", ha_proxy_server="/run/p", ha_proxy_source_address="::1"), "a:1"
         )
-    assert unix.value.reason == PROXY_UNHEALTHY
+    assert (unix.value.reason, unix.value.report) == (PROXY_UNHEALTHY, False)
 
 
 def socks(name: str, source_address: str | None = None) -> EgressSource:

@@ -94,11 +94,13 @@ class Prepared:
         return self.source.name
 
     def fail(self, cause: str, reason: str | None = None) -> ConnectFailedError:
-        """A failure before any candidate was tried (reported when a proxy's)."""
+        """A failure before any candidate was tried: never reported, as kumod
+        records a proxy's failure only once it connects to or talks with it
+        (its `resolve_proxy_protocols` returns before `maybe_record_health_failure`)."""
         chosen = reason or (PROXY_UNHEALTHY if self.field else CONNECT_FAILED)
         address = self.proxy_text if chosen == PROXY_UNHEALTHY else self.destination.host
         message = f"source {self.name}: {cause}"
-        return ConnectFailedError(chosen, self.name, message, address, chosen == PROXY_UNHEALTHY)
+        return ConnectFailedError(chosen, self.name, message, address, False)
 
     @property
     def proxy_text(self) -> str:
@@ -274,7 +276,7 @@ class Tally:
 
     def outcome(self) -> ConnectFailedError:
         """Step 6: SOURCE_UNPLUMBED when every candidate failed its bind, else
-        PROXY_UNHEALTHY when a proxy was involved, else CONNECT_FAILED."""
+        PROXY_UNHEALTHY when a proxy was involved (reported), else CONNECT_FAILED."""
         prepared = self.prepared
         if not self._causes:
             return prepared.fail("the deadline passed before any candidate was tried")

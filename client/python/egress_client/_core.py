@@ -159,11 +159,16 @@ class Core:
         return max(REPORT_FLOOR, deadline - time.monotonic())
 
     def prepare(self, source: EgressSource, to: str) -> tuple[Prepared, str]:
-        """Step 1 (suspended: SOURCE_SUSPENDED) and steps 2-3; and the EHLO name."""
+        """Step 1 (suspended: SOURCE_SUSPENDED) and steps 2-3; and the EHLO name.
+        A failure found here (a unix-path proxy, an address that does not parse)
+        is raised as its ResolverError and not reported: no connection was tried."""
         refused = self.suspensions.source_error(source.name)
         if refused is not None:
             raise refused
-        return prepare(source, to), ehlo_name(source)
+        try:
+            return prepare(source, to), ehlo_name(source)
+        except ConnectFailedError as failure:
+            raise failure.error() from None
 
     def report_request(
         self, name: str, cls: pb.FailureClass.ValueType | int | str, address: str, message: str
