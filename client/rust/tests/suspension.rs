@@ -1,7 +1,8 @@
 //! Host-wide suspension through a real egress-resolver serving
-//! tests/fixtures/source_health.lua: a failed connect is reported, the
-//! sidecar's rule suspends the source, and other resolvers learn of it on
-//! their invalidation stream (hello or event) or in the pool answer, so that
+//! tests/fixtures/source_health.lua: a failed connect is reported (not a
+//! proxy found unusable before any connection to it), the sidecar's rule
+//! suspends the source, and other resolvers learn of it on their
+//! invalidation stream (hello or event) or in the pool answer, so that
 //! `select` skips it and `connect` refuses it.
 
 mod support;
@@ -106,6 +107,30 @@ fn an_unhealthy_proxy_is_suspended_at_its_threshold() {
     let server = start();
     block_on(async {
         let resolver = resolver(&server, false).await;
+        // Found before any connection to the proxy: PROXY_UNHEALTHY, but
+        // not reported (kumod records none of these), so never suspended.
+        let mut unix_path = (*resolver.get("proxied").await.expect("proxied")).clone();
+        unix_path.ha_proxy_server = Some("/run/haproxy.sock".into());
+        for _ in 1..=3 {
+            let mismatch = resolver
+                .connect_name("proxied", "[2001:db8::25]:25")
+                .await
+                .unwrap_err();
+            assert_reason(&mismatch, Code::Unavailable, PROXY_UNHEALTHY);
+            assert!(
+                mismatch.message.contains("family does not match"),
+                "{mismatch}"
+            );
+            let unix = resolver
+                .connect_source(&unix_path, "127.0.0.1:25")
+                .await
+                .unwrap_err();
+            assert_reason(&unix, Code::Unavailable, PROXY_UNHEALTHY);
+            assert!(unix.message.contains("unix-path proxy"), "{unix}");
+        }
+        let uncounted = resolver.suspension("proxied");
+        assert!(uncounted.is_none(), "not reported: {uncounted:?}");
+        // A proxy that refuses is reported: the third report suspends.
         let to = closed_destination().await;
         for attempt in 1..=3 {
             assert!(resolver.suspension("proxied").is_none(), "after {attempt}");

@@ -19,8 +19,14 @@ use crate::pb::FailureClass;
 pub(crate) enum Kind {
     /// Binding `source_address`; `unplumbed` for EADDRNOTAVAIL.
     Bind { unplumbed: bool },
-    /// Anything with a proxy: reaching it, its handshake, its refusals.
+    /// A proxy once it is tried: reaching it, its handshake, its refusals.
     Proxy,
+    /// A proxy found unusable before any connection to it (an address
+    /// family that does not match, a name that does not resolve, no
+    /// candidate left, a unix path): PROXY_UNHEALTHY too, but not reported,
+    /// as kumod's `connect_to` returns from `resolve_proxy_protocols` before
+    /// `maybe_record_health_failure`.
+    ProxyRoute,
     /// Reaching the destination directly (or finding its addresses).
     Direct,
 }
@@ -119,15 +125,20 @@ impl Attempt<'_> {
 /// How a connect whose every attempt failed is classified, as kumod does:
 /// all binds → SOURCE_UNPLUMBED; else a proxy involved → PROXY_UNHEALTHY;
 /// else CONNECT_FAILED. With it: whether the failure is reported to the
-/// sidecar, and the attempt it is reported for.
+/// sidecar, and the attempt it is reported for (an EADDRNOTAVAIL bind, or
+/// a proxy that was tried: never a [`Kind::ProxyRoute`]).
 pub(crate) fn classify(failures: &[Failed]) -> (FailureClass, Option<&Failed>) {
     if failures.iter().all(|f| matches!(f.kind, Kind::Bind { .. })) {
         let first = failures.first();
         let unplumbed = first.is_some_and(|f| f.kind == Kind::Bind { unplumbed: true });
         return (FailureClass::SourceUnplumbed, first.filter(|_| unplumbed));
     }
-    if let Some(proxy) = failures.iter().find(|f| f.kind == Kind::Proxy) {
-        return (FailureClass::ProxyUnhealthy, Some(proxy));
+    if failures
+        .iter()
+        .any(|f| matches!(f.kind, Kind::Proxy | Kind::ProxyRoute))
+    {
+        let tried = failures.iter().find(|f| f.kind == Kind::Proxy);
+        return (FailureClass::ProxyUnhealthy, tried);
     }
     (FailureClass::ConnectFailed, None)
 }
@@ -149,6 +160,7 @@ mod tests {
         let unplumbed = failed(Kind::Bind { unplumbed: true }, "192.0.2.1");
         let denied = failed(Kind::Bind { unplumbed: false }, "192.0.2.1");
         let proxy = failed(Kind::Proxy, "127.0.0.1:1080");
+        let mismatch = failed(Kind::ProxyRoute, "127.0.0.1:1080");
         let direct = failed(Kind::Direct, "127.0.0.1:25");
         let (class, report) = classify(std::slice::from_ref(&unplumbed));
         assert_eq!(class, FailureClass::SourceUnplumbed);
@@ -162,6 +174,23 @@ mod tests {
         let (class, report) = classify(&mixed);
         assert_eq!(class, FailureClass::ProxyUnhealthy);
         assert_eq!(report.unwrap().address, "127.0.0.1:1080");
+        // Found before any connection: the class, but no report...
+        let (class, report) = classify(std::slice::from_ref(&mismatch));
+        assert_eq!(
+            (class, report.is_none()),
+            (FailureClass::ProxyUnhealthy, true)
+        );
+        let early = [unplumbed.clone(), mismatch.clone()];
+        let (class, report) = classify(&early);
+        assert_eq!(
+            (class, report.is_none()),
+            (FailureClass::ProxyUnhealthy, true)
+        );
+        // ...while a proxy tried on another destination address is.
+        let both = [mismatch, proxy.clone()];
+        let (class, report) = classify(&both);
+        assert_eq!(class, FailureClass::ProxyUnhealthy);
+        assert_eq!(report.unwrap().kind, Kind::Proxy);
         let direct_too = [unplumbed, direct.clone()];
         let (class, report) = classify(&direct_too);
         assert_eq!(

@@ -8,8 +8,10 @@
 //! kumod's SOCKS5 exchange; a proxy host name is resolved now and each of
 //! its addresses tried) or directly, binding `source_address` first, all
 //! within one deadline. When every attempt failed the error is classified
-//! (SOURCE_UNPLUMBED, PROXY_UNHEALTHY, CONNECT_FAILED) and, for the classes
-//! that can suspend a source, reported to the sidecar before it is returned.
+//! (SOURCE_UNPLUMBED, PROXY_UNHEALTHY, CONNECT_FAILED) and, when kumod would
+//! record it (an EADDRNOTAVAIL bind; a proxy that was tried, not one found
+//! unusable before any connection), reported to the sidecar before it is
+//! returned.
 
 mod attempt;
 mod host_name;
@@ -196,7 +198,7 @@ impl Resolver {
                 None => vec![destination],
                 Some(proxy) if !same_family(proxy.via, destination.ip()) => {
                     failures.push(Failed {
-                        kind: Kind::Proxy,
+                        kind: Kind::ProxyRoute,
                         address: proxy.server.to_owned(),
                         cause: format!(
                             "proxy source address {} and destination {destination}: \

@@ -77,7 +77,7 @@ fn proxy<'a>(
         "ha_proxy_server"
     };
     let via = via.parse::<IpAddr>().map_err(|_| Failed {
-        kind: Kind::Proxy,
+        kind: Kind::ProxyRoute,
         address: server.to_owned(),
         cause: format!("{prefix}_source_address {via:?} is not an IP address"),
     })?;
@@ -132,7 +132,8 @@ pub(crate) async fn addresses(
 }
 
 /// The proxy's candidate addresses, resolved now, of `source_ip`'s family
-/// when it is set.
+/// when it is set; a failure here is found before any connection (not
+/// reported).
 pub(crate) async fn proxy_candidates(
     proxy: &Proxy<'_>,
     source_ip: Option<IpAddr>,
@@ -140,7 +141,7 @@ pub(crate) async fn proxy_candidates(
 ) -> Result<Vec<SocketAddr>, Failed> {
     let (field, server) = (proxy.field, proxy.server);
     let failed = |cause: String| Failed {
-        kind: Kind::Proxy,
+        kind: Kind::ProxyRoute,
         address: server.to_owned(),
         cause,
     };
@@ -211,6 +212,9 @@ mod tests {
         let proxy = Route::of(&source).unwrap().proxy.unwrap();
         assert_eq!((proxy.socks5, proxy.field), (false, "ha_proxy_server"));
         source.ha_proxy_source_address = Some("nope".into());
-        assert!(matches!(Route::of(&source).unwrap_err().kind, Kind::Proxy));
+        assert!(matches!(
+            Route::of(&source).unwrap_err().kind,
+            Kind::ProxyRoute
+        ));
     }
 }
