@@ -127,7 +127,8 @@ def policy(tmp_path_factory: pytest.TempPathFactory) -> PolicyHost:
     """One policy whose handlers answer `row-N` with the table of row N."""
     lines = ["local kumo = require 'kumo'", "local ROWS = {}"]
     for number, row in enumerate(ROWS):
-        lines.append(f"ROWS['row-{number}'] = function() return kumo.make_egress_{row.kind} {row.lua} end")
+        make = f"kumo.make_egress_{row.kind}"
+        lines.append(f"ROWS['row-{number}'] = function() return {make} {row.lua} end")
     lines.append("kumo.on('get_egress_source', function(name) return ROWS[name]() end)")
     lines.append("kumo.on('get_egress_pool', function(name) return ROWS[name]() end)")
     path = tmp_path_factory.mktemp("reference") / "policy.lua"

@@ -1,4 +1,4 @@
-"""The reason catalogue (definitions/errors.py) and the reason table of docs/errors.md say the same."""
+"""The reason catalogue (definitions/errors.py) and docs/errors.md's reason table say the same."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import grpc
 import pytest
 
 from egress_resolver.definitions.errors import CLIENT_REASONS, SITUATIONS, Reason, reason_table
-from egress_resolver.ops.docs_tables import MissingMarkers, splice, stale_pages
+from egress_resolver.ops.docs_tables import MissingMarkersError, splice, stale_pages
 from support import REPO
 
 ERRORS_PAGE = REPO / "docs" / "errors.md"
@@ -50,7 +50,7 @@ def test_every_reason_has_a_situation_without_a_pipe() -> None:
 def test_splice_replaces_only_between_the_markers() -> None:
     page = "intro\n<!-- t:begin -->\nold\n<!-- t:end -->\noutro\n"
     assert splice(page, "t", "new\n") == "intro\n<!-- t:begin -->\nnew\n<!-- t:end -->\noutro\n"
-    with pytest.raises(MissingMarkers, match=re.escape("no <!-- u:begin -->")):
+    with pytest.raises(MissingMarkersError, match=re.escape("no <!-- u:begin -->")):
         splice(page, "u", "new\n")
 
 

@@ -31,7 +31,7 @@ class Table:
 TABLES = (Table("docs/errors.md", "reasons", reason_table),)
 
 
-class MissingMarkers(ValueError):
+class MissingMarkersError(ValueError):
     """A page lacks the begin/end markers of its table."""
 
 
@@ -40,7 +40,7 @@ def splice(document: str, marker: str, content: str) -> str:
     begin, end = f"<!-- {marker}:begin -->\n", f"<!-- {marker}:end -->"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(document):
-        raise MissingMarkers(f"no {begin.strip()} ... {end} in the page")
+        raise MissingMarkersError(f"no {begin.strip()} ... {end} in the page")
     return pattern.sub(lambda _: f"{begin}{content}{end}", document, count=1)
 
 
@@ -52,8 +52,8 @@ def stale_pages(root: Path, *, write: bool) -> list[str]:
         document = path.read_text(encoding="utf-8")
         try:
             updated = splice(document, table.marker, table.render())
-        except MissingMarkers as err:
-            raise MissingMarkers(f"{table.page}: {err}") from None
+        except MissingMarkersError as err:
+            raise MissingMarkersError(f"{table.page}: {err}") from None
         if updated != document:
             stale.append(table.page)
             if write:
