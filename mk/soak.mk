@@ -5,5 +5,5 @@ soak: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) ## flood of 1M names, then ghz
 	$(PY) bench/soak.py
 
 .PHONY: bench-metrics
-bench-metrics: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) ## hit-path cost of --metrics (CPU per call, calls/s), into BENCHMARKS.md
+bench-metrics: $(STAMP) $(PROTO_DEPS)/.copied $(GHZ_STAMP) ## hit-path cost of --metrics (CPU per call, calls/s), into docs/benchmarks.md
 	$(PY) bench/metrics_cost.py
