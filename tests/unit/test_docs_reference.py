@@ -22,6 +22,7 @@ import pytest
 from egress_resolver.definitions.codec import pool_message, source_message
 from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.definitions.json_view import message_json
+from egress_resolver.ops.docs_tables import field_summary, stale_pages
 from egress_resolver.runtime.lua_host import PolicyHost
 from kumo.egress.v1 import egress_pool_pb2, egress_source_pb2, resolver_service_pb2
 from support import REPO
@@ -53,6 +54,17 @@ def test_every_field_has_its_page_and_every_page_its_field(folder: str, message:
             assert f"\n{section}\n" in text, f"{folder}/{field}.md has no '{section}'"
         assert f"(source/{field}.md)" in index or folder != "source", field
         assert f"(pool/{field}.md)" in index or folder != "pool", field
+
+
+def test_every_generated_table_is_current() -> None:
+    assert stale_pages(REPO, write=False) == [], "run `make docs-tables`"
+
+
+def test_a_field_summary_is_the_type_line_and_the_first_sentence() -> None:
+    kind, summary = field_summary(REFERENCE / "source" / "socks5_proxy_password.md")
+    assert kind == "Optional KeySource"
+    assert summary.endswith("used with `socks5_proxy_username`.")  # the link is dropped
+    assert "](" not in summary
 
 
 def test_the_entries_page_covers_every_entry_field() -> None:
