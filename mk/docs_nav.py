@@ -36,10 +36,12 @@ def _entries(items: list[NavItem], docs: Path) -> list[NavItem]:
         ((title, value),) = item.items()
         if isinstance(value, list):
             children = _entries(value, docs)
-        elif isinstance(value, str) and value.endswith("/"):
-            children = list(_pages(value, docs))
-        elif isinstance(value, str) and not _is_page(value, docs):
-            children = []
+        elif isinstance(value, str) and value.endswith("/") and "://" not in value:
+            children = _pages(value, docs)
+        elif isinstance(value, str):
+            if _pages(value, docs):  # the page (or link) itself, under its title
+                kept.append(item)
+            continue
         else:
             kept.append(item)
             continue
@@ -49,6 +51,9 @@ def _entries(items: list[NavItem], docs: Path) -> list[NavItem]:
 
 
 def _pages(entry: str, docs: Path) -> list[NavItem]:
+    """The pages `entry` stands for: a folder's, the page if it exists, a link as it is."""
+    if "://" in entry:
+        return [entry]
     if not entry.endswith("/"):
         return [entry] if _is_page(entry, docs) else []
     folder = docs / entry
@@ -57,7 +62,7 @@ def _pages(entry: str, docs: Path) -> list[NavItem]:
 
 
 def _is_page(entry: str, docs: Path) -> bool:
-    if "://" in entry or (docs / entry).is_file():
+    if (docs / entry).is_file():
         return True
     log.info("nav: %s is not there yet; left out", entry)
     return False
