@@ -1,8 +1,9 @@
 """MkDocs hook (mkdocs.yml `hooks:`): folder entries in the nav, and pages not written yet.
 
 - An entry that ends in "/" (`lua/`, `reference/source/`) stands for every page of
-  that folder, its `index.md` first and the others by file name, so a new Lua
-  module or field page is in the nav without an edit of mkdocs.yml.
+  that folder, its `index.md` first and the others by name (`kumo` before
+  `kumo.cidr`), so a new Lua module or field page is in the nav without an edit
+  of mkdocs.yml.
 - An entry naming a page that does not exist is left out (logged at info), so
   the nav can list a page another change brings. A page that exists but is in
   no entry still fails the strict build (`validation.nav.omitted_files: warn`).
@@ -57,7 +58,7 @@ def _pages(entry: str, docs: Path) -> list[NavItem]:
     if not entry.endswith("/"):
         return [entry] if _is_page(entry, docs) else []
     folder = docs / entry
-    pages = sorted(folder.glob("*.md"), key=lambda page: (page.name != "index.md", page.name))
+    pages = sorted(folder.glob("*.md"), key=lambda page: (page.name != "index.md", page.stem))
     return [page.relative_to(docs).as_posix() for page in pages]
 
 

@@ -22,7 +22,15 @@ def load_hook() -> ModuleType:
 
 def test_folders_expand_index_first_and_missing_pages_drop_out(tmp_path: Path) -> None:
     docs = tmp_path / "docs"
-    for page in ("api.md", "lua/index.md", "lua/redis.md", "lua/kumo.md", "cli/script.md"):
+    for page in (
+        "api.md",
+        "lua/index.md",
+        "lua/redis.md",
+        "lua/kumo.md",
+        "lua/kumo.cidr.md",
+        "lua/kumo.make_config.md",
+        "cli/script.md",
+    ):
         (docs / page).parent.mkdir(parents=True, exist_ok=True)
         (docs / page).write_text(f"# {page}\n")
     config = MkDocsConfig()
@@ -39,7 +47,15 @@ def test_folders_expand_index_first_and_missing_pages_drop_out(tmp_path: Path) -
     hook = load_hook()
     assert hook.on_config(config).nav == [
         {"gRPC API": "api.md"},
-        {"Lua API": ["lua/index.md", "lua/kumo.md", "lua/redis.md"]},
+        {
+            "Lua API": [
+                "lua/index.md",
+                "lua/kumo.md",
+                "lua/kumo.cidr.md",
+                "lua/kumo.make_config.md",
+                "lua/redis.md",
+            ]
+        },
         {"Command line": ["cli/script.md"]},
         "https://example.com/",
         {"KumoMTA": "https://docs.kumomta.com/"},
