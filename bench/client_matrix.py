@@ -12,7 +12,7 @@ driver's Sidecar and Example, so every language is measured the same way):
   signal to the first new answer, p50 and p99 (it includes the sidecar's reload:
   a new Lua state, the warm re-resolution and the swap, and the announcement).
 
-Writes bench/results/clients.json and the client table of BENCHMARKS.md (this
+Writes bench/results/clients.json and the client table of docs/benchmarks.md (this
 script alone writes that table). `make bench-client` runs it;
 `--languages python go` narrows it.
 """
@@ -124,7 +124,7 @@ def main() -> None:
     results = {language: measure(language) for language in args.languages}
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     rows = table(results)
-    doc = ROOT / "BENCHMARKS.md"
+    doc = ROOT / "docs" / "benchmarks.md"
     doc.write_text(TABLE.sub(lambda m: m.group(1) + rows + m.group(2), doc.read_text()))
     print(rows)
 

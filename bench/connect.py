@@ -21,7 +21,7 @@ sidecar serving bench/connect.lua on a unix socket, with two example processes
   report's handling, the stream message, each client applying it. Goal: p99 ≤
   50 ms.
 
-Writes bench/results/connect.json and the connect table of BENCHMARKS.md (this
+Writes bench/results/connect.json and the connect table of docs/benchmarks.md (this
 script alone writes it); with --trial only build/bench/trial-results/connect.json.
 Every process it starts is stopped on exit.
 
@@ -204,8 +204,8 @@ def main() -> int:
     parser.add_argument("--languages", nargs="+", default=list(LANGUAGES), choices=LANGUAGES)
     parser.add_argument("--trials", type=int, default=30)
     parser.add_argument("--n", type=int, default=500, help="connects per bench_connect round")
-    parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
-    parser.add_argument("--trial", action="store_true", help="leave BENCHMARKS.md alone")
+    parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--trial", action="store_true", help="leave docs/benchmarks.md alone")
     args = parser.parse_args()
     info = machine.describe()
     load_before = os.getloadavg()[0]

@@ -12,7 +12,7 @@ fan-out, each sidecar's subscriber and App.invalidate, the WatchInvalidations
 message, the client's watcher thread. Polling adds up to ~0.2 ms; the three
 clients share this process (and its GIL) with the poller.
 
-Writes bench/results/fleet.json and the fleet table of BENCHMARKS.md (this
+Writes bench/results/fleet.json and the fleet table of docs/benchmarks.md (this
 script alone writes it); with --trial only build/bench/trial-results/fleet.json.
 Every process it starts is stopped on exit.
 
@@ -57,8 +57,8 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--publishes", type=int, default=100)
     parser.add_argument("--sidecars", type=int, default=3)
-    parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
-    parser.add_argument("--trial", action="store_true", help="leave BENCHMARKS.md alone")
+    parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--trial", action="store_true", help="leave docs/benchmarks.md alone")
     return parser.parse_args(argv)
 
 

@@ -5,7 +5,7 @@ each a fresh sidecar on a free loopback port serving bench/policy.lua, warmed,
 then `ghz -n CALLS -c 50` on one cached name. CPU per call comes from
 /proc/<pid>/stat (utime + stime), which a busy machine disturbs less than
 throughput. Writes bench/results/metrics-cost.json and the table in
-BENCHMARKS.md between the metrics-cost markers. Run: `make bench-metrics`.
+docs/benchmarks.md between the metrics-cost markers. Run: `make bench-metrics`.
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def main() -> None:
         + f"| ratio with / without | {metered['cpu_us_per_call'] / base['cpu_us_per_call']:.3f} "
         f"| {metered['calls_per_second'] / base['calls_per_second']:.3f} |\n"
     )
-    doc = ROOT / "BENCHMARKS.md"
+    doc = ROOT / "docs" / "benchmarks.md"
     text = doc.read_text()
     if not TABLE.search(text):
         text += (

@@ -6,7 +6,7 @@ warms them up, then runs each scenario against each of its targets once per
 round (rotating the order of the targets), and reports the median over the
 rounds. Writes bench/results/*.json (ghz's report of every run without its
 per-call details, and summary.json), bench/results/bench.png, and the
-generated sections of BENCHMARKS.md (with --trial: only the files, into
+generated sections of docs/benchmarks.md (with --trial: only the files, into
 build/bench/trial-results). Every server is stopped at the end, also when the
 run fails or is interrupted.
 
@@ -16,7 +16,7 @@ run fails or is interrupted.
 misses-redis also starts a redis-server (harness/redis_server.py). With
 --scenario only those scenarios run, against only their targets; like
 --trial, such a partial run writes to build/bench/trial-results and leaves
-bench/results and BENCHMARKS.md alone (their tables hold a whole run).
+bench/results and docs/benchmarks.md alone (their tables hold a whole run).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ import dataclasses
 import datetime
 import os
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,7 +55,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=3, help="runs per scenario and target")
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run")
     parser.add_argument("--ghz", type=Path, default=REPO / "bin/ghz")
-    parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
+    parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "benchmarks.md")
     parser.add_argument(
         "--scenario",
         action="append",
@@ -65,7 +66,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
         "--trial",
         action="store_true",
         help=f"write the results to {TRIAL_RESULTS.relative_to(REPO)} and leave "
-        "bench/results and BENCHMARKS.md alone",
+        "bench/results and docs/benchmarks.md alone",
     )
     return parser.parse_args(argv)
 
@@ -223,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     report.write_summary(results / "summary.json", run_info, table, runs, verdicts)
     title = f"egress-resolver benchmark, {when}, {info['nproc']} x {info['cpu_model']}"
     plot.draw(table, results / "bench.png", title)
+    if not args.trial:  # the picture of docs/benchmarks.md (MkDocs serves only docs/)
+        shutil.copyfile(results / "bench.png", REPO / "docs" / "img" / "bench.png")
     results_md = report.results_table(table, specs)
     goals_md = report.goals_table(verdicts)
     if not args.trial:

@@ -32,7 +32,7 @@ from outside the sidecar (its /proc files and gRPC calls over 127.0.0.1):
 
 2-4 are repeated for 5 reloads (alternating the marker) and 5 for 3 rounds;
 the figures are the medians. Writes bench/results/scale.json and the scale
-table of BENCHMARKS.md (this script alone writes it); with --trial only
+table of docs/benchmarks.md (this script alone writes it); with --trial only
 build/bench/trial-results/scale.json. Every sidecar it starts is stopped on exit.
 
     .venv/bin/python bench/scale.py [--sizes 10000 100000] [--reloads 5] [--trial]
@@ -132,8 +132,8 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--hitters", type=int, default=HITTERS)
     parser.add_argument("--cpu-calls", type=int, default=CPU_CALLS)
     parser.add_argument("--cpu-threads", type=int, default=CPU_THREADS)
-    parser.add_argument("--markdown", type=Path, default=REPO / "BENCHMARKS.md")
-    parser.add_argument("--trial", action="store_true", help="leave BENCHMARKS.md alone")
+    parser.add_argument("--markdown", type=Path, default=REPO / "docs" / "benchmarks.md")
+    parser.add_argument("--trial", action="store_true", help="leave docs/benchmarks.md alone")
     return parser.parse_args(argv)
 
 
@@ -591,7 +591,7 @@ def verdicts(figures: dict[str, Any], in_process: dict[str, float]) -> list[dict
 
 
 def table(summary: dict[str, Any]) -> str:
-    """The BENCHMARKS.md section."""
+    """The docs/benchmarks.md section."""
     verdict = {True: "pass", False: "**FAIL**", None: "—"}
     lines = [
         f"`{summary['command']}` on {summary['date']}; load average before/after "

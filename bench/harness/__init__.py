@@ -2,6 +2,6 @@
 
 Modules: `machine` (what the run ran on), `targets` (starting and stopping the
 servers), `ghz` (running the load generator), `plan` (targets and scenarios),
-`results` (medians and ratios), `report` (BENCHMARKS.md and JSON) and `plot`
+`results` (medians and ratios), `report` (docs/benchmarks.md and JSON) and `plot`
 (the PNG). Only the standard library and matplotlib are used.
 """

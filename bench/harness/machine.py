@@ -102,7 +102,7 @@ def describe() -> dict[str, Any]:
 
 
 def markdown(info: dict[str, Any]) -> str:
-    """The machine description for BENCHMARKS.md."""
+    """The machine description for docs/benchmarks.md."""
     load = ", ".join(f"{v:g}" for v in info["load_average"])
     return "\n".join(
         [

@@ -1,4 +1,4 @@
-"""The results as Markdown (spliced into BENCHMARKS.md) and as JSON."""
+"""The results as Markdown (spliced into docs/benchmarks.md) and as JSON."""
 
 from __future__ import annotations
 
@@ -74,12 +74,12 @@ def splice(document: str, section: str, content: str) -> str:
     begin, end = f"<!-- bench:{section}:begin -->", f"<!-- bench:{section}:end -->"
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.DOTALL)
     if not pattern.search(document):
-        raise ValueError(f"BENCHMARKS.md has no {begin} ... {end} section")
+        raise ValueError(f"docs/benchmarks.md has no {begin} ... {end} section")
     return pattern.sub(lambda _: f"{begin}\n{content}\n{end}", document, count=1)
 
 
 def update_markdown(path: Path, sections: dict[str, str]) -> None:
-    """Splice each generated section into BENCHMARKS.md."""
+    """Splice each generated section into docs/benchmarks.md."""
     document = path.read_text()
     for section, content in sections.items():
         document = splice(document, section, content)

@@ -54,6 +54,7 @@ class Reason(enum.StrEnum):
     CONNECT_FAILED = "CONNECT_FAILED"
     SOURCE_SUSPENDED = "SOURCE_SUSPENDED"
     POOL_SUSPENDED = "POOL_SUSPENDED"
+    POOL_HAS_NO_SOURCES = "POOL_HAS_NO_SOURCES"
 
     @property
     def code(self) -> grpc.StatusCode:
@@ -104,6 +105,7 @@ _CODES: dict[Reason, grpc.StatusCode] = {
     Reason.CONNECT_FAILED: grpc.StatusCode.UNAVAILABLE,
     Reason.SOURCE_SUSPENDED: grpc.StatusCode.UNAVAILABLE,
     Reason.POOL_SUSPENDED: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Reason.POOL_HAS_NO_SOURCES: grpc.StatusCode.FAILED_PRECONDITION,
 }
 CLIENT_REASONS = frozenset(
     {
@@ -112,6 +114,7 @@ CLIENT_REASONS = frozenset(
         Reason.CONNECT_FAILED,
         Reason.SOURCE_SUSPENDED,
         Reason.POOL_SUSPENDED,
+        Reason.POOL_HAS_NO_SOURCES,
     }
 )
 """Reasons only the clients produce (connect, select); the sidecar never sends them."""
@@ -131,6 +134,72 @@ _CACHEABLE = frozenset(
     }
 )
 _TRANSIENT = frozenset({Reason.DATA_SOURCE_ERROR, Reason.DATA_SOURCE_TIMEOUT})
+
+SITUATIONS: dict[Reason, str] = {
+    Reason.EMPTY_NAME: "empty name",
+    Reason.NAME_TOO_LONG: "name over 1 024 bytes (UTF-8)",
+    Reason.NAME_HAS_CONTROL_CHARACTERS: "control characters in the name",
+    Reason.TOO_MANY_NAMES: "more than 1 000 names in a batch",
+    Reason.INVALID_REQUEST: (
+        "a request body that is not the method's message; `Invalidate` with names and `all`, "
+        "or with neither; `ReportSourceFailure` with `FAILURE_CLASS_UNSPECIFIED` or a number "
+        "that is no class"
+    ),
+    Reason.SOURCE_NOT_FOUND: "the `get_egress_source` handler returned nil or nothing",
+    Reason.POOL_NOT_FOUND: "the `get_egress_pool` handler returned nil or nothing",
+    Reason.HANDLER_ERROR: "the handler raised an error, or a Lua runtime error",
+    Reason.INVALID_RETURN_TYPE: "the handler returned something other than a definition",
+    Reason.INVALID_DEFINITION: "`make_egress_source` or `make_egress_pool` refused the table",
+    Reason.NO_HANDLER: "no `get_egress_pool` handler registered, for a pool",
+    Reason.INVALID_POOL_SOURCE: "a pool names a source that does not resolve",
+    Reason.HANDLER_TIMEOUT: "the handler ran past its time budget (`--handler-timeout`)",
+    Reason.DATA_SOURCE_ERROR: (
+        "a data source down, refusing, locked, answering garbage or 5xx, or over "
+        "`--data-source-limit-mib`"
+    ),
+    Reason.DATA_SOURCE_TIMEOUT: "a data source past its own timeout",
+    Reason.DEADLINE_EXCEEDED: (
+        "the caller's deadline is passing while it waits (answered 10 ms + 2 % of the time "
+        "left before it, so that the answer reaches the caller before its own timer ends the "
+        "call; a batch still answers its other names)"
+    ),
+    Reason.TOO_MANY_PENDING_MISSES: "too many concurrent misses (`--max-pending-misses`)",
+    Reason.LUA_MEMORY_LIMIT: "the Lua memory cap was hit (`--lua-memory-mib`)",
+    Reason.POLICY_NOT_LOADED: (
+        "starting, or no valid policy loaded: it failed to load, `init` or `validate_config` "
+        "failed, or it registers no `get_egress_source` handler (an empty or half-written file)"
+    ),
+    Reason.SHUTTING_DOWN: "shutting down (after SIGTERM)",
+    Reason.INVALIDATE_DISABLED: "`Invalidate` turned off (`--allow-invalidate false`)",
+    Reason.SOURCE_UNPLUMBED: "client `connect`: binding `source_address` failed",
+    Reason.PROXY_UNHEALTHY: (
+        "client `connect`: the proxy could not be reached, its handshake failed, "
+        "or it refused to bind"
+    ),
+    Reason.CONNECT_FAILED: "client `connect`: the destination could not be reached directly",
+    Reason.SOURCE_SUSPENDED: ("client `connect` through a source the client knows to be suspended"),
+    Reason.POOL_SUSPENDED: (
+        "client `select`: every source of the pool (of weight above 0) is suspended"
+    ),
+    Reason.POOL_HAS_NO_SOURCES: "client `select`: the pool has no source of weight above 0",
+}
+"""When each reason is sent: the "situation" column of the reason table (docs/errors.md)."""
+
+
+def reason_table() -> str:
+    """The reason table of docs/errors.md, one row per reason (a test keeps the two equal)."""
+    rows = ["| reason | status | situation | cached |", "|---|---|---|---|"]
+    for reason in Reason:
+        if reason in CLIENT_REASONS:
+            cached = "— (raised by the clients)"
+        elif reason.transient:
+            cached = "`--transient-error-ttl`"
+        else:
+            cached = "`--negative-ttl`" if reason.cacheable else "no"
+        rows.append(
+            f"| `{reason.value}` | `{reason.code.name}` | {SITUATIONS[reason]} | {cached} |"
+        )
+    return "\n".join(rows) + "\n"
 
 
 class ResolveError(Exception):
