@@ -1,6 +1,6 @@
 """The reasons INVALID_REQUEST, DATA_SOURCE_TIMEOUT, DEADLINE_EXCEEDED and SHUTTING_DOWN,
 produced by a real `egress-resolver serve` process and seen as a client sees them:
-the gRPC status code, the ErrorInfo reason and the message (README "Errors")."""
+the gRPC status code, the ErrorInfo reason and the message (docs/errors.md)."""
 
 from __future__ import annotations
 

@@ -35,7 +35,7 @@ const (
 // Resolves egress definitions by running the operator's KumoMTA Lua policy.
 //
 // Errors carry a `google.rpc.ErrorInfo` detail whose `reason` is a stable
-// UPPER_SNAKE code (see the README's error table) and whose domain is
+// UPPER_SNAKE code (see docs/errors.md) and whose domain is
 // `egress-resolver.kumo`.
 type EgressResolverServiceClient interface {
 	// Returns the egress source with the given name, from the cache or by
@@ -173,7 +173,7 @@ func (c *egressResolverServiceClient) ReportSourceFailure(ctx context.Context, i
 // Resolves egress definitions by running the operator's KumoMTA Lua policy.
 //
 // Errors carry a `google.rpc.ErrorInfo` detail whose `reason` is a stable
-// UPPER_SNAKE code (see the README's error table) and whose domain is
+// UPPER_SNAKE code (see docs/errors.md) and whose domain is
 // `egress-resolver.kumo`.
 type EgressResolverServiceServer interface {
 	// Returns the egress source with the given name, from the cache or by

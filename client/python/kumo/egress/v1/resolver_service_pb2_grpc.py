@@ -29,7 +29,7 @@ class EgressResolverServiceStub:
     """Resolves egress definitions by running the operator's KumoMTA Lua policy.
 
     Errors carry a `google.rpc.ErrorInfo` detail whose `reason` is a stable
-    UPPER_SNAKE code (see the README's error table) and whose domain is
+    UPPER_SNAKE code (see docs/errors.md) and whose domain is
     `egress-resolver.kumo`.
     """
 
@@ -80,7 +80,7 @@ class EgressResolverServiceServicer:
     """Resolves egress definitions by running the operator's KumoMTA Lua policy.
 
     Errors carry a `google.rpc.ErrorInfo` detail whose `reason` is a stable
-    UPPER_SNAKE code (see the README's error table) and whose domain is
+    UPPER_SNAKE code (see docs/errors.md) and whose domain is
     `egress-resolver.kumo`.
     """
 
@@ -208,7 +208,7 @@ class EgressResolverService:
     """Resolves egress definitions by running the operator's KumoMTA Lua policy.
 
     Errors carry a `google.rpc.ErrorInfo` detail whose `reason` is a stable
-    UPPER_SNAKE code (see the README's error table) and whose domain is
+    UPPER_SNAKE code (see docs/errors.md) and whose domain is
     `egress-resolver.kumo`.
     """
 

@@ -30,7 +30,7 @@ class EgressResolverServiceStub:
     """Resolves egress definitions by running the operator's KumoMTA Lua policy.
 
     Errors carry a `google.rpc.ErrorInfo` detail whose `reason` is a stable
-    UPPER_SNAKE code (see the README's error table) and whose domain is
+    UPPER_SNAKE code (see docs/errors.md) and whose domain is
     `egress-resolver.kumo`.
     """
 
@@ -90,7 +90,7 @@ class EgressResolverServiceAsyncStub(EgressResolverServiceStub):
     """Resolves egress definitions by running the operator's KumoMTA Lua policy.
 
     Errors carry a `google.rpc.ErrorInfo` detail whose `reason` is a stable
-    UPPER_SNAKE code (see the README's error table) and whose domain is
+    UPPER_SNAKE code (see docs/errors.md) and whose domain is
     `egress-resolver.kumo`.
     """
 
@@ -146,7 +146,7 @@ class EgressResolverServiceServicer(metaclass=_abc_1.ABCMeta):
     """Resolves egress definitions by running the operator's KumoMTA Lua policy.
 
     Errors carry a `google.rpc.ErrorInfo` detail whose `reason` is a stable
-    UPPER_SNAKE code (see the README's error table) and whose domain is
+    UPPER_SNAKE code (see docs/errors.md) and whose domain is
     `egress-resolver.kumo`.
     """
 

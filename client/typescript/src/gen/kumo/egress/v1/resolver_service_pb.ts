@@ -699,7 +699,7 @@ export const FailureClassSchema: GenEnum<FailureClass> = /*@__PURE__*/
  * Resolves egress definitions by running the operator's KumoMTA Lua policy.
  *
  * Errors carry a `google.rpc.ErrorInfo` detail whose `reason` is a stable
- * UPPER_SNAKE code (see the README's error table) and whose domain is
+ * UPPER_SNAKE code (see docs/errors.md) and whose domain is
  * `egress-resolver.kumo`.
  *
  * @generated from service kumo.egress.v1.EgressResolverService
