@@ -154,7 +154,7 @@ def ghz_binary() -> Path:
     ("name", "status"), [("ip-1", "OK"), ("nope", "FailedPrecondition"), ("", "InvalidArgument")]
 )
 def test_ghz_by_reflection(name: str, status: str) -> None:
-    """The ghz command of docs/index.md, with no .proto files: every call gets the expected status."""
+    """docs/index.md's ghz command, with no .proto files: every call gets the expected status."""
     ghz = ghz_binary()
     with InProcessServer(settings("seed_source_address.lua")) as srv:
         completed = subprocess.run(

@@ -1,5 +1,6 @@
-"""The CLI's pages stay true: every verb of the parser has docs/cli/<verb>.md, which names
-every flag of that verb in its Flags section, and no other (the links between pages are checked by `make docs`, in strict mode)."""
+"""The CLI's pages stay true: every verb of the parser has docs/cli/<verb>.md, whose Flags
+section names every flag of that verb and no other. (`make docs`, in strict mode, checks
+the links between the pages.)"""
 
 from __future__ import annotations
 
