@@ -79,8 +79,8 @@ test-unit: $(STAMP)
 test-integration: $(STAMP)
 	$(BIN)/pytest tests/integration -q
 
-# ghz (pinned in mk/bench.mk) and grpcurl (mk/grpcurl.mk) run the README's
-# reflection-only commands in tests/integration/test_reflection.py.
+# ghz (pinned in mk/bench.mk) and grpcurl (mk/grpcurl.mk) run the
+# reflection-only commands of docs/index.md in tests/integration/test_reflection.py.
 test-python: $(STAMP) $(GHZ_STAMP) $(GRPCURL_STAMP)
 	GHZ=$(CURDIR)/$(GHZ) GRPCURL=$(CURDIR)/$(GRPCURL) $(BIN)/pytest -q --ignore=tests/conformance
 

@@ -1,4 +1,4 @@
-# grpcurl (pinned), the reflection client the README shows: `make test` runs
+# grpcurl (pinned), the reflection client docs/index.md shows: `make test` runs
 # `grpcurl list` and `grpcurl describe` against a live sidecar in
 # tests/integration/test_reflection.py (grpcurl asks grpc.reflection.v1
 # first). Installed into bin/ with `go install`, like ghz in mk/bench.mk.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the egress-resolver container image from Debian packages, with no
-# base image pulled: `make image` runs it (see mk/image.mk and README.md,
-# "Container image").
+# base image pulled: `make image` runs it (see mk/image.mk and docs/operating.md,
+# "The container image").
 #
 #   deploy/image/build.sh VERSION DIST_DIR WORK_DIR OUTPUT
 #

@@ -62,7 +62,7 @@ def test_a_publish_of_a_name_an_array_and_star_reaches_the_clients(
             ]
             assert rpcs(resolver) == 3
 
-            # The README's recipe: update a source in Redis, then PUBLISH its name.
+            # The recipe of docs/index.md (Fleet): update a source in Redis, then PUBLISH its name.
             put(redis_server, "ip-1", "10.9.9.1")
             assert redis_server.client().publish(CHANNEL, "ip-1") == 1  # one sidecar
             event = next(stream)

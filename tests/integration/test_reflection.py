@@ -154,7 +154,7 @@ def ghz_binary() -> Path:
     ("name", "status"), [("ip-1", "OK"), ("nope", "FailedPrecondition"), ("", "InvalidArgument")]
 )
 def test_ghz_by_reflection(name: str, status: str) -> None:
-    """The README's ghz command, with no .proto files: every call gets the expected status."""
+    """docs/index.md's ghz command, with no .proto files: every call gets the expected status."""
     ghz = ghz_binary()
     with InProcessServer(settings("seed_source_address.lua")) as srv:
         completed = subprocess.run(
@@ -237,7 +237,7 @@ def test_grpcurl_describe_reflection_v1(live_target: str) -> None:
 
 
 def test_grpcurl_calls_by_reflection(live_target: str) -> None:
-    """The README's grpcurl command: no .proto files, JSON in and out."""
+    """The grpcurl command of docs/index.md: no .proto files, JSON in and out."""
     out = grpcurl(live_target, f"{SERVICE}/GetEgressSource", flags=("-d", '{"name": "both"}'))
     source = json.loads(out)["source"]
     assert source["ha_proxy_server"] == "proxy.example.com:1080"

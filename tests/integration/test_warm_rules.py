@@ -1,4 +1,4 @@
-"""The warm-reload rules (serving/warm.py; README "Caches that stay right", 4) with a
+"""The warm-reload rules (serving/warm.py; docs/index.md "Caches that stay right", 4) with a
 real sidecar process and SIGHUP: what a reload announces on WatchInvalidations when
 the cache evicted, when it holds more names than --reload-warm-names, and when a
 name is being loaded while the reload runs."""

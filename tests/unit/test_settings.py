@@ -64,9 +64,9 @@ def test_invalid_values_name_the_setting(
         Settings.from_sources(flags, env)
 
 
-def test_readme_settings_table_matches_the_settings_module() -> None:
-    readme = (REPO / "README.md").read_text()
-    table = readme.split("<!-- settings:begin -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
+def test_the_operating_page_settings_table_matches_the_settings_module() -> None:
+    page = (REPO / "docs" / "operating.md").read_text()
+    table = page.split("<!-- settings:begin -->\n", 1)[1].split("<!-- settings:end -->", 1)[0]
     assert table == reference_table()
 
 

@@ -1,4 +1,4 @@
-"""The `egress-resolver` command: serve, check, resolve and invalidate."""
+"""The `egress-resolver` command: serve, check, script, resolve and invalidate."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def _add_settings(parser: argparse.ArgumentParser) -> None:
         )
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The command line: one subcommand per verb (each has its page, docs/cli/<verb>.md)."""
     parser = argparse.ArgumentParser(
         prog="egress-resolver",
         description="gRPC sidecar serving KumoMTA egress sources from a Lua policy",
@@ -89,7 +90,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "invalidate":
         if bool(args.names) == args.all:

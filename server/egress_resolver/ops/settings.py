@@ -2,8 +2,8 @@
 
 This module is the configuration reference: each field of `Settings` names
 its command-line flag, its `EGRESS_RESOLVER_*` variable and its default, and
-the README's flag table is checked against it by a test. Precedence: flag,
-then variable, then default. Durations use the policy's syntax ("2s",
+the settings table of docs/operating.md is checked against it by a test.
+Precedence: flag, then variable, then default. Durations use the policy's syntax ("2s",
 "5 mins"); list-valued variables are comma-separated.
 """
 
@@ -283,7 +283,8 @@ class Settings:
 
 
 def reference_table() -> str:
-    """The README's settings table, rendered from the fields (a test keeps them equal)."""
+    """The settings table of docs/operating.md, rendered from the fields (a test keeps
+    them equal)."""
     rows = ["| flag | variable | default | meaning |", "|---|---|---|---|"]
     for field in dataclasses.fields(Settings):
         factory = field.default_factory
