@@ -97,10 +97,12 @@ def test_a_call_past_its_timeout_fails_with_deadline_exceeded(server: InProcessS
         assert reply["error"]["reason"] in ("", "DEADLINE_EXCEEDED")
 
 
-def example(env: dict[str, str], *commands: dict[str, Any]) -> tuple[int, list[Any], str]:
+def example(
+    env: dict[str, str], *commands: dict[str, Any], flags: tuple[str, ...] = ()
+) -> tuple[int, list[Any], str]:
     """Run the example program with `env` added, these command lines on stdin."""
     done = subprocess.run(
-        [sys.executable, "-m", "egress_client.example", "--target", "unix:/nowhere.sock"],
+        [sys.executable, "-m", "egress_client.example", "--target", "unix:/nowhere.sock", *flags],
         input="".join(json.dumps(c) + "\n" for c in commands),
         env={**os.environ, **env},
         capture_output=True,
@@ -136,6 +138,16 @@ def test_example_options_in_code_win_over_the_variables() -> None:
             }
         }
     ]
+
+
+def test_the_examples_flags_win_over_the_same_key_of_example_options() -> None:
+    code = {"target": "unix:/elsewhere.sock", "cache": False, "timeout": 1}
+    rc, lines, _ = example(
+        {"EXAMPLE_OPTIONS": json.dumps(code)}, {"options": {}}, flags=("--cache",)
+    )
+    assert rc == 0
+    shown = lines[0]["options"]
+    assert (shown["target"], shown["cache"], shown["timeout"]) == ("unix:/nowhere.sock", True, "1s")
 
 
 @pytest.mark.parametrize(

@@ -28,11 +28,12 @@ stdin, one per line, and writes one JSON line per command, flushed, in order
                                   "keepalive_interval": "30s", "connect_timeout": "60s"}}
 
 Errors are {"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND", "message": "..."}}.
-Options: `--target` and `--cache`, then EXAMPLE_OPTIONS, a JSON object of
-option name -> value (durations as "500ms" or seconds, numbers, booleans),
-are given to the Resolver in code (EXAMPLE_OPTIONS winning over the flags);
-the others come from the EGRESS_CLIENT_* variables, else the defaults. An
-option or variable that cannot be used is reported on stderr (exit 2).
+Options: EXAMPLE_OPTIONS, a JSON object of option name -> value (durations
+as "500ms" or seconds, numbers, booleans), and `--target` and `--cache` when
+given (they win over the same key), are given to the Resolver in code; the
+others come from the EGRESS_CLIENT_* variables, else the defaults
+(docs/clients/spec.md). An option or variable that cannot be used is
+reported on stderr (exit 2).
 """
 
 from __future__ import annotations
@@ -314,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     flags = {"target": args.target, "cache": True if args.cache else None}
     try:
-        resolver = Resolver(**(flags | code_options(os.environ.get(OPTIONS_VARIABLE, ""))))
+        options = code_options(os.environ.get(OPTIONS_VARIABLE, ""))
+        options |= {key: value for key, value in flags.items() if value is not None}
+        resolver = Resolver(**options)
     except OptionError as err:
         print(f"egress-example: {err}", file=sys.stderr)
         return 2
