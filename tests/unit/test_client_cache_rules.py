@@ -7,7 +7,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from egress_client import Options, ResolverError
+from egress_client import Options, Resolver, ResolverError
 from egress_client._core import Core
 from kumo.egress.v1.egress_pool_pb2 import EgressPool
 from kumo.egress.v1.egress_source_pb2 import EgressSource
@@ -180,3 +180,20 @@ def test_pools_follow_the_same_rules_in_their_own_cache() -> None:
     assert pool.name == "p"
     assert client.pools.names() == ["q", "p"]
     assert client.order() == []  # the sources' cache is another one
+
+
+def test_a_get_that_finds_no_call_under_way_looks_in_the_cache_again() -> None:
+    """Single-flight's window: a call ends (its answer stored) between a get's
+    miss and its joining; that get then finds the answer, not a call of its own."""
+    with Resolver("unix:/nonexistent.sock") as resolver:
+        stored = EgressSource(name="a")
+        fetched: list[str] = []
+
+        def fetch() -> EgressSource:
+            fetched.append("a")
+            return EgressSource(name="fetched")
+
+        assert resolver._shared(("source", "a"), fetch, None, lambda: stored) is stored
+        assert fetched == []
+        assert resolver._shared(("source", "a"), fetch, None, lambda: None).name == "fetched"
+        assert fetched == ["a"]
