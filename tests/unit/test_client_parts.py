@@ -1,12 +1,15 @@
 """The Python client's parts without a server: options, the bounded cache, the store rules
 around the invalidation stream's hello, the selector."""
 
+from typing import Any
+
 import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from egress_client import OptionError, Options
 from egress_client._cache import Coherence, DefinitionCache
+from egress_client._options import format_duration
 from egress_client._selector import NoSourcesError, PoolSelector
 from kumo.egress.v1.egress_pool_pb2 import EgressPool, EgressPoolEntry
 from kumo.egress.v1.egress_source_pb2 import EgressSource
@@ -39,11 +42,41 @@ def test_options_come_from_code_then_variables_then_defaults() -> None:
         "EGRESS_CLIENT_CACHE": "yes",
         "EGRESS_CLIENT_MAX_ENTRIES": "7",
         "EGRESS_CLIENT_TARGET": "unix:/run/x.sock",
+        "EGRESS_CLIENT_CONNECT_TIMEOUT": "5",
+        "EGRESS_CLIENT_KEEPALIVE_INTERVAL": "10s",
     }
-    options = Options.resolve(env, timeout=3.0)
-    assert options == Options(target="unix:/run/x.sock", timeout=3.0, cache=True, max_entries=7)
+    options = Options.resolve(env, timeout=3.0, keepalive_interval=1)
+    assert options == Options(
+        target="unix:/run/x.sock",
+        timeout=3.0,
+        cache=True,
+        max_entries=7,
+        keepalive_interval=1,
+        connect_timeout=5.0,
+    )
     assert Options.resolve({}) == Options()
     assert Options.resolve({"EGRESS_CLIENT_STALE_IF_ERROR": "2"}).stale_if_error == 2.0
+    assert Options.resolve({"EGRESS_CLIENT_CACHE": "on"}, cache=False).cache is False
+
+
+def test_the_defaults_are_the_specs() -> None:
+    assert Options.resolve({}).describe() == {
+        "target": "127.0.0.1:50051",
+        "timeout": "2s",
+        "cache": False,
+        "max_entries": 10000,
+        "stale_if_error": "0s",
+        "keepalive_interval": "30s",
+        "connect_timeout": "60s",
+    }
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(2.0, "2s"), (0.5, "500ms"), (0.0, "0s"), (90, "90s"), (1.25, "1250ms"), (0.0004, "0s")],
+)
+def test_durations_are_shown_in_whole_seconds_else_milliseconds(seconds: float, shown: str) -> None:
+    assert format_duration(seconds) == shown
 
 
 @pytest.mark.parametrize(
@@ -51,13 +84,37 @@ def test_options_come_from_code_then_variables_then_defaults() -> None:
     [
         ("EGRESS_CLIENT_TIMEOUT", "soon", "is not a duration"),
         ("EGRESS_CLIENT_TIMEOUT", "-1s", "must be a finite duration"),
+        ("EGRESS_CLIENT_TIMEOUT", "0", "must be a duration above 0"),
+        ("EGRESS_CLIENT_CONNECT_TIMEOUT", "0ms", "must be a duration above 0"),
+        ("EGRESS_CLIENT_KEEPALIVE_INTERVAL", "1m", "is not a duration"),
+        ("EGRESS_CLIENT_STALE_IF_ERROR", "inf", "must be a finite duration"),
         ("EGRESS_CLIENT_CACHE", "maybe", "is not a boolean"),
         ("EGRESS_CLIENT_MAX_ENTRIES", "0", "must be at least 1"),
+        ("EGRESS_CLIENT_MAX_ENTRIES", "ten", "is not an integer"),
     ],
 )
 def test_bad_variables_are_refused_by_name(variable: str, value: str, words: str) -> None:
     with pytest.raises(OptionError, match=variable) as err:
         Options.resolve({variable: value})
+    assert repr(value) in str(err.value)
+    assert words in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        ({"timeout": 0}, "timeout: '0' must be a duration above 0"),
+        ({"stale_if_error": -1.0}, "stale_if_error: '-1.0' must be a finite duration"),
+        ({"max_entries": 0}, "max_entries: '0' must be at least 1"),
+        ({"max_entries": True}, "max_entries: True is not an integer"),
+        ({"cache": 1}, "cache: 1 is not a boolean"),
+        ({"timeout": "2s"}, "timeout: '2s' is not a number of seconds"),
+        ({"target": ""}, "target: '' is not an address"),
+    ],
+)
+def test_bad_code_options_are_refused_by_name(given: dict[str, Any], words: str) -> None:
+    with pytest.raises(OptionError) as err:
+        Options.resolve({}, **given)
     assert words in str(err.value)
 
 
@@ -87,17 +144,20 @@ def test_least_recently_used_entries_go_first() -> None:
     )  # fmt: skip
 
 
-def test_expired_entries_stay_for_stale_if_error_only() -> None:
+def test_expired_entries_stay_until_replaced_evicted_or_refused() -> None:
     cache, clock = make(stale=5)
     cache.put("a", EgressSource(name="a"), Duration(seconds=10), stamp(WALL))
     clock.advance(12)
     assert cache.get("a") is None
-    assert cache.get_stale("a") is not None
+    assert cache.names() == ["a"]
+    assert cache.serve_stale("a") is not None
     clock.advance(3.5)
-    assert cache.get_stale("a") is None
+    assert cache.names() == ["a"]  # held until a failed call finds it cannot serve it
+    assert cache.serve_stale("a") is None
+    assert cache.names() == []
     cache.put("b", EgressSource(name="b"), Duration(seconds=10), stamp(WALL + 15.5))
     cache.drop(["b"])
-    assert cache.get_stale("b") is None  # invalidated: never served stale
+    assert cache.serve_stale("b") is None  # invalidated: never served stale
 
 
 def coherence(max_entries: int = 10) -> Coherence:

@@ -80,7 +80,12 @@ class Resolver(ResolverBase):
             return hit
         if self._core.state is None:
             return self._get_source(name, timeout)
-        return self._shared(("source", name), lambda: self._get_source(name, timeout), timeout)
+        return self._shared(
+            ("source", name),
+            lambda: self._get_source(name, timeout),
+            timeout,
+            lambda: self._core.cached_source(name),
+        )
 
     def get_pool(self, name: str, *, timeout: float | None = None) -> EgressPool:
         """The egress pool `name`; raises ResolverError."""
@@ -89,7 +94,12 @@ class Resolver(ResolverBase):
             return hit
         if self._core.state is None:
             return self._get_pool(name, timeout)
-        return self._shared(("pool", name), lambda: self._get_pool(name, timeout), timeout)
+        return self._shared(
+            ("pool", name),
+            lambda: self._get_pool(name, timeout),
+            timeout,
+            lambda: self._core.cached_pool(name),
+        )
 
     def select(self, pool: str, *, timeout: float | None = None) -> str:
         """The next source name of `pool`, chosen as kumod chooses (weighted round robin)."""
@@ -179,11 +189,23 @@ class Resolver(ResolverBase):
         except grpc.RpcError as err:
             raise ResolverError.from_rpc_error(err, name) from None
 
-    def _shared(self, key: tuple[str, str], fetch: Callable[[], T], timeout: float | None) -> T:
+    def _shared(
+        self,
+        key: tuple[str, str],
+        fetch: Callable[[], T],
+        timeout: float | None,
+        cached: Callable[[], T | None],
+    ) -> T:
+        """Single-flight: the first caller of a missing `key` fetches, the
+        others wait for its result; one that finds no call under way looks in
+        the cache again (a call may have stored the answer meanwhile)."""
         with self._lock:
             future = self._pending.get(key)
             owner = future is None
             if future is None:
+                hit = cached()
+                if hit is not None:
+                    return hit
                 future = self._pending[key] = concurrent.futures.Future()
         if not owner:
             try:

@@ -13,8 +13,17 @@ arrival. An answer that arrives before a stream's hello is held aside (at
 most `max_entries` of each kind) and stored when the hello comes, if the
 hello names the answer's revision and does not drop the name; a stream that
 fails before its hello discards what was held. Invalidated entries are
-removed at once; expired ones stay (up to `max_entries`, least recently used
-out first) only while `stale_if_error` may still serve them.
+removed at once.
+
+Order (docs/clients/spec.md): one refresh rule. Every lookup that returns an
+entry from the cache (fresh, or expired but served under `stale_if_error`)
+makes it the most recently used; nothing else does: a miss, or an expired
+entry that is not served, changes no order. A stored answer becomes the most
+recently used, and storing beyond `max_entries` evicts the least recently
+used. An expired entry stays until it is replaced, evicted, invalidated, or
+a failed call finds that it cannot serve it (past `produced_at + ttl +
+stale_if_error`, or the call failed with another code than UNAVAILABLE):
+then it is removed.
 
 Thread-safe for the blocking Resolver: reads are single dict operations
 (atomic under the GIL), writes take a lock; the store rules and the
@@ -77,7 +86,8 @@ class DefinitionCache(Generic[M]):
         self._lock = threading.Lock()
 
     def get(self, name: str) -> M | None:
-        """The cached definition if its ttl has not ended."""
+        """The cached definition if its ttl has not ended, made the most
+        recently used; None otherwise (and the order is left as it was)."""
         entry = self._entries.get(name)
         if entry is None or entry.expires_at <= self.clock():
             return None
@@ -85,12 +95,32 @@ class DefinitionCache(Generic[M]):
             self._entries.move_to_end(name)
         return entry.value
 
-    def get_stale(self, name: str) -> M | None:
-        """An expired definition still within `stale_if_error` of its end."""
-        entry = self._entries.get(name)
-        if entry is None or entry.expires_at + self.stale_if_error <= self.clock():
-            return None
-        return entry.value
+    def serve_stale(self, name: str) -> M | None:
+        """After a call for `name` failed with UNAVAILABLE: the entry, if it is
+        within `stale_if_error` of its end (made the most recently used);
+        otherwise None, and an entry past that window is removed."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is None:
+                return None
+            if entry.expires_at + self.stale_if_error <= self.clock():
+                del self._entries[name]
+                return None
+            self._entries.move_to_end(name)
+            return entry.value
+
+    def discard_expired(self, name: str) -> None:
+        """After a call for `name` failed with another code than UNAVAILABLE:
+        its expired entry, which nothing may serve, is removed."""
+        with self._lock:
+            entry = self._entries.get(name)
+            if entry is not None and entry.expires_at <= self.clock():
+                del self._entries[name]
+
+    def names(self) -> list[str]:
+        """The names held, least to most recently used (expired ones included)."""
+        with self._lock:
+            return list(self._entries)
 
     def expiry(self, ttl: Duration, produced_at: Timestamp) -> float | None:
         """When an answer of `ttl` produced at `produced_at` ends, on `clock`;

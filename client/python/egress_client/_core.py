@@ -82,6 +82,10 @@ class Core:
         """A live cached source, if caching is on."""
         return self.state.sources.get(name) if self.state is not None else None
 
+    def cached_names(self) -> list[str]:
+        """The cached source names, least to most recently used."""
+        return self.state.sources.names() if self.state is not None else []
+
     def cached_pool(self, name: str) -> EgressPool | None:
         """A live cached pool, if caching is on."""
         return self.state.pools.get(name) if self.state is not None else None
@@ -111,17 +115,25 @@ class Core:
             )
 
     def stale_source(self, name: str, error: ResolverError) -> EgressSource:
-        """Under stale_if_error, an expired entry instead of an UNAVAILABLE error."""
-        stale = self.state.sources.get_stale(name) if self.state is not None else None
-        return self._stale(name, error, stale)
+        """A failed call for a source: under stale_if_error its expired entry
+        instead of an UNAVAILABLE error; else the error (and an expired entry
+        that cannot be served is removed)."""
+        if self.state is None:
+            raise error
+        return self._stale(name, error, self.state.sources)
 
     def stale_pool(self, name: str, error: ResolverError) -> EgressPool:
-        """Under stale_if_error, an expired pool instead of an UNAVAILABLE error."""
-        stale = self.state.pools.get_stale(name) if self.state is not None else None
-        return self._stale(name, error, stale)
+        """A failed call for a pool: as stale_source."""
+        if self.state is None:
+            raise error
+        return self._stale(name, error, self.state.pools)
 
-    def _stale(self, name: str, error: ResolverError, stale: M | None) -> M:
-        if stale is None or error.code != grpc.StatusCode.UNAVAILABLE:
+    def _stale(self, name: str, error: ResolverError, cache: DefinitionCache[M]) -> M:
+        if error.code != grpc.StatusCode.UNAVAILABLE:
+            cache.discard_expired(name)
+            raise error
+        stale = cache.serve_stale(name)
+        if stale is None:
             raise error
         self.stale_served += 1
         _log.warning(
@@ -252,6 +264,11 @@ class ResolverBase:
     def stale_served(self) -> int:
         """How many expired entries stale_if_error served."""
         return self._core.stale_served
+
+    def cached_names(self) -> list[str]:
+        """The names of the cached sources, least to most recently used
+        (expired entries still held included); empty with the cache off."""
+        return self._core.cached_names()
 
     def suspended(self) -> list[pb.SourceSuspension]:
         """The suspensions this client knows, by name (the ones in force on its clock)."""

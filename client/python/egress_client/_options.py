@@ -55,6 +55,14 @@ def parse_seconds(text: str, origin: str) -> float:
     return value
 
 
+def parse_positive_seconds(text: str, origin: str) -> float:
+    """As parse_seconds, above 0."""
+    value = parse_seconds(text, origin)
+    if value <= 0:
+        raise OptionError(f"{origin}: {text!r} must be a duration above 0")
+    return value
+
+
 def parse_bool(text: str, origin: str) -> bool:
     """1/0, true/false, yes/no, on/off."""
     lowered = text.strip().lower()
@@ -62,7 +70,7 @@ def parse_bool(text: str, origin: str) -> bool:
         return True
     if lowered in ("0", "false", "no", "off"):
         return False
-    raise OptionError(f"{origin}: {text!r} is not a boolean (true or false)")
+    raise OptionError(f"{origin}: {text!r} is not a boolean (1/0, true/false, yes/no, on/off)")
 
 
 def parse_count(text: str, origin: str) -> int:
@@ -74,6 +82,21 @@ def parse_count(text: str, origin: str) -> int:
     if value < 1:
         raise OptionError(f"{origin}: {text!r} must be at least 1")
     return value
+
+
+def parse_target(text: str, origin: str) -> str:
+    """An address: HOST:PORT, [::1]:PORT or unix:/path (gRPC checks the rest)."""
+    value = text.strip()
+    if not value:
+        raise OptionError(f"{origin}: {text!r} is not an address (HOST:PORT or unix:/path)")
+    return value
+
+
+def format_duration(seconds: float) -> str:
+    """A duration as the options are shown in every language: whole seconds
+    as `<n>s`, else milliseconds as `<n>ms` (`2s`, `500ms`, `0s`)."""
+    millis = round(seconds * 1000)
+    return f"{millis // 1000}s" if millis % 1000 == 0 else f"{millis}ms"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -101,11 +124,13 @@ class Options:
         keepalive_interval: float | None = None,
         connect_timeout: float | None = None,
     ) -> Options:
-        """Options given in code, else from EGRESS_CLIENT_* variables, else the defaults."""
+        """Options given in code, else from EGRESS_CLIENT_* variables, else the
+        defaults. OptionError names the option (given in code) or the variable,
+        and the value, that cannot be used."""
         env = os.environ if environ is None else environ
-        options = cls(
-            target=_pick(env, "target", target, lambda text, _origin: text.strip(), DEFAULT_TARGET),
-            timeout=_pick(env, "timeout", timeout, parse_seconds, DEFAULT_TIMEOUT),
+        return cls(
+            target=_pick(env, "target", target, parse_target, DEFAULT_TARGET),
+            timeout=_pick(env, "timeout", timeout, parse_positive_seconds, DEFAULT_TIMEOUT),
             cache=_pick(env, "cache", cache, parse_bool, False),
             max_entries=_pick(env, "max_entries", max_entries, parse_count, DEFAULT_MAX_ENTRIES),
             stale_if_error=_pick(env, "stale_if_error", stale_if_error, parse_seconds, 0.0),
@@ -113,18 +138,30 @@ class Options:
                 env,
                 "keepalive_interval",
                 keepalive_interval,
-                parse_seconds,
+                parse_positive_seconds,
                 DEFAULT_KEEPALIVE_INTERVAL,
             ),
             connect_timeout=_pick(
-                env, "connect_timeout", connect_timeout, parse_seconds, DEFAULT_CONNECT_TIMEOUT
+                env,
+                "connect_timeout",
+                connect_timeout,
+                parse_positive_seconds,
+                DEFAULT_CONNECT_TIMEOUT,
             ),
         )
-        if min(options.timeout, options.keepalive_interval, options.connect_timeout) <= 0:
-            raise OptionError("timeout, keepalive_interval and connect_timeout must be more than 0")
-        if options.max_entries < 1:
-            raise OptionError("max_entries must be at least 1")
-        return options
+
+    def describe(self) -> dict[str, str | bool | int]:
+        """The options by their schema names, durations formatted as in every
+        language (`format_duration`): what the example's `options` command shows."""
+        return {
+            "target": self.target,
+            "timeout": format_duration(self.timeout),
+            "cache": self.cache,
+            "max_entries": self.max_entries,
+            "stale_if_error": format_duration(self.stale_if_error),
+            "keepalive_interval": format_duration(self.keepalive_interval),
+            "connect_timeout": format_duration(self.connect_timeout),
+        }
 
     def channel_options(self) -> list[tuple[str, int]]:
         """gRPC channel arguments: keepalive pings on idle connections (so the
@@ -149,8 +186,34 @@ def _pick(
     parse: Callable[[str, str], T],
     default: T,
 ) -> T:
+    """The option given in code (checked by the variable's own rule), else its
+    variable, else the default."""
     if given is not None:
+        _check_given(name, given, default)
+        parse(_as_text(given), name)  # the same bounds as the variable's
         return given
     key = ENV_PREFIX + name.upper()
     text = env.get(key, "")
     return parse(text, key) if text.strip() else default
+
+
+def _check_given(name: str, given: object, default: object) -> None:
+    """A code option of the option's type (an int is a number of seconds too)."""
+    if isinstance(default, bool | str) or isinstance(given, bool):
+        ok = type(given) is type(default)
+    elif isinstance(default, int):
+        ok = isinstance(given, int)
+    else:
+        ok = isinstance(given, int | float)
+    if not ok:
+        kind = _KINDS[type(default)]
+        raise OptionError(f"{name}: {given!r} is not {kind}")
+
+
+_KINDS = {bool: "a boolean", int: "an integer", float: "a number of seconds", str: "a string"}
+
+
+def _as_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)

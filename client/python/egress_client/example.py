@@ -18,18 +18,34 @@ stdin, one per line, and writes one JSON line per command, flushed, in order
     {"bench_connect": SOURCE, "to": "HOST:PORT", "n": N}
                                -> {"ns_per_call": X, "plain_ns_per_call": Y} (medians)
     {"wait_suspended": NAME, "timeout": S} -> {"at_ns": T}   (when the client knew)
+    {"get_many": [NAMES]}      -> {"results": [{"source": {...}} | {"error": {...}}, ...]}
+                                  (one BatchGetEgressSources call, in request order)
+    {"concurrent_get": NAME, "n": K} -> {"sources": K} | the first error
+                                  (K gets of NAME started at once, one thread each)
+    {"cached": {}}             -> {"names": [cached source names, least to most recently used]}
+    {"options": {}}            -> {"options": {"target": ..., "timeout": "2s", "cache": B,
+                                  "max_entries": N, "stale_if_error": "0s",
+                                  "keepalive_interval": "30s", "connect_timeout": "60s"}}
 
 Errors are {"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND", "message": "..."}}.
-Other options come from the EGRESS_CLIENT_* variables.
+Options: EXAMPLE_OPTIONS, a JSON object of option name -> value (durations
+as "500ms" or seconds, numbers, booleans), and `--target` and `--cache` when
+given (they win over the same key), are given to the Resolver in code; the
+others come from the EGRESS_CLIENT_* variables, else the defaults
+(docs/clients/spec.md). An option or variable that cannot be used is
+reported on stderr (exit 2).
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import os
 import socket
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -39,10 +55,17 @@ from google.protobuf.message import Message
 
 from egress_client._blocking import Resolver
 from egress_client._connect import prepare
+from egress_client._core import BatchResult
 from egress_client._errors import ResolverError
+from egress_client._options import OptionError, parse_seconds
 from kumo.egress.v1.egress_pool_pb2 import EgressPool
 
 REDACTED = "[redacted]"
+OPTIONS_VARIABLE = "EXAMPLE_OPTIONS"
+DURATION_OPTIONS = frozenset({"timeout", "stale_if_error", "keepalive_interval", "connect_timeout"})
+CODE_OPTIONS = frozenset({"target", "cache", "max_entries"}) | DURATION_OPTIONS
+MAX_CONCURRENT = 1024
+"""The most gets `concurrent_get` starts at once (a thread each)."""
 _SECRETS = frozenset({"key_data", "vault_token"})  # the fields marked debug_redact
 
 
@@ -101,6 +124,12 @@ def answer(resolver: Resolver, line: str) -> dict[str, Any]:
         "suspended": lambda _c: {"names": sorted(s.name for s in resolver.suspended())},
         "bench_connect": lambda c: _bench_connect(resolver, _text(c, "bench_connect"), c),
         "wait_suspended": lambda c: _wait_suspended(resolver, _text(c, "wait_suspended"), c),
+        "get_many": lambda c: {
+            "results": [_result_json(r) for r in resolver.get_many(_names(c, "get_many"))]
+        },
+        "concurrent_get": lambda c: _concurrent_get(resolver, _text(c, "concurrent_get"), c),
+        "cached": lambda _c: {"names": resolver.cached_names()},
+        "options": lambda _c: {"options": resolver.options.describe()},
     }
     for key, handler in handlers.items():
         if key in command:
@@ -120,6 +149,65 @@ def _text(command: dict[str, Any], key: str) -> str:
     if not isinstance(value, str):
         raise ValueError(f"{key!r} takes a string")
     return value
+
+
+def _names(command: dict[str, Any], key: str) -> list[str]:
+    value = command[key]
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise ValueError(f"{key!r} takes a list of strings")
+    return value
+
+
+def _result_json(result: BatchResult) -> dict[str, Any]:
+    """One get_many result: the source, or the error."""
+    if isinstance(result, ResolverError):
+        return error_json(result)
+    return {"source": message_json(result)}
+
+
+def _concurrent_get(resolver: Resolver, name: str, command: dict[str, Any]) -> dict[str, Any]:
+    """K gets of `name` on K threads, released together by a barrier: with
+    the cache on, the misses share one call (single-flight)."""
+    n = _count(command)
+    if n > MAX_CONCURRENT:
+        raise ValueError(f"'n' takes at most {MAX_CONCURRENT} for concurrent_get")
+    if n == 0:
+        return {"sources": 0}
+    start = threading.Barrier(n)
+
+    def one() -> object:
+        start.wait()
+        return resolver.get(name)
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=n) as threads:
+        calls = [threads.submit(one) for _ in range(n)]
+    for call in calls:  # the first error in start order, if any
+        error = call.exception()
+        if error is not None:
+            raise error
+    return {"sources": n}
+
+
+def code_options(text: str) -> dict[str, Any]:
+    """EXAMPLE_OPTIONS (a JSON object of option name -> value) as Resolver
+    arguments; durations may be strings ("500ms", "2s", "2") or seconds."""
+    if not text.strip():
+        return {}
+    try:
+        given = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise OptionError(f"{OPTIONS_VARIABLE}: {text!r} is not JSON ({err})") from None
+    if not isinstance(given, dict):
+        raise OptionError(f"{OPTIONS_VARIABLE}: {text!r} is not a JSON object")
+    options: dict[str, Any] = {}
+    for key, value in given.items():
+        if key not in CODE_OPTIONS:
+            known = ", ".join(sorted(CODE_OPTIONS))
+            raise OptionError(f"{OPTIONS_VARIABLE}: unknown option {key!r} (one of {known})")
+        if key in DURATION_OPTIONS and isinstance(value, str):
+            value = parse_seconds(value, f"{OPTIONS_VARIABLE} {key}")
+        options[key] = value
+    return options
 
 
 def _count(command: dict[str, Any]) -> int:
@@ -225,7 +313,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", action="store_true", help="turn the client cache on")
     parser.add_argument("name", nargs="?", help="resolve this name once and exit")
     args = parser.parse_args(argv)
-    with Resolver(args.target, cache=True if args.cache else None) as resolver:
+    flags = {"target": args.target, "cache": True if args.cache else None}
+    try:
+        options = code_options(os.environ.get(OPTIONS_VARIABLE, ""))
+        options |= {key: value for key, value in flags.items() if value is not None}
+        resolver = Resolver(**options)
+    except OptionError as err:
+        print(f"egress-example: {err}", file=sys.stderr)
+        return 2
+    with resolver:
         if args.name is None:
             serve_lines(resolver, sys.stdin, sys.stdout)
             return 0
