@@ -11,7 +11,8 @@ import (
 )
 
 // fetchSource makes one GetEgressSource call and caches its answer when the
-// store rules allow (see coherence).
+// store rules allow (see coherence). When the call fails, an expired entry
+// is served under stale_if_error or removed (definitionCache.afterFailure).
 func (c *Client) fetchSource(ctx context.Context, name string) (*egressv1.EgressSource, error) {
 	epoch := c.epoch()
 	ctx, cancel := c.withDefaultTimeout(ctx)
@@ -21,7 +22,7 @@ func (c *Client) fetchSource(ctx context.Context, name string) (*egressv1.Egress
 	if err != nil {
 		resolveErr := errorFromRPC(err, name)
 		if c.state != nil {
-			if stale, ok := c.state.sources.getStale(name); ok && resolveErr.Code == codes.Unavailable {
+			if stale, ok := c.state.sources.afterFailure(name, resolveErr.Code == codes.Unavailable); ok {
 				c.servedStale(name, resolveErr)
 				return stale, nil
 			}
@@ -44,7 +45,7 @@ func (c *Client) fetchPool(ctx context.Context, name string) (*egressv1.EgressPo
 	if err != nil {
 		resolveErr := errorFromRPC(err, name)
 		if c.state != nil {
-			if stale, ok := c.state.pools.getStale(name); ok && resolveErr.Code == codes.Unavailable {
+			if stale, ok := c.state.pools.afterFailure(name, resolveErr.Code == codes.Unavailable); ok {
 				c.servedStale(name, resolveErr)
 				return stale, nil
 			}
