@@ -91,7 +91,8 @@ func WithMaxEntries(n int) Option {
 }
 
 // WithStaleIfError lets a lookup whose call fails with UNAVAILABLE return a
-// cached definition that expired less than d ago (0: never).
+// cached definition that expired less than d ago (0: never). An expired
+// entry a failed call cannot serve is removed.
 func WithStaleIfError(d time.Duration) Option {
 	return func(s *settings) { s.staleIfError = &d }
 }
