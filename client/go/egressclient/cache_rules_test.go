@@ -34,6 +34,7 @@ type scriptedSidecar struct {
 	mu    sync.Mutex
 	ttl   map[string]time.Duration // a name's ttl; names absent are NOT_FOUND
 	fail  codes.Code               // every call fails with this code unless OK
+	gate  chan struct{}            // when set, every call waits until it is closed
 	calls int
 }
 
@@ -41,9 +42,16 @@ func (s *scriptedSidecar) GetEgressSource(ctx context.Context,
 	request *egressv1.GetEgressSourceRequest) (*egressv1.GetEgressSourceResponse, error) {
 	s.mu.Lock()
 	s.calls++
-	fail := s.fail
+	fail, gate := s.fail, s.gate
 	ttl, found := s.ttl[request.GetName()]
 	s.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-ctx.Done():
+			return nil, status.Error(codes.Canceled, "the client gave up")
+		}
+	}
 	switch {
 	case fail == codes.DeadlineExceeded: // a handler slower than any deadline
 		<-ctx.Done()
@@ -73,6 +81,14 @@ func (s *scriptedSidecar) failWith(code codes.Code) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fail = code
+}
+
+// hold makes every call wait until the channel returned is closed.
+func (s *scriptedSidecar) hold() chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gate = make(chan struct{})
+	return s.gate
 }
 
 func (s *scriptedSidecar) callCount() int {
@@ -191,5 +207,36 @@ func TestClientTimeoutIsDeadlineExceeded(t *testing.T) {
 	expectCode(t, err, codes.DeadlineExceeded)
 	if elapsed := time.Since(started); elapsed < 100*time.Millisecond || elapsed > 5*time.Second {
 		t.Errorf("failed after %s, want the 100ms timeout", elapsed)
+	}
+}
+
+func TestAWaiterKeepsItsOwnDeadline(t *testing.T) {
+	sidecar, client, _ := startScripted(t, map[string]time.Duration{"a": time.Hour},
+		egressclient.WithTimeout(200*time.Millisecond))
+	gate := sidecar.hold()
+	first := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_, err := client.Get(ctx, "a")
+		first <- err
+	}()
+	waitFor(t, "the first call at the sidecar", func() bool { return sidecar.callCount() == 1 })
+	started := time.Now()
+	_, err := client.Get(context.Background(), "a") // joins the call in flight, with its own 200 ms
+	expectCode(t, err, codes.DeadlineExceeded)
+	if elapsed := time.Since(started); elapsed < 200*time.Millisecond || elapsed > 10*time.Second {
+		t.Errorf("the waiter gave up after %s, want its 200ms timeout", elapsed)
+	}
+	close(gate)
+	if err := <-first; err != nil {
+		t.Errorf("the first caller: %v", err)
+	}
+	if calls := sidecar.callCount(); calls != 1 {
+		t.Errorf("%d calls, want 1: the waiter shares the first caller's", calls)
+	}
+	mustGet(t, client, "a") // the shared answer was stored
+	if calls := sidecar.callCount(); calls != 1 {
+		t.Errorf("%d calls after a hit, want 1", calls)
 	}
 }

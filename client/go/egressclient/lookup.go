@@ -79,9 +79,12 @@ func (c *Client) servedStale(name string, cause *Error) {
 // cache) and gives each caller its outcome. The call runs on a context that
 // keeps the first caller's values and deadline but not its cancellation, so
 // a caller that gives up does not fail the others; each caller still stops
-// waiting when its own context ends.
+// waiting at its own deadline (its context's, else the client's timeout from
+// when it started waiting) or when its context is cancelled.
 func shared[T any](ctx context.Context, c *Client, group *singleflight.Group, name string,
 	fetch func(context.Context, string) (T, error)) (T, error) {
+	ctx, cancel := c.withDefaultTimeout(ctx)
+	defer cancel()
 	c.sharedWaits.Add(1)
 	outcome := group.DoChan(name, func() (any, error) {
 		callCtx := context.WithoutCancel(ctx)

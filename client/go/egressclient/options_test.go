@@ -174,7 +174,13 @@ func specDefault(value any) string {
 		if v == 0 {
 			return "0 (off)"
 		}
-		return strconv.FormatFloat(v.Seconds(), 'f', -1, 64) + "s"
+		return strconv.FormatFloat(v.Seconds(), 'f', -1, 64) + " s"
+	case int: // thousands apart: 10 000
+		digits := strconv.Itoa(v)
+		for i := len(digits) - 3; i > 0; i -= 3 {
+			digits = digits[:i] + " " + digits[i:]
+		}
+		return digits
 	}
 	return fmt.Sprint(value)
 }

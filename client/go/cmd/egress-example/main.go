@@ -8,8 +8,8 @@
 // the EGRESS_CLIENT_* variables unless given. EXAMPLE_OPTIONS, a JSON object
 // of option name to value ({"timeout": "300ms", "cache": true,
 // "max_entries": 3, "stale_if_error": "30s", "target": ...}), gives options
-// in code too (after the flags, so it wins over them), as a program would
-// pass them to New: they win over the variables.
+// in code too, as a program would pass them to New: they win over the
+// variables; --target, --cache and --timeout win over the same keys.
 //
 // With NAME it resolves that name once: on success it prints the definition
 // as one line of protobuf JSON with the proto field names (secrets redacted)
@@ -76,22 +76,22 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		flags.Usage()
 		return 2
 	}
-	var opts []egressclient.Option
+	// EXAMPLE_OPTIONS first: the flags, given after, win over the same options.
+	fromJSON, opts, err := codeOptions(os.Getenv(exampleOptionsVariable))
+	if err != nil {
+		fmt.Fprintln(stderr, "egress-example:", err)
+		return 2
+	}
+	if *target == "" {
+		*target = fromJSON
+	}
 	if *cache {
 		opts = append(opts, egressclient.WithCache(true))
 	}
 	if *timeout > 0 {
 		opts = append(opts, egressclient.WithTimeout(*timeout))
 	}
-	fromJSON, more, err := codeOptions(os.Getenv(exampleOptionsVariable))
-	if err != nil {
-		fmt.Fprintln(stderr, "egress-example:", err)
-		return 2
-	}
-	if fromJSON != "" {
-		*target = fromJSON
-	}
-	client, err := egressclient.New(*target, append(opts, more...)...)
+	client, err := egressclient.New(*target, opts...)
 	if err != nil {
 		fmt.Fprintf(stderr, "INVALID_ARGUMENT: %v\n", err)
 		return 1

@@ -65,3 +65,31 @@ func TestCodeOptionsRefusals(t *testing.T) {
 		}
 	}
 }
+
+// TestFlagsWinOverExampleOptions: EXAMPLE_OPTIONS gives options in code,
+// and --target, --cache and --timeout win over the same keys.
+func TestFlagsWinOverExampleOptions(t *testing.T) {
+	for _, name := range optionNames { // empty: unset, whatever the environment says
+		t.Setenv("EGRESS_CLIENT_"+strings.ToUpper(name), "")
+	}
+	t.Setenv("EXAMPLE_OPTIONS", `{"target": "unix:/from-json.sock", "cache": false, "timeout": "300ms",
+		"max_entries": 4}`)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, `{"options":{"target":"unix:/from-json.sock","timeout":"300ms","cache":false,"max_entries":4,` +
+			`"stale_if_error":"0s","keepalive_interval":"30s","connect_timeout":"60s"}}`},
+		{[]string{"--target", "unix:/flag.sock", "--cache", "--timeout", "1.5s"},
+			`{"options":{"target":"unix:/flag.sock","timeout":"1500ms","cache":true,"max_entries":4,` +
+				`"stale_if_error":"0s","keepalive_interval":"30s","connect_timeout":"60s"}}`},
+	} {
+		var stdout, stderr strings.Builder
+		if code := run(tc.args, strings.NewReader(`{"options": {}}`+"\n"), &stdout, &stderr); code != 0 {
+			t.Fatalf("%v: exit %d, stderr %s", tc.args, code, stderr.String())
+		}
+		if got := strings.TrimSpace(stdout.String()); got != tc.want {
+			t.Errorf("%v:\n got  %s\n want %s", tc.args, got, tc.want)
+		}
+	}
+}
