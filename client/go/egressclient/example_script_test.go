@@ -175,7 +175,8 @@ func TestExampleRefusesBadOptions(t *testing.T) {
 		{`EXAMPLE_OPTIONS={"timeout": "soon"}`, `EXAMPLE_OPTIONS: timeout: "soon" is not a duration`, 2},
 		{`EXAMPLE_OPTIONS={"cache": "yes"}`, `EXAMPLE_OPTIONS: cache: "yes" is not a boolean`, 2},
 		{`EXAMPLE_OPTIONS={"colour": 1}`, `EXAMPLE_OPTIONS: unknown options colour`, 2},
-		{`EXAMPLE_OPTIONS={"max_entries": 0}`, `max_entries must be at least 1`, 1},
+		{`EXAMPLE_OPTIONS={"max_entries": 0}`, `max_entries: 0 must be at least 1`, 1},
+		{"EGRESS_CLIENT_TIMEOUT=0", `EGRESS_CLIENT_TIMEOUT: "0" must be more than 0`, 1},
 	} {
 		cmd := exec.Command(program, "--target", "unix:/nonexistent.sock")
 		cmd.Env = append(os.Environ(), tc.env)

@@ -101,24 +101,35 @@ func TestBadValuesAreRefusedWithTheVariableName(t *testing.T) {
 		"EGRESS_CLIENT_STALE_IF_ERROR": "soon", "EGRESS_CLIENT_KEEPALIVE_INTERVAL": "x",
 		"EGRESS_CLIENT_CONNECT_TIMEOUT": "1m",
 	} {
-		_, err := resolveOptions("", &settings{}, env(map[string]string{key: value}))
-		if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), `"`+value+`"`) {
-			t.Errorf("%s=%s: error %v, want one naming the variable and the value", key, value, err)
-		}
+		checkVariableRefused(t, key, value)
 	}
-	for name, opt := range map[string]Option{
-		"timeout 0": WithTimeout(0), "max entries 0": WithMaxEntries(0),
-		"negative stale": WithStaleIfError(-time.Second), "keepalive 0": WithKeepaliveInterval(0),
-		"connect timeout 0": WithConnectTimeout(0),
+	for key, value := range map[string]string{ // they parse, but break a limit
+		"EGRESS_CLIENT_TIMEOUT": "0", "EGRESS_CLIENT_KEEPALIVE_INTERVAL": "0s", "EGRESS_CLIENT_CONNECT_TIMEOUT": "0ms",
+		"EGRESS_CLIENT_MAX_ENTRIES": "-3",
+	} {
+		checkVariableRefused(t, key, value)
+	}
+	for text, opt := range map[string]Option{
+		"timeout: 0s": WithTimeout(0), "max_entries: 0": WithMaxEntries(0),
+		"stale_if_error: -1s": WithStaleIfError(-time.Second), "keepalive_interval: 0s": WithKeepaliveInterval(0),
+		"connect_timeout: 0s": WithConnectTimeout(0),
 	} {
 		var s settings
 		opt(&s)
-		if _, err := resolveOptions("", &s, env(nil)); err == nil {
-			t.Errorf("%s: accepted", name)
+		if _, err := resolveOptions("", &s, env(nil)); err == nil || !strings.Contains(err.Error(), text) {
+			t.Errorf("%s: error %v, want one naming the option and the value", text, err)
 		}
 	}
 	if _, err := New("", WithTimeout(-1)); err == nil {
 		t.Error("New accepted a negative timeout")
+	}
+}
+
+func checkVariableRefused(t *testing.T, key, value string) {
+	t.Helper()
+	_, err := resolveOptions("", &settings{}, env(map[string]string{key: value}))
+	if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), `"`+value+`"`) {
+		t.Errorf("%s=%s: error %v, want one naming the variable and the value", key, value, err)
 	}
 }
 
