@@ -34,9 +34,15 @@ type entry[T any] struct {
 // bounded LRU (hashicorp's simplelru) under a mutex. The sidecar says when
 // its policy produced each answer, so an entry fetched when it is already 59 s
 // old (ttl 60 s) lives 1 s here: no cache in the chain keeps an answer past
-// the end of the policy's ttl. Expired entries stay (least recently used out
-// first) while stale_if_error may still serve them; invalidated ones are
-// removed at once.
+// the end of the policy's ttl.
+//
+// The order follows one rule: a lookup that returns an entry (get while it
+// is fresh, served after a failed call under stale_if_error) makes it the
+// most recently used, and so does storing it; nothing else moves an entry (a
+// miss, or an expired entry that is not served, changes no order). Storing
+// beyond the bound evicts the least recently used. Expired entries stay
+// while stale_if_error may still serve them; a failed call removes the one
+// it cannot serve, and invalidated ones are removed at once.
 type definitionCache[T any] struct {
 	mu           sync.Mutex
 	lru          *simplelru.LRU[string, entry[T]]
@@ -52,32 +58,42 @@ func newDefinitionCache[T any](maxEntries int, clock Clock, staleIfError time.Du
 	return &definitionCache[T]{lru: lru, clock: clock, staleIfError: staleIfError}
 }
 
-// get returns the definition if its ttl has not ended. An expired entry
-// asked for becomes the most recently used all the same: it is the one
-// worth keeping for stale_if_error.
+// get returns the definition while its ttl has not ended, and makes it the
+// most recently used. An expired entry is a miss and keeps its place.
 func (c *definitionCache[T]) get(name string) (T, bool) {
 	now := c.clock.Monotonic()
 	c.mu.Lock()
-	e, ok := c.lru.Get(name)
-	c.mu.Unlock()
-	if !ok || e.expires <= now {
-		var zero T
-		return zero, false
+	e, ok := c.lru.Peek(name)
+	if ok && e.expires > now {
+		c.lru.Get(name) // served: the most recently used
+		c.mu.Unlock()
+		return e.value, true
 	}
-	return e.value, true
+	c.mu.Unlock()
+	var zero T
+	return zero, false
 }
 
-// getStale returns an expired definition still within stale_if_error of its end.
-func (c *definitionCache[T]) getStale(name string) (T, bool) {
+// afterFailure is what a call for name that failed does to its expired
+// entry: when the call failed with UNAVAILABLE (unavailable) and the entry
+// expired less than stale_if_error ago, it is served and becomes the most
+// recently used; otherwise it is removed, since nothing can serve it any
+// more. A fresh entry (stored meanwhile) is left as it is, not served.
+func (c *definitionCache[T]) afterFailure(name string, unavailable bool) (T, bool) {
 	now := c.clock.Monotonic()
+	var zero T
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	e, ok := c.lru.Peek(name)
-	c.mu.Unlock()
-	if !ok || c.staleIfError <= 0 || e.expires+c.staleIfError <= now {
-		var zero T
+	switch {
+	case !ok || e.expires > now:
 		return zero, false
+	case unavailable && now < e.expires+c.staleIfError:
+		c.lru.Get(name) // served: the most recently used
+		return e.value, true
 	}
-	return e.value, true
+	c.lru.Remove(name)
+	return zero, false
 }
 
 // put keeps value until producedAt + ttl (now + ttl when producedAt is
@@ -106,7 +122,8 @@ func (c *definitionCache[T]) expiry(ttl *durationpb.Duration, producedAt *timest
 	return now + left, true
 }
 
-// putUntil keeps value until the monotonic time expires, if still ahead.
+// putUntil keeps value until the monotonic time expires, if still ahead, as
+// the most recently used (evicting the least recently used beyond the bound).
 func (c *definitionCache[T]) putUntil(name string, value T, expires time.Duration) {
 	if expires <= c.clock.Monotonic() {
 		return
@@ -132,6 +149,14 @@ func (c *definitionCache[T]) purge() {
 	c.mu.Lock()
 	c.lru.Purge()
 	c.mu.Unlock()
+}
+
+// names lists the names held, expired entries included, from the least to
+// the most recently used.
+func (c *definitionCache[T]) names() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lru.Keys()
 }
 
 // len counts the entries held, expired ones included.

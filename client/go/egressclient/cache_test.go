@@ -1,6 +1,7 @@
 package egressclient
 
 import (
+	"slices"
 	"testing"
 	"time"
 
@@ -91,23 +92,29 @@ func TestStaleWindow(t *testing.T) {
 	clock := NewFakeClock(epochStart)
 	cache := newDefinitionCache[*egressv1.EgressSource](10, clock, 5*time.Second)
 	cache.put("a", source("a"), durationpb.New(time.Second), timestamppb.New(epochStart))
+	if _, ok := cache.afterFailure("a", true); ok || cache.len() != 1 {
+		t.Error("a fresh entry is neither served nor removed by a failed call")
+	}
 	clock.Advance(time.Second)
-	if _, ok := cache.getStale("a"); !ok {
+	if _, ok := cache.afterFailure("a", true); !ok {
 		t.Error("expired 0 s ago: within stale_if_error")
 	}
 	clock.Advance(5*time.Second - time.Nanosecond)
-	if _, ok := cache.getStale("a"); !ok {
+	if _, ok := cache.afterFailure("a", true); !ok {
 		t.Error("expired just under 5 s ago: within stale_if_error")
 	}
 	clock.Advance(time.Nanosecond)
-	if _, ok := cache.getStale("a"); ok {
+	if _, ok := cache.afterFailure("a", true); ok {
 		t.Error("served stale at expires + stale_if_error")
+	}
+	if cache.len() != 0 {
+		t.Error("an entry past expires + stale_if_error stayed after a failed call")
 	}
 	off := newDefinitionCache[*egressv1.EgressSource](10, clock, 0)
 	off.put("a", source("a"), durationpb.New(time.Second), nil)
 	clock.Advance(time.Second)
-	if _, ok := off.getStale("a"); ok {
-		t.Error("stale_if_error 0 served a stale entry")
+	if _, ok := off.afterFailure("a", true); ok || off.len() != 0 {
+		t.Error("stale_if_error 0 served or kept an expired entry after a failed call")
 	}
 }
 
@@ -248,4 +255,105 @@ func TestHeldAnswersAreDiscardedByAFailedStreamOrABroadHello(t *testing.T) {
 	if got := cachedNames(state, "e", "f", "g"); got[0] || got[1] || !got[2] {
 		t.Errorf("cached e, f, g = %v; want false, false, true", got)
 	}
+}
+
+// The order rules of docs/clients/spec.md, on one cache of 3 entries.
+
+// lruOf is a cache of 3 entries with stale_if_error 30 s, holding names in
+// that order (least recently used first); the ones in short live 1 s, the
+// others an hour.
+func lruOf(t *testing.T, clock *FakeClock, names []string, short ...string) *definitionCache[*egressv1.EgressSource] {
+	t.Helper()
+	cache := newDefinitionCache[*egressv1.EgressSource](3, clock, 30*time.Second)
+	for _, name := range names {
+		ttl := time.Hour
+		if slices.Contains(short, name) {
+			ttl = time.Second
+		}
+		cache.put(name, source(name), durationpb.New(ttl), timestamppb.New(clock.Wall()))
+	}
+	expectOrder(t, cache, names...)
+	return cache
+}
+
+func expectOrder(t *testing.T, cache *definitionCache[*egressv1.EgressSource], want ...string) {
+	t.Helper()
+	if got := cache.names(); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+		t.Errorf("cached %v, want %v (least to most recently used)", got, want)
+	}
+}
+
+func TestAFreshHitIsTheMostRecentlyUsed(t *testing.T) {
+	cache := lruOf(t, NewFakeClock(epochStart), []string{"a", "b", "c"})
+	if _, ok := cache.get("a"); !ok {
+		t.Fatal("a not served")
+	}
+	expectOrder(t, cache, "b", "c", "a")
+	cache.put("d", source("d"), durationpb.New(time.Hour), nil) // evicts the least recently used, b
+	expectOrder(t, cache, "c", "a", "d")
+}
+
+func TestStoringMakesTheMostRecentlyUsed(t *testing.T) {
+	clock := NewFakeClock(epochStart)
+	cache := lruOf(t, clock, []string{"a", "b", "c"})
+	cache.put("a", source("a"), durationpb.New(time.Hour), timestamppb.New(clock.Wall())) // a new answer for a
+	expectOrder(t, cache, "b", "c", "a")
+}
+
+func TestAMissOrAnExpiredEntryNotServedChangesNoOrder(t *testing.T) {
+	clock := NewFakeClock(epochStart)
+	cache := lruOf(t, clock, []string{"a", "b", "c"}, "a")
+	clock.Advance(2 * time.Second) // a expired 1 s ago
+	if _, ok := cache.get("a"); ok {
+		t.Fatal("an expired entry was served by get")
+	}
+	if _, ok := cache.get("zzz"); ok {
+		t.Fatal("served a name never stored")
+	}
+	expectOrder(t, cache, "a", "b", "c")
+	cache.put("d", source("d"), durationpb.New(time.Hour), nil) // a is still the least recently used
+	expectOrder(t, cache, "b", "c", "d")
+}
+
+func TestAStaleEntryServedIsTheMostRecentlyUsed(t *testing.T) {
+	clock := NewFakeClock(epochStart)
+	cache := lruOf(t, clock, []string{"a", "b", "c"}, "a")
+	clock.Advance(2 * time.Second)
+	if got, ok := cache.afterFailure("a", true); !ok || got.GetName() != "a" {
+		t.Fatal("a expired 1 s ago, stale_if_error 30 s: not served after UNAVAILABLE")
+	}
+	expectOrder(t, cache, "b", "c", "a")
+	cache.put("d", source("d"), durationpb.New(time.Hour), nil)
+	expectOrder(t, cache, "c", "a", "d")
+}
+
+func TestAFailedCallRemovesTheExpiredEntryItCannotServe(t *testing.T) {
+	clock := NewFakeClock(epochStart)
+	cache := lruOf(t, clock, []string{"a", "b", "c"}, "a", "b")
+	clock.Advance(2 * time.Second)
+	// another code than UNAVAILABLE: a is not served, and removed
+	if _, ok := cache.afterFailure("a", false); ok {
+		t.Error("served stale after a failure other than UNAVAILABLE")
+	}
+	expectOrder(t, cache, "b", "c")
+	// past produced_at + ttl + stale_if_error: b is not served, and removed
+	clock.Advance(29 * time.Second)
+	if _, ok := cache.afterFailure("b", true); ok {
+		t.Error("served stale at produced_at + ttl + stale_if_error")
+	}
+	expectOrder(t, cache, "c")
+	// a fresh entry is neither served nor removed, nor moved
+	if _, ok := cache.afterFailure("c", false); ok {
+		t.Error("a failed call served a fresh entry")
+	}
+	expectOrder(t, cache, "c")
+}
+
+func TestHeldAnswersAreStoredInTheOrderTheyArrived(t *testing.T) {
+	state := newCoherence(Options{MaxEntries: 3}, NewFakeClock(epochStart))
+	for _, name := range []string{"b", "a", "c", "a"} { // a arrives again: the later answer counts
+		state.keepSource(name, response(name, "r1"), state.currentEpoch())
+	}
+	state.apply(hello("r1"), true)
+	expectOrder(t, state.sources, "b", "c", "a")
 }

@@ -181,6 +181,24 @@ func (c *Client) Stats() Stats {
 	return stats
 }
 
+// CachedSources lists the names of the sources the cache holds, from the
+// least to the most recently used; expired entries still held (for
+// stale_if_error) are listed too. Nil when the cache is off.
+func (c *Client) CachedSources() []string {
+	if c.state == nil {
+		return nil
+	}
+	return c.state.sources.names()
+}
+
+// CachedPools lists the names of the pools the cache holds, like CachedSources.
+func (c *Client) CachedPools() []string {
+	if c.state == nil {
+		return nil
+	}
+	return c.state.pools.names()
+}
+
 // WaitWatching waits until the WatchInvalidations stream is connected (the
 // cache stores answers only from then on). It returns ctx's error if ctx
 // ends first, and at once an error when the cache is off.

@@ -12,8 +12,10 @@
 //
 // Options not given to New come from the EGRESS_CLIENT_* variables (see
 // Options). With the cache on, sources and pools are kept in bounded LRUs
-// until the sidecar's produced_at + ttl, concurrent misses of one name make
-// one call, and a background goroutine follows WatchInvalidations (resuming
+// until the sidecar's produced_at + ttl (a lookup that returns an entry, or
+// a store, makes it the most recently used; nothing else moves it: the rules
+// of every client are in docs/clients/spec.md), concurrent misses of one
+// name make one call, and a background goroutine follows WatchInvalidations (resuming
 // across sidecar restarts) so that nothing invalidated is served; cached
 // entries keep being served while the sidecar is unreachable, and with
 // WithStaleIfError expired ones too, for that long, when calls fail with

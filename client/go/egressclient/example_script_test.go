@@ -1,8 +1,12 @@
 package egressclient_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
+	"os"
 	"os/exec"
 	"reflect"
 	"strings"
@@ -82,5 +86,106 @@ func TestExampleScript(t *testing.T) {
 	rpcs, _ := stats["rpcs"].(float64)
 	if _, isBool := stats["watching"].(bool); len(stats) != 3 || rpcs < 1 || !isBool {
 		t.Errorf("stats %q", lines[len(steps)+2])
+	}
+}
+
+// TestExampleSpecCommands drives the example's commands of the client spec
+// (options, cached, get_many, concurrent_get) one line at a time, with
+// options from code (EXAMPLE_OPTIONS) and from variables.
+func TestExampleSpecCommands(t *testing.T) {
+	program := buildExample(t)
+	server := startCacheSidecar(t, newCachePolicy(t))
+	cmd := exec.Command(program, "--target", server.UnixTarget, "--cache")
+	cmd.Env = append(os.Environ(), `EXAMPLE_OPTIONS={"max_entries": 2, "timeout": "1500ms"}`,
+		"EGRESS_CLIENT_TIMEOUT=5", "EGRESS_CLIENT_MAX_ENTRIES=9", "EGRESS_CLIENT_STALE_IF_ERROR=250ms")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdoutPipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = stdin.Close(); _ = cmd.Wait() })
+	answers := bufio.NewScanner(stdoutPipe)
+	ask := func(command string) map[string]any {
+		t.Helper()
+		if _, err := io.WriteString(stdin, command+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		if !answers.Scan() {
+			t.Fatalf("%s: no answer; stderr %s", command, stderr.String())
+		}
+		var got map[string]any
+		if err := json.Unmarshal(answers.Bytes(), &got); err != nil {
+			t.Fatalf("%s: not JSON: %q", command, answers.Text())
+		}
+		return got
+	}
+	expect := func(command, want string) {
+		t.Helper()
+		var wanted map[string]any
+		if err := json.Unmarshal([]byte(want), &wanted); err != nil {
+			t.Fatal(err)
+		}
+		if got := ask(command); !reflect.DeepEqual(got, wanted) {
+			t.Errorf("%s:\n got  %v\n want %s", command, got, want)
+		}
+	}
+	waitFor(t, "the example watching", func() bool { return ask(`{"stats": {}}`)["watching"] == true })
+
+	expect(`{"options": {}}`, `{"options": {"target": "`+server.UnixTarget+`", "timeout": "1500ms", "cache": true,
+		"max_entries": 2, "stale_if_error": "250ms", "keepalive_interval": "30s", "connect_timeout": "60s"}}`)
+	for _, name := range []string{"script-a", "script-b", "script-a", "script-c"} {
+		ask(`{"get": "` + name + `"}`)
+	}
+	expect(`{"cached": {}}`, `{"names": ["script-a", "script-c"]}`) // b went: the least recently used
+	expect(`{"get_many": ["script-b", "missing", "script-a"]}`, `{"results": [
+		{"source": {"name": "script-b", "ehlo_domain": "v1", "ttl": "3600s"}},
+		{"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND",
+			"message": "get_egress_source 'missing': the policy returned nil (no such source)"}},
+		{"source": {"name": "script-a", "ehlo_domain": "v1", "ttl": "3600s"}}]}`)
+	expect(`{"cached": {}}`, `{"names": ["script-a", "script-c"]}`) // get_many neither reads nor stores
+	expect(`{"concurrent_get": "script-d", "n": 8}`, `{"sources": 8}`)
+	expect(`{"cached": {}}`, `{"names": ["script-c", "script-d"]}`)
+	expect(`{"concurrent_get": "missing", "n": 3}`, `{"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND",
+		"message": "get_egress_source 'missing': the policy returned nil (no such source)"}}`)
+	for _, bad := range []string{`{"get_many": "script-a"}`, `{"concurrent_get": "script-a", "n": -1}`} {
+		if failure, _ := ask(bad)["error"].(map[string]any); failure["reason"] != "BAD_COMMAND" {
+			t.Errorf("%s: want a BAD_COMMAND error", bad)
+		}
+	}
+}
+
+// TestExampleRefusesBadOptions: a variable that does not parse fails at
+// construction naming it and its value; so does a bad EXAMPLE_OPTIONS.
+func TestExampleRefusesBadOptions(t *testing.T) {
+	program := buildExample(t)
+	for _, tc := range []struct {
+		env, want string
+		exit      int
+	}{
+		{"EGRESS_CLIENT_TIMEOUT=soon", `EGRESS_CLIENT_TIMEOUT: "soon" is not a duration`, 1},
+		{"EGRESS_CLIENT_CACHE=maybe", `EGRESS_CLIENT_CACHE: "maybe" is not a boolean`, 1},
+		{`EXAMPLE_OPTIONS={"timeout": "soon"}`, `EXAMPLE_OPTIONS: timeout: "soon" is not a duration`, 2},
+		{`EXAMPLE_OPTIONS={"cache": "yes"}`, `EXAMPLE_OPTIONS: cache: "yes" is not a boolean`, 2},
+		{`EXAMPLE_OPTIONS={"colour": 1}`, `EXAMPLE_OPTIONS: unknown options colour`, 2},
+		{`EXAMPLE_OPTIONS={"max_entries": 0}`, `max_entries: 0 must be at least 1`, 1},
+		{"EGRESS_CLIENT_TIMEOUT=0", `EGRESS_CLIENT_TIMEOUT: "0" must be more than 0`, 1},
+	} {
+		cmd := exec.Command(program, "--target", "unix:/nonexistent.sock")
+		cmd.Env = append(os.Environ(), tc.env)
+		var stderr bytes.Buffer
+		cmd.Stdin, cmd.Stderr = strings.NewReader(""), &stderr
+		err := cmd.Run()
+		var exitErr *exec.ExitError
+		if !errors.As(err, &exitErr) || exitErr.ExitCode() != tc.exit || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%s: %v, stderr %q; want exit %d and %q", tc.env, err, stderr.String(), tc.exit, tc.want)
+		}
 	}
 }

@@ -11,7 +11,8 @@ import (
 )
 
 // fetchSource makes one GetEgressSource call and caches its answer when the
-// store rules allow (see coherence).
+// store rules allow (see coherence). When the call fails, an expired entry
+// is served under stale_if_error or removed (definitionCache.afterFailure).
 func (c *Client) fetchSource(ctx context.Context, name string) (*egressv1.EgressSource, error) {
 	epoch := c.epoch()
 	ctx, cancel := c.withDefaultTimeout(ctx)
@@ -21,7 +22,7 @@ func (c *Client) fetchSource(ctx context.Context, name string) (*egressv1.Egress
 	if err != nil {
 		resolveErr := errorFromRPC(err, name)
 		if c.state != nil {
-			if stale, ok := c.state.sources.getStale(name); ok && resolveErr.Code == codes.Unavailable {
+			if stale, ok := c.state.sources.afterFailure(name, resolveErr.Code == codes.Unavailable); ok {
 				c.servedStale(name, resolveErr)
 				return stale, nil
 			}
@@ -44,7 +45,7 @@ func (c *Client) fetchPool(ctx context.Context, name string) (*egressv1.EgressPo
 	if err != nil {
 		resolveErr := errorFromRPC(err, name)
 		if c.state != nil {
-			if stale, ok := c.state.pools.getStale(name); ok && resolveErr.Code == codes.Unavailable {
+			if stale, ok := c.state.pools.afterFailure(name, resolveErr.Code == codes.Unavailable); ok {
 				c.servedStale(name, resolveErr)
 				return stale, nil
 			}
@@ -78,9 +79,12 @@ func (c *Client) servedStale(name string, cause *Error) {
 // cache) and gives each caller its outcome. The call runs on a context that
 // keeps the first caller's values and deadline but not its cancellation, so
 // a caller that gives up does not fail the others; each caller still stops
-// waiting when its own context ends.
+// waiting at its own deadline (its context's, else the client's timeout from
+// when it started waiting) or when its context is cancelled.
 func shared[T any](ctx context.Context, c *Client, group *singleflight.Group, name string,
 	fetch func(context.Context, string) (T, error)) (T, error) {
+	ctx, cancel := c.withDefaultTimeout(ctx)
+	defer cancel()
 	c.sharedWaits.Add(1)
 	outcome := group.DoChan(name, func() (any, error) {
 		callCtx := context.WithoutCancel(ctx)

@@ -1,6 +1,7 @@
 package egressclient
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -91,7 +92,8 @@ func WithMaxEntries(n int) Option {
 }
 
 // WithStaleIfError lets a lookup whose call fails with UNAVAILABLE return a
-// cached definition that expired less than d ago (0: never).
+// cached definition that expired less than d ago (0: never). An expired
+// entry a failed call cannot serve is removed.
 func WithStaleIfError(d time.Duration) Option {
 	return func(s *settings) { s.staleIfError = &d }
 }
@@ -124,7 +126,9 @@ func WithDialOptions(opts ...grpc.DialOption) Option {
 	return func(s *settings) { s.dialOptions = append(s.dialOptions, opts...) }
 }
 
-// resolveOptions applies the precedence code > variable > default and checks the result.
+// resolveOptions applies the precedence code > variable > default and the
+// limits; the first option that breaks one is the error, naming the option
+// (or its variable) and the value.
 func resolveOptions(target string, s *settings, getenv func(string) string) (Options, error) {
 	var o Options
 	var err error
@@ -140,42 +144,76 @@ func resolveOptions(target string, s *settings, getenv func(string) string) (Opt
 	if o.Target == "" {
 		o.Target = DefaultTarget
 	}
-	o.Timeout = pick(s.timeout, getenv, "TIMEOUT", ParseDuration, DefaultTimeout, pickErr)
-	o.Cache = pick(s.cache, getenv, "CACHE", ParseBool, false, pickErr)
-	o.MaxEntries = pick(s.maxEntries, getenv, "MAX_ENTRIES", parseCount, DefaultMaxEntries, pickErr)
-	o.StaleIfError = pick(s.staleIfError, getenv, "STALE_IF_ERROR", ParseDuration, 0, pickErr)
-	o.KeepaliveInterval = pick(s.keepaliveInterval, getenv, "KEEPALIVE_INTERVAL", ParseDuration,
+	o.Timeout = pick(s.timeout, getenv, "timeout", ParseDuration, positive, DefaultTimeout, pickErr)
+	o.Cache = pick(s.cache, getenv, "cache", ParseBool, anyValue[bool], false, pickErr)
+	o.MaxEntries = pick(s.maxEntries, getenv, "max_entries", parseCount, atLeastOne, DefaultMaxEntries, pickErr)
+	o.StaleIfError = pick(s.staleIfError, getenv, "stale_if_error", ParseDuration, notNegative, 0, pickErr)
+	o.KeepaliveInterval = pick(s.keepaliveInterval, getenv, "keepalive_interval", ParseDuration, positive,
 		DefaultKeepaliveInterval, pickErr)
-	o.ConnectTimeout = pick(s.connectTimeout, getenv, "CONNECT_TIMEOUT", ParseDuration, DefaultConnectTimeout, pickErr)
-	switch {
-	case err != nil:
-	case o.Timeout <= 0 || o.KeepaliveInterval <= 0 || o.ConnectTimeout <= 0:
-		err = fmt.Errorf("egressclient: timeout, keepalive_interval and connect_timeout must be more than 0")
-	case o.MaxEntries < 1:
-		err = fmt.Errorf("egressclient: max_entries must be at least 1")
-	case o.StaleIfError < 0:
-		err = fmt.Errorf("egressclient: stale_if_error must be 0 or more")
-	}
+	o.ConnectTimeout = pick(s.connectTimeout, getenv, "connect_timeout", ParseDuration, positive,
+		DefaultConnectTimeout, pickErr)
 	return o, err
 }
 
+// pick is the option called name: given in code, else from its variable
+// (EGRESS_CLIENT_ and name in capitals), else fallback. A value that does not
+// parse or that limit refuses is reported to fail (and fallback returned).
 func pick[T any](given *T, getenv func(string) string, name string, parse func(string) (T, error),
-	fallback T, fail func(error)) T {
+	limit func(T) error, fallback T, fail func(error)) T {
 	if given != nil {
+		if err := limit(*given); err != nil {
+			fail(fmt.Errorf("egressclient: %s: %v %w", name, *given, err))
+			return fallback
+		}
 		return *given
 	}
-	key := EnvPrefix + name
+	key := EnvPrefix + strings.ToUpper(name)
 	text := strings.TrimSpace(getenv(key))
 	if text == "" {
 		return fallback
 	}
 	value, err := parse(text)
+	if err == nil {
+		if err = limit(value); err != nil {
+			err = fmt.Errorf("%q %w", text, err)
+		}
+	}
 	if err != nil {
 		fail(fmt.Errorf("egressclient: %s: %w", key, err))
 		return fallback
 	}
 	return value
 }
+
+// The limits of the options, whether given in code or read from a variable.
+var (
+	errNotPositive = errors.New("must be more than 0")
+	errNegative    = errors.New("must be 0 or more")
+	errBelowOne    = errors.New("must be at least 1")
+)
+
+func positive(d time.Duration) error {
+	if d <= 0 {
+		return errNotPositive
+	}
+	return nil
+}
+
+func notNegative(d time.Duration) error {
+	if d < 0 {
+		return errNegative
+	}
+	return nil
+}
+
+func atLeastOne(n int) error {
+	if n < 1 {
+		return errBelowOne
+	}
+	return nil
+}
+
+func anyValue[T any](T) error { return nil }
 
 // ParseDuration reads a duration as the EGRESS_CLIENT_* variables write it:
 // seconds, optionally suffixed "s" or "ms" ("2", "2s", "1.5", "500ms").
@@ -214,9 +252,6 @@ func parseCount(text string) (int, error) {
 	value, err := strconv.Atoi(strings.TrimSpace(text))
 	if err != nil {
 		return 0, fmt.Errorf("%q is not an integer", text)
-	}
-	if value < 1 {
-		return 0, fmt.Errorf("%q must be at least 1", text)
 	}
 	return value, nil
 }

@@ -1,6 +1,12 @@
 package egressclient
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -95,23 +101,97 @@ func TestBadValuesAreRefusedWithTheVariableName(t *testing.T) {
 		"EGRESS_CLIENT_STALE_IF_ERROR": "soon", "EGRESS_CLIENT_KEEPALIVE_INTERVAL": "x",
 		"EGRESS_CLIENT_CONNECT_TIMEOUT": "1m",
 	} {
-		_, err := resolveOptions("", &settings{}, env(map[string]string{key: value}))
-		if err == nil || !strings.Contains(err.Error(), key) {
-			t.Errorf("%s=%s: error %v, want one naming the variable", key, value, err)
-		}
+		checkVariableRefused(t, key, value)
 	}
-	for name, opt := range map[string]Option{
-		"timeout 0": WithTimeout(0), "max entries 0": WithMaxEntries(0),
-		"negative stale": WithStaleIfError(-time.Second), "keepalive 0": WithKeepaliveInterval(0),
-		"connect timeout 0": WithConnectTimeout(0),
+	for key, value := range map[string]string{ // they parse, but break a limit
+		"EGRESS_CLIENT_TIMEOUT": "0", "EGRESS_CLIENT_KEEPALIVE_INTERVAL": "0s", "EGRESS_CLIENT_CONNECT_TIMEOUT": "0ms",
+		"EGRESS_CLIENT_MAX_ENTRIES": "-3",
+	} {
+		checkVariableRefused(t, key, value)
+	}
+	for text, opt := range map[string]Option{
+		"timeout: 0s": WithTimeout(0), "max_entries: 0": WithMaxEntries(0),
+		"stale_if_error: -1s": WithStaleIfError(-time.Second), "keepalive_interval: 0s": WithKeepaliveInterval(0),
+		"connect_timeout: 0s": WithConnectTimeout(0),
 	} {
 		var s settings
 		opt(&s)
-		if _, err := resolveOptions("", &s, env(nil)); err == nil {
-			t.Errorf("%s: accepted", name)
+		if _, err := resolveOptions("", &s, env(nil)); err == nil || !strings.Contains(err.Error(), text) {
+			t.Errorf("%s: error %v, want one naming the option and the value", text, err)
 		}
 	}
 	if _, err := New("", WithTimeout(-1)); err == nil {
 		t.Error("New accepted a negative timeout")
 	}
+}
+
+func checkVariableRefused(t *testing.T, key, value string) {
+	t.Helper()
+	_, err := resolveOptions("", &settings{}, env(map[string]string{key: value}))
+	if err == nil || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), `"`+value+`"`) {
+		t.Errorf("%s=%s: error %v, want one naming the variable and the value", key, value, err)
+	}
+}
+
+// TestReadmeOptionTable keeps client/go/README.md's option table true: one
+// row per field of Options, in order, each with the default New resolves
+// (written as docs/clients/spec.md writes it) and the variable New reads.
+func TestReadmeOptionTable(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| ([a-z_]+) \\| `[^|]+` \\| (.+?) \\| `(EGRESS_CLIENT_[A-Z_]+)` \\|$")
+	rows := row.FindAllStringSubmatch(string(readme), -1)
+	defaults, err := resolveOptions("", &settings{}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := reflect.TypeOf(defaults)
+	if len(rows) != fields.NumField() {
+		t.Fatalf("%d rows in the README's option table, %d fields in Options", len(rows), fields.NumField())
+	}
+	samples := map[reflect.Kind]string{reflect.String: "unix:/x", reflect.Int64: "7ms", reflect.Bool: "on", reflect.Int: "7"}
+	for i, r := range rows {
+		name, written, variable := r[1], r[2], r[3]
+		field := fields.Field(i)
+		if strings.ReplaceAll(name, "_", "") != strings.ToLower(field.Name) {
+			t.Errorf("row %d is %s, Options field %d is %s", i+1, name, i+1, field.Name)
+		}
+		if variable != EnvPrefix+strings.ToUpper(name) {
+			t.Errorf("%s: variable %s, want %s", name, variable, EnvPrefix+strings.ToUpper(name))
+		}
+		if want := specDefault(reflect.ValueOf(defaults).Field(i).Interface()); written != want {
+			t.Errorf("%s: default %q in the README, %q in force", name, written, want)
+		}
+		set, err := resolveOptions("", &settings{}, env(map[string]string{variable: samples[field.Type.Kind()]}))
+		if err != nil || reflect.ValueOf(set).Field(i).Equal(reflect.ValueOf(defaults).Field(i)) {
+			t.Errorf("%s=%s: not read (%v)", variable, samples[field.Type.Kind()], err)
+		}
+	}
+}
+
+// specDefault writes a default as the spec's option table does.
+func specDefault(value any) string {
+	switch v := value.(type) {
+	case string:
+		return "`" + v + "`"
+	case bool:
+		if v {
+			return "on"
+		}
+		return "off"
+	case time.Duration:
+		if v == 0 {
+			return "0 (off)"
+		}
+		return strconv.FormatFloat(v.Seconds(), 'f', -1, 64) + " s"
+	case int: // thousands apart: 10 000
+		digits := strconv.Itoa(v)
+		for i := len(digits) - 3; i > 0; i -= 3 {
+			digits = digits[:i] + " " + digits[i:]
+		}
+		return digits
+	}
+	return fmt.Sprint(value)
 }

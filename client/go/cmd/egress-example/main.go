@@ -5,7 +5,11 @@
 //
 // ADDR is "host:port", "[::1]:port" or "unix:/path" (default:
 // EGRESS_CLIENT_TARGET, else 127.0.0.1:50051); the other options come from
-// the EGRESS_CLIENT_* variables unless given.
+// the EGRESS_CLIENT_* variables unless given. EXAMPLE_OPTIONS, a JSON object
+// of option name to value ({"timeout": "300ms", "cache": true,
+// "max_entries": 3, "stale_if_error": "30s", "target": ...}), gives options
+// in code too, as a program would pass them to New: they win over the
+// variables; --target, --cache and --timeout win over the same keys.
 //
 // With NAME it resolves that name once: on success it prints the definition
 // as one line of protobuf JSON with the proto field names (secrets redacted)
@@ -16,6 +20,13 @@
 // JSON line for each on stdout, flushed, in order (exit 0 at EOF):
 //
 //	{"get": NAME}             -> {"source": SOURCE} or {"error": {"code", "reason", "message"}}
+//	{"get_many": [NAMES]}     -> {"results": [{"source": SOURCE} or {"error": …}, one per name, in order]}
+//	                             (one BatchGetEgressSources call, never cached), or the call's error
+//	{"concurrent_get": NAME, "n": K} -> {"sources": K} when the K gets, started at once, all
+//	                             succeed, else the first one's error
+//	{"cached": {}}            -> {"names": [cached source names, least to most recently used]}
+//	{"options": {}}           -> {"options": {"target", "timeout": "2s", "cache", "max_entries",
+//	                             "stale_if_error": "0s", "keepalive_interval", "connect_timeout"}}
 //	{"pool": NAME}            -> {"pool": {"name", "entries": [{"name", "weight"}], "ttl": "60s"}} or an error
 //	{"select": POOL, "n": N}  -> {"sources": [N names in selection order]} or an error
 //	{"bench": NAME, "n": N}   -> {"ns_per_call": X} (N gets of NAME timed in this process)
@@ -65,7 +76,15 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		flags.Usage()
 		return 2
 	}
-	var opts []egressclient.Option
+	// EXAMPLE_OPTIONS first: the flags, given after, win over the same options.
+	fromJSON, opts, err := codeOptions(os.Getenv(exampleOptionsVariable))
+	if err != nil {
+		fmt.Fprintln(stderr, "egress-example:", err)
+		return 2
+	}
+	if *target == "" {
+		*target = fromJSON
+	}
 	if *cache {
 		opts = append(opts, egressclient.WithCache(true))
 	}

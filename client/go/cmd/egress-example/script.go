@@ -10,6 +10,7 @@ import (
 	"io"
 	"slices"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/encoding/protojson"
 
@@ -72,31 +73,44 @@ func script(client *egressclient.Client, in io.Reader, out io.Writer) error {
 	return lines.Err()
 }
 
+// request is one parsed command line.
+type request struct {
+	verb  string
+	name  string   // the verb's string argument
+	names []string // get_many's names
+	n     int      // "n", 1 unless given
+}
+
 // execute runs one command line and returns its answer.
 func execute(client *egressclient.Client, line []byte) any {
 	var command map[string]json.RawMessage
 	if err := json.Unmarshal(line, &command); err != nil {
 		return badCommand("not a JSON object: %v", err)
 	}
-	verb, name, n, problem := parse(command)
+	req, problem := parse(command)
 	if problem != "" {
 		return badCommand("%s", problem)
 	}
-	if slices.Contains(connectVerbs, verb) {
-		return executeConnect(client, verb, name, n, line)
+	name, n := req.name, req.n
+	if slices.Contains(connectVerbs, req.verb) {
+		return executeConnect(client, req.verb, name, n, line)
 	}
 	ctx := context.Background()
-	switch verb {
+	switch req.verb {
 	case "get":
 		source, err := client.Get(ctx, name)
 		if err != nil {
 			return failure(err)
 		}
-		encoded, err := redactedJSON(source)
-		if err != nil {
-			return failure(err)
-		}
-		return map[string]json.RawMessage{"source": encoded}
+		return sourceAnswer(source)
+	case "get_many":
+		return getMany(ctx, client, req.names)
+	case "concurrent_get":
+		return concurrentGet(ctx, client, name, n)
+	case "cached":
+		return map[string]any{"names": nonNil(client.CachedSources())}
+	case "options":
+		return map[string]any{"options": optionsAnswer(client.Options())}
 	case "pool":
 		pool, err := client.GetPool(ctx, name)
 		if err != nil {
@@ -131,35 +145,103 @@ func execute(client *egressclient.Client, line []byte) any {
 	}
 }
 
+// sourceAnswer is {"source": SOURCE}, secrets redacted.
+func sourceAnswer(source *egressv1.EgressSource) any {
+	encoded, err := redactedJSON(source)
+	if err != nil {
+		return failure(err)
+	}
+	return map[string]json.RawMessage{"source": encoded}
+}
+
+// getMany resolves names in one BatchGetEgressSources call: one result per
+// name, in order, each {"source": …} or {"error": …}; the error of the whole
+// call when it failed.
+func getMany(ctx context.Context, client *egressclient.Client, names []string) any {
+	results, err := client.GetMany(ctx, names)
+	if err != nil {
+		return failure(err)
+	}
+	answers := make([]any, 0, len(results))
+	for _, result := range results {
+		if result.Err != nil {
+			answers = append(answers, failure(result.Err))
+			continue
+		}
+		answers = append(answers, sourceAnswer(result.Source))
+	}
+	return map[string]any{"results": answers}
+}
+
+// concurrentGet starts n gets of name at once (released together) and
+// answers {"sources": n} when all succeed, else the error of the first
+// get, in start order, that failed.
+func concurrentGet(ctx context.Context, client *egressclient.Client, name string, n int) any {
+	start := make(chan struct{})
+	errs := make([]error, n)
+	var done sync.WaitGroup
+	for i := range n {
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			<-start
+			_, errs[i] = client.Get(ctx, name)
+		}()
+	}
+	close(start)
+	done.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return failure(err)
+		}
+	}
+	return map[string]any{"sources": n}
+}
+
+// nonNil makes a nil list encode as [].
+func nonNil(names []string) []string {
+	if names == nil {
+		return []string{}
+	}
+	return names
+}
+
 // verbs are the commands, in the order a line is searched for them (as
 // every language's example does: the first one present wins, other keys are
 // ignored).
-var verbs = append([]string{"get", "pool", "select", "bench_select", "bench", "stats"}, connectVerbs...)
+var verbs = append([]string{"get_many", "get", "concurrent_get", "cached", "options", "pool", "select",
+	"bench_select", "bench", "stats"}, connectVerbs...)
 
 // parse finds the command's verb and arguments, or says what is wrong.
-func parse(command map[string]json.RawMessage) (verb, name string, n int, problem string) {
+func parse(command map[string]json.RawMessage) (request, string) {
+	var req request
 	for _, candidate := range verbs {
 		if _, ok := command[candidate]; ok {
-			verb = candidate
+			req.verb = candidate
 			break
 		}
 	}
-	switch verb {
+	switch req.verb {
 	case "":
-		return "", "", 0, "unknown command; expected one of " + strings.Join(verbs, ", ")
-	case "stats", "suspended":
-		return verb, "", 0, ""
+		return req, "unknown command; expected one of " + strings.Join(verbs, ", ")
+	case "stats", "suspended", "cached", "options":
+		return req, ""
+	case "get_many":
+		if err := json.Unmarshal(command[req.verb], &req.names); err != nil || req.names == nil {
+			return req, `"get_many" takes a list of names`
+		}
+		return req, ""
 	}
-	if err := json.Unmarshal(command[verb], &name); err != nil {
-		return "", "", 0, fmt.Sprintf("%q takes a string", verb)
+	if err := json.Unmarshal(command[req.verb], &req.name); err != nil {
+		return req, fmt.Sprintf("%q takes a string", req.verb)
 	}
-	n = 1
+	req.n = 1
 	if raw, ok := command["n"]; ok {
-		if err := json.Unmarshal(raw, &n); err != nil || n < 0 {
-			return "", "", 0, "'n' takes an integer of 0 or more"
+		if err := json.Unmarshal(raw, &req.n); err != nil || req.n < 0 {
+			return req, "'n' takes an integer of 0 or more"
 		}
 	}
-	return verb, name, n, ""
+	return req, ""
 }
 
 // poolAnswer renders a pool with every weight (0 included) and the ttl in
