@@ -1,7 +1,9 @@
 /**
  * The calls a Resolver sends, and what it does with their outcome: one call
  * for concurrent misses of one name (each caller waits within its own
- * deadline), the store rules of the cache, staleIfError, and the counters.
+ * deadline), the store rules of the cache, staleIfError (an expired entry
+ * a failed call cannot serve is removed), and the counters. Errors are
+ * never cached; getMany neither reads nor fills the cache.
  */
 import type { Client } from "@connectrpc/connect";
 import type { Answer, Coherence, DefinitionCache } from "./cache.js";
@@ -154,7 +156,7 @@ export class Flights {
       answer = await send(options);
     } catch (error) {
       const failure = error instanceof ResolverError ? error : ResolverError.fromCallError(error, name);
-      const stale = failure.code === "UNAVAILABLE" ? cache?.getStale(name) : undefined;
+      const stale = cache?.afterFailure(name, failure.code === "UNAVAILABLE");
       if (stale === undefined) {
         throw failure;
       }
