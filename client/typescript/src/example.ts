@@ -24,7 +24,7 @@ import { answer, codeOptions } from "./commands.js";
 
 const USAGE =
   "usage: example [--target ADDR] [--cache] [NAME]   (ADDR: HOST:PORT, [V6]:PORT or unix:/PATH; " +
-  "without NAME: JSON commands on stdin)";
+  "without NAME: JSON commands on stdin; EXAMPLE_OPTIONS='{\"timeout\": \"500ms\"}' gives options in code)";
 
 /** Writes one line and waits until it is handed to the OS. */
 function writeLine(line: string): Promise<void> {
