@@ -29,7 +29,8 @@
  */
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { Coherence, DefinitionCache } from "./cache.js";
+import { DefinitionCache } from "./cache.js";
+import { Coherence } from "./coherence.js";
 import { ResolverError } from "./errors.js";
 import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";

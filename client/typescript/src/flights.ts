@@ -6,7 +6,8 @@
  * never cached; getMany neither reads nor fills the cache.
  */
 import type { Client } from "@connectrpc/connect";
-import type { Answer, Coherence, DefinitionCache } from "./cache.js";
+import type { DefinitionCache } from "./cache.js";
+import type { Answer, Coherence } from "./coherence.js";
 import { ResolverError } from "./errors.js";
 import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
