@@ -7,7 +7,8 @@
  *     resolver.close();
  *
  * With `cache: true` the client keeps each source and pool until
- * `produced_at + ttl` (bounded by maxEntries, least recently used out first),
+ * `produced_at + ttl` (bounded by maxEntries, least recently used out first;
+ * every lookup the cache answers makes its entry the most recently used),
  * makes one call for concurrent misses of one name, follows
  * WatchInvalidations (resuming across sidecar restarts), keeps serving cached
  * entries while the sidecar is unreachable and, with staleIfError, expired
@@ -28,7 +29,8 @@
  */
 import { createClient, type Client } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
-import { Coherence, DefinitionCache } from "./cache.js";
+import { DefinitionCache } from "./cache.js";
+import { Coherence } from "./coherence.js";
 import { ResolverError } from "./errors.js";
 import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
@@ -90,11 +92,11 @@ export interface Resolver {
   readonly options: Options;
   /** The egress source `name`; rejects with a ResolverError. */
   get(name: string, options?: CallOptions): Promise<EgressSource>;
-  /** The cached source `name` if it is cached and within its ttl; never calls the sidecar. */
+  /** The cached source `name` if it is cached and within its ttl (it becomes the most recently used); never calls the sidecar. */
   getCached(name: string): EgressSource | undefined;
   /** The egress pool `name`; rejects with a ResolverError. */
   getPool(name: string, options?: CallOptions): Promise<EgressPool>;
-  /** The cached pool `name` if it is cached and within its ttl; never calls the sidecar. */
+  /** The cached pool `name` if it is cached and within its ttl (it becomes the most recently used); never calls the sidecar. */
   getPoolCached(name: string): EgressPool | undefined;
   /**
    * The next source name of pool `pool`, chosen as kumod chooses (weighted
@@ -135,6 +137,11 @@ export interface Resolver {
    * knew `name` suspended, once it does; undefined after `timeoutMs`.
    */
   whenSuspended(name: string, timeoutMs: number): Promise<bigint | undefined>;
+  /**
+   * The cached source names, least to most recently used (expired entries
+   * still held included; [] with the cache off). Changes no order.
+   */
+  cachedNames(): string[];
   /** Calls sent, cached entries, and whether the invalidation stream is connected. */
   stats(): Stats;
   /** Resolves true once the invalidation stream is connected (cache on), false after `timeoutMs`. */
@@ -248,6 +255,10 @@ export function createResolver(target?: string | ResolverOptions, options: Resol
 
     whenSuspended(name, timeoutMs) {
       return connector.whenSuspended(name, timeoutMs);
+    },
+
+    cachedNames() {
+      return sources?.names() ?? [];
     },
 
     stats() {

@@ -4,6 +4,10 @@
  * tests/conformance drives it):
  *
  *     {"get": NAME}              -> {"source": {...}} | {"error": {...}}
+ *     {"get_many": [NAMES]}      -> {"results": [{"source": {...}} | {"error": {...}}, ...]}   (one batch call, in order)
+ *     {"concurrent_get": NAME, "n": K} -> {"sources": K} | the first error   (K gets started at once)
+ *     {"cached": {}}             -> {"names": [cached source names, least to most recently used]}
+ *     {"options": {}}            -> {"options": {"target", "timeout": "2s", "cache", "max_entries", ...}}
  *     {"pool": NAME}             -> {"pool": {"name", "entries": [{"name", "weight"}], "ttl"}}
  *     {"select": POOL, "n": N}   -> {"sources": [N names in selection order]}
  *     {"bench": NAME, "n": N}    -> {"ns_per_call": X}   (N awaited gets, timed in process)
@@ -25,6 +29,7 @@ import type { JsonValue } from "@bufbuild/protobuf";
 import type { Resolver } from "./client.js";
 import { ResolverError } from "./errors.js";
 import { errorToJson, poolToJson, sourceToJson } from "./json.js";
+import { OptionError, type Options, type ResolverOptions } from "./options.js";
 import { benchConnect, greet } from "./smtp.js";
 
 type Command = Readonly<Record<string, unknown>>;
@@ -65,6 +70,88 @@ function seconds(command: Command, fallback?: number): number | undefined {
   return value * 1000;
 }
 
+/** A duration as the example prints it: whole seconds as "2s", else milliseconds as "500ms". */
+export function formatDuration(ms: number): string {
+  const rounded = Math.round(ms);
+  return rounded % 1000 === 0 ? `${rounded / 1000}s` : `${rounded}ms`;
+}
+
+/** The options in force under their schema names (docs/clients/spec.md), durations formatted. */
+export function optionsToJson(options: Options): JsonValue {
+  return {
+    target: options.target,
+    timeout: formatDuration(options.timeoutMs),
+    cache: options.cache,
+    max_entries: options.maxEntries,
+    stale_if_error: formatDuration(options.staleIfErrorMs),
+    keepalive_interval: formatDuration(options.keepaliveIntervalMs),
+    connect_timeout: formatDuration(options.connectTimeoutMs),
+  };
+}
+
+/** Each option's schema name, its name here, and the JSON types it takes. */
+const SCHEMA_OPTIONS: Readonly<Record<string, readonly [keyof ResolverOptions, readonly string[]]>> = {
+  target: ["target", ["string"]],
+  timeout: ["timeout", ["string", "number"]],
+  cache: ["cache", ["boolean"]],
+  max_entries: ["maxEntries", ["number"]],
+  stale_if_error: ["staleIfError", ["string", "number"]],
+  keepalive_interval: ["keepaliveInterval", ["string", "number"]],
+  connect_timeout: ["connectTimeout", ["string", "number"]],
+};
+
+/**
+ * Options given in code, from a JSON object of schema name → value
+ * (`{"timeout": "500ms", "max_entries": 3, "cache": true}`): what the example
+ * reads from EXAMPLE_OPTIONS. Values are checked by createResolver as any
+ * option in code; an unknown name or a value of the wrong JSON type is an
+ * OptionError naming `origin`.
+ */
+export function codeOptions(json: string, origin = "EXAMPLE_OPTIONS"): ResolverOptions {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json);
+  } catch (error) {
+    throw new OptionError(`${origin}: not JSON: ${(error as Error).message}`);
+  }
+  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
+    throw new OptionError(`${origin}: ${json} is not a JSON object`);
+  }
+  const options: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    const known = SCHEMA_OPTIONS[key];
+    if (known === undefined) {
+      throw new OptionError(`${origin}: unknown option ${JSON.stringify(key)}; expected one of ${Object.keys(SCHEMA_OPTIONS).join(", ")}`);
+    }
+    const [name, types] = known;
+    if (!types.includes(typeof value)) {
+      throw new OptionError(`${origin}: ${key} takes a ${types.join(" or ")}, not ${JSON.stringify(value)}`);
+    }
+    options[name] = value;
+  }
+  return options as ResolverOptions;
+}
+
+/** The string list under `key`. */
+function names(command: Command, key: string): string[] {
+  const value = command[key];
+  if (!Array.isArray(value) || !value.every((name) => typeof name === "string")) {
+    throw new BadCommand(`'${key}' takes a list of strings`);
+  }
+  return value as string[];
+}
+
+/** K gets of `name` started at once: K when all succeed, else the first failure in start order. */
+async function concurrentGet(resolver: Resolver, name: string, k: number): Promise<JsonValue> {
+  const outcomes = await Promise.allSettled(Array.from({ length: k }, () => resolver.get(name)));
+  for (const outcome of outcomes) {
+    if (outcome.status === "rejected") {
+      throw outcome.reason;
+    }
+  }
+  return { sources: k };
+}
+
 /** Connects through `source`, says EHLO and QUIT; the `connected` answer. */
 async function connectAndGreet(resolver: Resolver, source: string, command: Command): Promise<JsonValue> {
   const timeoutMs = seconds(command);
@@ -87,6 +174,18 @@ async function bench(call: (name: string) => Promise<unknown>, name: string, n: 
 function handlers(resolver: Resolver): [string, Handler][] {
   return [
     ["get", async (c) => ({ source: sourceToJson(await resolver.get(text(c, "get"))) })],
+    [
+      "get_many",
+      async (c) => ({
+        results: (await resolver.getMany(names(c, "get_many"))).map(
+          (result): JsonValue =>
+            result instanceof ResolverError ? { error: errorToJson(result) } : { source: sourceToJson(result) },
+        ),
+      }),
+    ],
+    ["concurrent_get", (c) => concurrentGet(resolver, text(c, "concurrent_get"), count(c))],
+    ["cached", async () => ({ names: resolver.cachedNames() })],
+    ["options", async () => ({ options: optionsToJson(resolver.options) })],
     ["pool", async (c) => ({ pool: poolToJson(await resolver.getPool(text(c, "pool"))) })],
     [
       "select",

@@ -5,8 +5,14 @@
  * of JSON (proto field names, secrets redacted), or `CODE: message [REASON]`
  * on stderr with exit status 1. Without NAME it reads JSON commands on stdin,
  * one per line, and writes one JSON line per command, flushed, in order (see
- * commands.ts); end of input ends it with status 0. Options not given come
- * from the EGRESS_CLIENT_* variables.
+ * commands.ts); end of input ends it with status 0.
+ *
+ * The variable EXAMPLE_OPTIONS, if set, is a JSON object of options under
+ * their schema names (`{"timeout": "500ms", "max_entries": 3}`), each given
+ * to createResolver as an option in code, so it wins over the
+ * EGRESS_CLIENT_* variables (the conformance suite shows that); --target
+ * and --cache are options in code too, and win over EXAMPLE_OPTIONS. Options
+ * given neither way come from the EGRESS_CLIENT_* variables.
  *
  *     node dist/src/example.js --target 127.0.0.1:50051 ip-1
  *     echo '{"select": "pool-1", "n": 3}' | node dist/src/example.js --target 127.0.0.1:50051 --cache
@@ -14,11 +20,11 @@
 import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import { createResolver, OptionError, ResolverError, sourceToJson, type Resolver } from "./client.js";
-import { answer } from "./commands.js";
+import { answer, codeOptions } from "./commands.js";
 
 const USAGE =
   "usage: example [--target ADDR] [--cache] [NAME]   (ADDR: HOST:PORT, [V6]:PORT or unix:/PATH; " +
-  "without NAME: JSON commands on stdin)";
+  "without NAME: JSON commands on stdin; EXAMPLE_OPTIONS='{\"timeout\": \"500ms\"}' gives options in code)";
 
 /** Writes one line and waits until it is handed to the OS. */
 function writeLine(line: string): Promise<void> {
@@ -72,7 +78,9 @@ async function main(args: string[]): Promise<number> {
   }
   let resolver: Resolver;
   try {
+    const fromVariable = process.env["EXAMPLE_OPTIONS"]?.trim() ? codeOptions(process.env["EXAMPLE_OPTIONS"]) : {};
     resolver = createResolver({
+      ...fromVariable,
       ...(values.target !== undefined ? { target: values.target } : {}),
       ...(values.cache ? { cache: true } : {}),
     });

@@ -1,10 +1,13 @@
 /**
  * The calls a Resolver sends, and what it does with their outcome: one call
  * for concurrent misses of one name (each caller waits within its own
- * deadline), the store rules of the cache, staleIfError, and the counters.
+ * deadline), the store rules of the cache, staleIfError (an expired entry
+ * a failed call cannot serve is removed), and the counters. Errors are
+ * never cached; getMany neither reads nor fills the cache.
  */
 import type { Client } from "@connectrpc/connect";
-import type { Answer, Coherence, DefinitionCache } from "./cache.js";
+import type { DefinitionCache } from "./cache.js";
+import type { Answer, Coherence } from "./coherence.js";
 import { ResolverError } from "./errors.js";
 import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 import type { EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
@@ -154,7 +157,7 @@ export class Flights {
       answer = await send(options);
     } catch (error) {
       const failure = error instanceof ResolverError ? error : ResolverError.fromCallError(error, name);
-      const stale = failure.code === "UNAVAILABLE" ? cache?.getStale(name) : undefined;
+      const stale = cache?.afterFailure(name, failure.code === "UNAVAILABLE");
       if (stale === undefined) {
         throw failure;
       }

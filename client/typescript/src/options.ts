@@ -1,22 +1,18 @@
 /**
- * The client's options: one name, one default and one variable each, the same
- * in every language of egress-resolver (camelCase here):
- *
- * | option            | default         | variable                         |
- * | ----------------- | --------------- | -------------------------------- |
- * | target            | 127.0.0.1:50051 | EGRESS_CLIENT_TARGET             |
- * | timeout           | 2 s             | EGRESS_CLIENT_TIMEOUT            |
- * | cache             | off             | EGRESS_CLIENT_CACHE              |
- * | maxEntries        | 10 000          | EGRESS_CLIENT_MAX_ENTRIES        |
- * | staleIfError      | 0 (off)         | EGRESS_CLIENT_STALE_IF_ERROR     |
- * | keepaliveInterval | 30 s            | EGRESS_CLIENT_KEEPALIVE_INTERVAL |
- * | connectTimeout    | 60 s            | EGRESS_CLIENT_CONNECT_TIMEOUT    |
+ * The client's options, as docs/clients/spec.md ("Options") states them for
+ * every client: target, timeout, cache, maxEntries, staleIfError,
+ * keepaliveInterval and connectTimeout here (camelCase), each with the
+ * spec's default and its EGRESS_CLIENT_* variable (the option's schema name
+ * in upper case: EGRESS_CLIENT_MAX_ENTRIES).
  *
  * An option given in code wins over its variable, which wins over the
- * default. Durations, in code as in variables, are seconds: a number, or a
- * string "2", "2s" or "500ms"; booleans in variables are 1/0, true/false,
- * yes/no, on/off. Hand-written: six options do not need a config library,
- * and the parsing rules must match the other languages exactly.
+ * default; an empty variable counts as unset. Durations, in code as in
+ * variables, are seconds: a number, or a string "2", "2s" or "500ms";
+ * booleans in variables are 1/0, true/false, yes/no, on/off. A value that
+ * does not parse or breaks a limit throws an OptionError naming the variable
+ * (or option) and the value. Hand-written: seven options do not need a
+ * config library, and the parsing rules must match the other languages
+ * exactly.
  */
 
 /** A duration: seconds as a number, or "2", "2s", "500ms". */

@@ -32,7 +32,7 @@ import {
   type WatchInvalidationsRequest,
   type WatchInvalidationsResponse,
 } from "./gen/kumo/egress/v1/resolver_service_pb.js";
-import type { Coherence } from "./cache.js";
+import type { Coherence } from "./coherence.js";
 import type { Suspensions } from "./health.js";
 
 export const INITIAL_BACKOFF_MS = 50;

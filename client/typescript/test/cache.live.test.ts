@@ -172,4 +172,20 @@ describe("the cache against a live sidecar", () => {
     assert.equal((await owner).name, "wait-impatient");
     assert.equal(resolver.stats().rpcs, 1);
   });
+
+  test("a call that passes its timeout fails with DEADLINE_EXCEEDED, and nothing is cached", async () => {
+    const resolver = await cached({ timeout: "300ms" });
+    const started = performance.now();
+    const late = await resolver.get("wait-deadline").catch((error: unknown) => error);
+    const waited = performance.now() - started;
+    assert.ok(late instanceof ResolverError, String(late));
+    assert.deepEqual([late.code, late.name], ["DEADLINE_EXCEEDED", "wait-deadline"]);
+    // The sidecar answers just before the deadline it was sent (10 ms plus
+    // 2 % early: serving/service.py), with the reason DEADLINE_EXCEEDED; on
+    // a loaded machine the client's own timer may fire first: no reason then.
+    assert.ok(late.reason === "DEADLINE_EXCEEDED" || late.reason === undefined, String(late.reason));
+    assert.ok(waited >= 250 && waited < DEADLINE_MS, `waited ${waited} ms`); // the sidecar answers up to ~16 ms early
+    await release();
+    assert.deepEqual(resolver.cachedNames(), []);
+  });
 });

@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { create } from "@bufbuild/protobuf";
 import { DurationSchema, TimestampSchema, type Duration, type Timestamp } from "@bufbuild/protobuf/wkt";
-import { Coherence, DefinitionCache, type CacheSettings } from "../src/cache.js";
+import { DefinitionCache, type CacheSettings } from "../src/cache.js";
+import { Coherence } from "../src/coherence.js";
 import { WatchInvalidationsResponseSchema } from "../src/gen/kumo/egress/v1/resolver_service_pb.js";
 import { applyEvent, INITIAL_BACKOFF_MS, MAX_BACKOFF_MS, nextBackoff, watchRequest } from "../src/watch.js";
 import { FakeClock } from "./helpers.js";
@@ -65,35 +66,53 @@ test("sub-second ttls and timestamps count", () => {
   assert.equal(cache.get("a"), undefined);
 });
 
-test("beyond maxEntries the least recently used entry goes", () => {
-  const { cache } = setup({ maxEntries: 4 });
-  for (const name of ["a", "b", "c", "d"]) {
-    cache.put(name, name.toUpperCase(), seconds(60), undefined);
+/** Stores each name with a ttl of 60 s (or `ttl`), in order. */
+function fill(cache: DefinitionCache<string>, names: readonly string[], ttl = 60): void {
+  for (const name of names) {
+    cache.put(name, name.toUpperCase(), seconds(ttl), undefined);
   }
-  cache.put("c", "C2", seconds(60), undefined); // stored again: young
-  cache.put("e", "E", seconds(60), undefined);
+}
+
+test("a stored answer is the most recently used; beyond maxEntries the least recently used goes", () => {
+  const { cache } = setup({ maxEntries: 4 });
+  fill(cache, ["a", "b", "c", "d"]);
+  assert.deepEqual(cache.names(), ["a", "b", "c", "d"]);
+  cache.put("c", "C2", seconds(60), undefined); // stored again: the youngest, with the new value
+  assert.deepEqual(cache.names(), ["a", "b", "d", "c"]);
+  fill(cache, ["e"]);
+  assert.deepEqual(cache.names(), ["b", "d", "c", "e"]);
+  fill(cache, ["f"]);
+  assert.deepEqual(cache.names(), ["d", "c", "e", "f"]);
   assert.equal(cache.size, 4);
-  assert.equal(cache.get("a"), undefined);
-  cache.put("f", "F", seconds(60), undefined);
-  assert.equal(cache.get("b"), undefined);
   assert.equal(cache.get("c"), "C2");
-  assert.equal(cache.get("d"), "D");
 });
 
-test("a hit moves an entry of the older half to the young end", () => {
-  const { cache } = setup({ maxEntries: 4 });
-  for (const name of ["a", "b", "c", "d"]) {
-    cache.put(name, name, seconds(60), undefined);
-  }
-  assert.equal(cache.get("a"), "a"); // 3 stores since a: older half, moved
-  cache.put("e", "e", seconds(60), undefined);
-  cache.put("f", "f", seconds(60), undefined);
-  assert.equal(cache.get("a"), "a");
-  assert.equal(cache.get("b"), undefined);
-  assert.equal(cache.get("c"), undefined);
+test("every hit makes its entry the most recently used (get a, b, c; get a; get d -> c, a, d)", () => {
+  const { cache } = setup({ maxEntries: 3 });
+  fill(cache, ["a", "b", "c"]);
+  assert.equal(cache.get("a"), "A");
+  assert.deepEqual(cache.names(), ["b", "c", "a"]);
+  fill(cache, ["d"]);
+  assert.deepEqual(cache.names(), ["c", "a", "d"]);
+  assert.equal(cache.get("c"), "C"); // the oldest, hit: youngest
+  assert.equal(cache.get("c"), "C"); // already the youngest: stays so
+  assert.deepEqual(cache.names(), ["a", "d", "c"]);
 });
 
-test("no entry used within the last maxEntries / 2 stores is evicted", () => {
+test("a miss, or an expired entry not served, changes no order; names() changes none", () => {
+  const { mono, cache } = setup({ maxEntries: 3, staleIfErrorMs: 30_000 });
+  fill(cache, ["short"], 10);
+  fill(cache, ["b", "c"]);
+  mono.advance(10_000);
+  assert.equal(cache.get("short"), undefined); // expired: not served, still held
+  assert.equal(cache.get("nope"), undefined);
+  assert.deepEqual(cache.names(), ["short", "b", "c"]);
+  assert.deepEqual(cache.names(), ["short", "b", "c"]);
+  fill(cache, ["d"]); // the expired entry is the oldest: it goes first
+  assert.deepEqual(cache.names(), ["b", "c", "d"]);
+});
+
+test("a hot key hit before every store is never evicted", () => {
   const maxEntries = 50;
   const { cache } = setup({ maxEntries });
   cache.put("hot", "H", seconds(3600), undefined);
@@ -102,32 +121,52 @@ test("no entry used within the last maxEntries / 2 stores is evicted", () => {
     cache.put(`cold-${i}`, "C", seconds(3600), undefined);
     assert.ok(cache.size <= maxEntries);
   }
+  assert.deepEqual(cache.names().slice(-2), ["hot", "cold-9999"]);
 });
 
-test("stale entries are served for stale_if_error past their end, then no more", () => {
+test("stale_if_error: after UNAVAILABLE an expired entry is served within the window and becomes the most recently used", () => {
   const { mono, cache } = setup({ staleIfErrorMs: 30_000 });
-  cache.put("a", "A", seconds(10), undefined);
-  assert.equal(cache.getStale("a"), "A");
+  fill(cache, ["a"], 10);
+  fill(cache, ["b"]);
+  assert.equal(cache.afterFailure("a", true), undefined); // fresh: neither served nor moved nor removed
+  assert.deepEqual(cache.names(), ["a", "b"]);
   mono.advance(10_000);
-  assert.equal(cache.get("a"), undefined);
-  assert.equal(cache.getStale("a"), "A");
+  assert.equal(cache.afterFailure("a", true), "A");
+  assert.deepEqual(cache.names(), ["b", "a"]);
   mono.advance(29_999);
-  assert.equal(cache.getStale("a"), "A");
-  mono.advance(1);
-  assert.equal(cache.getStale("a"), undefined);
+  assert.equal(cache.afterFailure("a", true), "A");
+  mono.advance(1); // produced_at + ttl + stale_if_error: over
+  assert.equal(cache.afterFailure("a", true), undefined);
+  assert.deepEqual(cache.names(), ["b"]); // removed
+});
+
+test("an expired entry a failed call cannot serve is removed: another code than UNAVAILABLE, or no stale_if_error", () => {
+  const { mono, cache } = setup({ staleIfErrorMs: 30_000 });
+  fill(cache, ["a", "b"], 10);
+  mono.advance(10_000);
+  assert.equal(cache.afterFailure("a", false), undefined); // e.g. NOT_FOUND or DEADLINE_EXCEEDED
+  assert.deepEqual(cache.names(), ["b"]);
+  const off = setup({ staleIfErrorMs: 0 });
+  fill(off.cache, ["a"], 10);
+  off.mono.advance(10_000);
+  assert.equal(off.cache.afterFailure("a", true), undefined);
+  assert.equal(off.cache.size, 0);
+  assert.equal(off.cache.afterFailure("never", true), undefined);
 });
 
 test("drop removes names at once, or everything", () => {
-  const { cache } = setup({ staleIfErrorMs: 60_000 });
-  for (const name of ["a", "b", "c"]) {
-    cache.put(name, name, seconds(60), undefined);
-  }
-  cache.drop(["a", "nope"]);
-  assert.equal(cache.get("a"), undefined);
-  assert.equal(cache.getStale("a"), undefined); // never served stale
-  assert.equal(cache.size, 2);
+  const { mono, cache } = setup({ staleIfErrorMs: 60_000 });
+  fill(cache, ["a", "b", "c"]);
+  cache.drop(["b", "nope"]);
+  assert.equal(cache.get("b"), undefined);
+  mono.advance(60_000);
+  assert.equal(cache.afterFailure("b", true), undefined); // never served stale
+  assert.deepEqual(cache.names(), ["a", "c"]);
   cache.drop();
   assert.equal(cache.size, 0);
+  assert.deepEqual(cache.names(), []);
+  fill(cache, ["d"]);
+  assert.deepEqual(cache.names(), ["d"]);
 });
 
 function setupCoherence(maxEntries = 100) {

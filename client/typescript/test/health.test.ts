@@ -12,7 +12,8 @@ import {
   WatchInvalidationsResponseSchema,
   type SourceSuspension,
 } from "../src/gen/kumo/egress/v1/resolver_service_pb.js";
-import { Coherence, DefinitionCache } from "../src/cache.js";
+import { DefinitionCache } from "../src/cache.js";
+import { Coherence } from "../src/coherence.js";
 import { describeUntil, Suspensions } from "../src/health.js";
 import { applyEvent } from "../src/watch.js";
 import { FakeClock } from "./helpers.js";

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import { OptionError, parseBool, parseCount, parseSeconds, resolveOptions } from "../src/options.js";
 import { createResolver } from "../src/client.js";
+import { codeOptions, formatDuration, optionsToJson } from "../src/commands.js";
 
 test("the defaults", () => {
   assert.deepEqual(resolveOptions({ env: {} }), {
@@ -100,4 +101,48 @@ test("createResolver reads the variables and reports the options in force", asyn
   assert.equal(positional.options.target, "unix:/nowhere.sock");
   await positional.close();
   assert.throws(() => createResolver({ env: { EGRESS_CLIENT_TARGET: "no-port" } }), TypeError);
+});
+
+test("the example prints the options under their schema names, durations as 2s or 500ms", () => {
+  assert.deepEqual([0, 500, 1000, 1500, 2000, 60_000, 0.4, 999.6].map(formatDuration), [
+    "0s",
+    "500ms",
+    "1s",
+    "1500ms",
+    "2s",
+    "60s",
+    "0s",
+    "1s",
+  ]);
+  assert.deepEqual(optionsToJson(resolveOptions({ env: {} })), {
+    target: "127.0.0.1:50051",
+    timeout: "2s",
+    cache: false,
+    max_entries: 10_000,
+    stale_if_error: "0s",
+    keepalive_interval: "30s",
+    connect_timeout: "60s",
+  });
+});
+
+test("EXAMPLE_OPTIONS: schema names become options in code, which win over the variables", () => {
+  const given = codeOptions(
+    '{"target": "unix:/x.sock", "timeout": "300ms", "cache": true, "max_entries": 3, "stale_if_error": 30, "keepalive_interval": "5s", "connect_timeout": "1500ms"}',
+  );
+  const env = { EGRESS_CLIENT_TIMEOUT: "9", EGRESS_CLIENT_MAX_ENTRIES: "7", EGRESS_CLIENT_CACHE: "off" };
+  assert.deepEqual(optionsToJson(resolveOptions({ ...given, env })), {
+    target: "unix:/x.sock",
+    timeout: "300ms",
+    cache: true,
+    max_entries: 3,
+    stale_if_error: "30s",
+    keepalive_interval: "5s",
+    connect_timeout: "1500ms",
+  });
+  assert.deepEqual(codeOptions("{}"), {});
+  assert.throws(() => codeOptions("{"), /EXAMPLE_OPTIONS: not JSON/);
+  assert.throws(() => codeOptions("[1]"), /EXAMPLE_OPTIONS: \[1\] is not a JSON object/);
+  assert.throws(() => codeOptions('{"maxEntries": 3}'), /EXAMPLE_OPTIONS: unknown option "maxEntries"/);
+  assert.throws(() => codeOptions('{"cache": "yes"}'), /EXAMPLE_OPTIONS: cache takes a boolean, not "yes"/);
+  assert.throws(() => resolveOptions({ ...codeOptions('{"timeout": "soon"}'), env: {} }), /timeout: "soon" is not a duration/);
 });

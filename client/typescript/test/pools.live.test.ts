@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { after, before, describe, test } from "node:test";
 import { createResolver, ResolverError, type Resolver } from "../src/client.js";
-import { copyPolicy, DEADLINE_MS, startExample, type PolicyCopy } from "./helpers.js";
+import { copyPolicy, DEADLINE_MS, startExample, type ExampleSession, type PolicyCopy } from "./helpers.js";
 import { startServer, type RunningServer } from "./server.js";
 
 const KUMOD_ORDER = ["two", "three", "one", "one", "one", "three", "one", "two", "three", "one", "two", "three", "one", "one"];
@@ -24,6 +24,18 @@ function assertNoSources(error: unknown, pool: string): void {
   assert.equal(error.reason, "POOL_HAS_NO_SOURCES");
   assert.equal(error.message, `pool '${pool}' has no source with a weight above 0`);
   assert.equal(error.name, pool);
+}
+
+/** Asks `stats` until the example's invalidation stream is connected (answers are stored from then on). */
+async function untilWatching(example: ExampleSession): Promise<void> {
+  for (let i = 0; ; i++) {
+    const stats = (await example.ask({ stats: {} })) as { watching: boolean };
+    if (stats.watching) {
+      return;
+    }
+    assert.ok(i < DEADLINE_MS / 10, "the example's stream connected");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
 }
 
 describe("pools against a live sidecar", () => {
@@ -101,14 +113,7 @@ describe("pools against a live sidecar", () => {
   test("the example answers each command line with one JSON line", async () => {
     const example = startExample(["--target", server.tcpTarget, "--cache"]);
     try {
-      for (let i = 0; ; i++) {
-        const stats = (await example.ask({ stats: {} })) as { watching: boolean };
-        if (stats.watching) {
-          break;
-        }
-        assert.ok(i < DEADLINE_MS / 10, "the example's stream connected");
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
+      await untilWatching(example);
       const source = { source: { name: "v-example", ehlo_domain: "v1", ttl: "3600s" } };
       assert.deepEqual(await example.ask({ get: "v-example" }), source);
       assert.deepEqual(await example.ask({ get: "v-example" }), source);
@@ -148,5 +153,56 @@ describe("pools against a live sidecar", () => {
       assert.equal(stderr, "");
       assert.equal(status, 0);
     }
+  });
+
+  test("the example: options from EXAMPLE_OPTIONS win over the variables; cached, get_many, concurrent_get", async () => {
+    const example = startExample(["--target", server.tcpTarget], {
+      EXAMPLE_OPTIONS: '{"cache": true, "max_entries": 3, "timeout": "1500ms"}',
+      EGRESS_CLIENT_MAX_ENTRIES: "7",
+      EGRESS_CLIENT_TIMEOUT: "9",
+      EGRESS_CLIENT_STALE_IF_ERROR: "30",
+    });
+    try {
+      assert.deepEqual(await example.ask({ options: {} }), {
+        options: {
+          target: server.tcpTarget,
+          timeout: "1500ms",
+          cache: true,
+          max_entries: 3,
+          stale_if_error: "30s",
+          keepalive_interval: "30s",
+          connect_timeout: "60s",
+        },
+      });
+      await untilWatching(example);
+      for (const name of ["v-a", "v-b", "v-c", "v-a", "v-d"]) {
+        await example.ask({ get: name });
+      }
+      assert.deepEqual(await example.ask({ cached: {} }), { names: ["v-c", "v-a", "v-d"] });
+      const many = (await example.ask({ get_many: ["v-b", "missing", "v-a"] })) as { results: Record<string, Record<string, string>>[] };
+      assert.deepEqual(
+        many.results.map((result) => result["source"]?.["name"] ?? result["error"]?.["reason"]),
+        ["v-b", "SOURCE_NOT_FOUND", "v-a"],
+      );
+      assert.deepEqual(await example.ask({ cached: {} }), { names: ["v-c", "v-a", "v-d"] }); // never read nor filled
+      const { rpcs } = (await example.ask({ stats: {} })) as { rpcs: number };
+      assert.deepEqual(await example.ask({ concurrent_get: "counted-flight", n: 8 }), { sources: 8 });
+      assert.deepEqual(await example.ask({ stats: {} }), { rpcs: rpcs + 1, entries: 3, watching: true });
+      const missing = (await example.ask({ concurrent_get: "missing", n: 3 })) as { error: Record<string, string> };
+      assert.deepEqual([missing.error["code"], missing.error["reason"]], ["NOT_FOUND", "SOURCE_NOT_FOUND"]);
+      const bad = (await example.ask({ get_many: "v-a" })) as { error: Record<string, string> };
+      assert.deepEqual([bad.error["code"], bad.error["reason"]], ["INVALID_ARGUMENT", "BAD_COMMAND"]);
+    } finally {
+      const { status, stderr } = await example.end();
+      assert.equal(stderr, "");
+      assert.equal(status, 0);
+    }
+  });
+
+  test("the example refuses an EXAMPLE_OPTIONS it cannot use, naming it", async () => {
+    const example = startExample(["--target", server.tcpTarget], { EXAMPLE_OPTIONS: '{"max_entries": 0}' });
+    const { status, stderr } = await example.end();
+    assert.equal(status, 2);
+    assert.match(stderr, /maxEntries: 0 must be at least 1/);
   });
 });
