@@ -8,11 +8,14 @@
 //! command, flushed, in order (see script.rs); end of input exits 0.
 //!
 //! ADDR is `host:port` or `unix:/path`, SECONDS the per-call time-out;
-//! `--cache` turns the client cache on. Options not given come from the
-//! EGRESS_CLIENT_* variables (target 127.0.0.1:50051, time-out 2 s, ...).
+//! `--cache` turns the client cache on. The JSON object in EXAMPLE_OPTIONS
+//! sets more options as code does (see options.rs), after those flags.
+//! Options given neither way come from the EGRESS_CLIENT_* variables
+//! (target 127.0.0.1:50051, time-out 2 s, ...).
 
 mod connecting;
 mod json;
+mod options;
 mod script;
 
 use std::io::{BufRead, Write};
@@ -30,9 +33,16 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let Some(args) = parse_args(std::env::args().skip(1)) else {
+    let Some(mut args) = parse_args(std::env::args().skip(1)) else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
+    };
+    args.builder = match options::from_environment(args.builder) {
+        Ok(builder) => builder,
+        Err(why) => {
+            eprintln!("{why}");
+            return ExitCode::from(2);
+        }
     };
     // One worker thread runs the invalidation follower while the main
     // thread blocks on stdin between commands.
