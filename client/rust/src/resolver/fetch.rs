@@ -141,22 +141,33 @@ impl Resolver {
     }
 
     /// Runs one unary call (counted in `rpcs`) within the per-call time-out;
-    /// the time-out is also sent to the sidecar as the call's deadline.
+    /// the time-out is also sent to the sidecar as the call's deadline. A
+    /// call that passes it fails with DEADLINE_EXCEEDED, without a reason
+    /// unless the sidecar sent its own.
     pub(super) async fn deadline<T>(
         &self,
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
         name: &str,
     ) -> Result<tonic::Response<T>, ResolverError> {
         self.inner.rpcs.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let passed = || ResolverError {
+            name: name.to_owned(),
+            ..ResolverError::local(
+                Code::DeadlineExceeded,
+                format!("no answer within {:?}", self.timeout),
+            )
+        };
         match tokio::time::timeout(self.timeout, call).await {
+            // tonic times the call out too (from the deadline sent), with
+            // CANCELLED "Timeout expired"; under load its timer may fire first.
+            Ok(Err(status))
+                if status.code() == Code::Cancelled && started.elapsed() >= self.timeout =>
+            {
+                Err(passed())
+            }
             Ok(result) => result.map_err(|status| ResolverError::from_status(&status, name)),
-            Err(_) => Err(ResolverError {
-                name: name.to_owned(),
-                ..ResolverError::local(
-                    Code::DeadlineExceeded,
-                    format!("no answer within {:?}", self.timeout),
-                )
-            }),
+            Err(_) => Err(passed()),
         }
     }
 }
