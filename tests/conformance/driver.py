@@ -12,14 +12,26 @@ stdin/stdout, one JSON line each way. Every language meets the same steps
 and the same expected outputs, so none can drift from the others.
 
 `"examples"` is how many example processes share the sidecar (default 1),
-or a list of each one's options (`{"cache": false, "env": {...}}`, defaults:
-the scenario's `cache` and `env`); a step goes to `"example": I` (default 0).
+or a list of each one's settings (`{"cache": false, "env": {...}, "options":
+{...}}`, defaults: the scenario's `cache`, `env` and `options`); a step goes
+to `"example": I` (default 0). `cache` is `CACHE=1` (the example's `--cache`,
+a code option); `env` adds variables (EGRESS_CLIENT_* ones, say) to the
+example's environment, from which every EGRESS_CLIENT_* variable of the
+harness's own is removed first, so that a scenario sees only its own;
+`options` is the JSON object the example reads from EXAMPLE_OPTIONS and passes
+to its client as code options (docs/clients/spec.md, "The example program").
 
-Steps (one key each, plus modifiers; placeholders are replaced first):
+Steps (one key each, plus modifiers; placeholders are replaced first, and
+`{target}` is the sidecar's address as the examples are given it):
 
 - `{"send": CMD, "expect": OBJ}`: one command line, one answer line, which
-  must match OBJ (see `matches`). With `"within": S`, the command is sent
-  again (every 50 ms) until the answer matches, for at most S seconds.
+  must match OBJ (see `matches`). With `"exact": true` it must equal OBJ
+  (no key more). With `"within": S`, the command is sent again (every 50 ms)
+  until the answer matches, for at most S seconds.
+- `{"start_fails": {"env": {...}, "options": {...}}, "stderr": [TEXT, ...]}`:
+  an example started with these settings must refuse them: exit non-zero
+  before reading a command, saying every TEXT on stderr (the variable and
+  the value it could not parse, say).
 - `{"saw": PEER, "kind": KIND, "expect": [RECORD, ...]}`: what a peer
   recorded since the last such check (scenario_peers.py).
 - `{"wait_watching": true}`: until `{"stats": {}}` says watching.
@@ -60,25 +72,33 @@ REPO = HERE.parent.parent
 LANGUAGES = ("python", "go", "typescript", "rust")
 LINE_TIMEOUT = 120.0  # generous: the first command may wait for a cold build
 POLL = 0.05
+CLIENT_VARIABLE_PREFIX = "EGRESS_CLIENT_"
+EXAMPLE_OPTIONS = "EXAMPLE_OPTIONS"
 
 
-def matches(expected: Any, actual: Any) -> bool:
-    """`actual` has everything `expected` says: dicts by subset (recursively),
-    lists element by element and of the same length, "<number>" / "<string>"
-    any value of that type, other values by equality."""
+def matches(expected: Any, actual: Any, *, exact: bool = False) -> bool:
+    """`actual` has everything `expected` says: dicts by subset (recursively;
+    `exact`: with the same keys too), lists element by element and of the same
+    length, "<number>" / "<string>" any value of that type, other values by
+    equality and type."""
     if expected == "<number>":
         return isinstance(actual, int | float) and not isinstance(actual, bool)
     if expected == "<string>":
         return isinstance(actual, str)
     if isinstance(expected, dict):
-        return isinstance(actual, dict) and all(
-            key in actual and matches(value, actual[key]) for key, value in expected.items()
+        return (
+            isinstance(actual, dict)
+            and (not exact or expected.keys() == actual.keys())
+            and all(
+                key in actual and matches(value, actual[key], exact=exact)
+                for key, value in expected.items()
+            )
         )
     if isinstance(expected, list):
         return (
             isinstance(actual, list)
             and len(expected) == len(actual)
-            and all(matches(e, a) for e, a in zip(expected, actual, strict=True))
+            and all(matches(e, a, exact=exact) for e, a in zip(expected, actual, strict=True))
         )
     return bool(expected == actual) and type(expected) is type(actual)
 
@@ -161,10 +181,32 @@ class Sidecar:
             return getattr(stub, method)(request, timeout=LINE_TIMEOUT)
 
 
+def example_environment(env: dict[str, str], options: dict[str, Any] | None) -> dict[str, str]:
+    """The harness's environment without its EGRESS_CLIENT_* variables and
+    EXAMPLE_OPTIONS, plus the scenario's `env` and its `options` as
+    EXAMPLE_OPTIONS: what an example sees is what the scenario says."""
+    inherited = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(CLIENT_VARIABLE_PREFIX) and key != EXAMPLE_OPTIONS
+    }
+    added = {EXAMPLE_OPTIONS: json.dumps(options)} if options else {}
+    return {**inherited, **env, **added}
+
+
 class Example:
     """A language's example program, driven over its stdin and stdout."""
 
-    def __init__(self, language: str, target: str, cache: bool, env: dict[str, str]) -> None:
+    def __init__(
+        self,
+        language: str,
+        target: str,
+        cache: bool,
+        env: dict[str, str],
+        options: dict[str, Any] | None = None,
+        *,
+        capture_stderr: bool = False,
+    ) -> None:
         command = ["make", "-s", "--no-print-directory", f"example-{language}", f"TARGET={target}"]
         if cache:
             command.append("CACHE=1")
@@ -173,8 +215,9 @@ class Example:
             cwd=REPO,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE if capture_stderr else None,
             text=True,
-            env={**os.environ, **env},
+            env=example_environment(env, options),
         )
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -217,6 +260,22 @@ class Example:
             raise AssertionError("the example did not exit at the end of its input") from None
         assert code == 0, f"the example exited with {code}"
 
+    def refused(self) -> str:
+        """End of input at once: the example must exit non-zero (it refused
+        its settings); what it said on stderr."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        try:
+            code = self.proc.wait(LINE_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise AssertionError("the example did not exit at the end of its input") from None
+        assert self.proc.stderr is not None
+        said = self.proc.stderr.read()
+        self.proc.stderr.close()
+        assert code != 0, f"the example started (exit 0) with settings it must refuse: {said}"
+        return said
+
 
 def run(language: str, scenario: dict[str, Any]) -> None:
     """Play one scenario against one language; raises AssertionError on a mismatch."""
@@ -228,11 +287,19 @@ def run(language: str, scenario: dict[str, Any]) -> None:
         peers.start()
         sidecar.policy.write_text(peers.substitute_text(sidecar.policy.read_text()))
         sidecar.start()
-        for options in _example_options(scenario):
-            examples.append(Example(language, sidecar.target, options["cache"], options["env"]))
+        for settings in _example_settings(scenario):
+            examples.append(
+                Example(
+                    language,
+                    sidecar.target,
+                    settings["cache"],
+                    settings["env"],
+                    settings["options"],
+                )
+            )
         for number, step in enumerate(scenario["steps"], 1):
             try:
-                _step(peers.substitute(step), sidecar, examples, peers)
+                _step(_substitute(step, peers, sidecar), sidecar, examples, peers, language)
             except AssertionError as err:
                 raise AssertionError(f"step {number} {json.dumps(step)}: {err}") from None
         while examples:
@@ -247,20 +314,44 @@ def run(language: str, scenario: dict[str, Any]) -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _example_options(scenario: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each example's `cache` and `env`, from `"examples"` (a count or a list)."""
+def _example_settings(scenario: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each example's `cache`, `env` and `options`, from `"examples"` (a count or a list)."""
     declared = scenario.get("examples", 1)
     listed = [{}] * declared if isinstance(declared, int) else declared
-    default = {"cache": scenario.get("cache", True), "env": scenario.get("env", {})}
-    return [{**default, **options} for options in listed]
+    default = {
+        "cache": scenario.get("cache", True),
+        "env": scenario.get("env", {}),
+        "options": scenario.get("options"),
+    }
+    return [{**default, **settings} for settings in listed]
+
+
+def _substitute(step: Any, peers: ScenarioPeers, sidecar: Sidecar) -> Any:
+    """The step with the peers' placeholders and `{target}` replaced."""
+    step = peers.substitute(step)
+    if isinstance(step, str):
+        return step.replace("{target}", sidecar.target)
+    if isinstance(step, list):
+        return [_substitute(value, peers, sidecar) for value in step]
+    if isinstance(step, dict):
+        return {key: _substitute(value, peers, sidecar) for key, value in step.items()}
+    return step
 
 
 def _step(
-    step: dict[str, Any], sidecar: Sidecar, examples: list[Example], peers: ScenarioPeers
+    step: dict[str, Any],
+    sidecar: Sidecar,
+    examples: list[Example],
+    peers: ScenarioPeers,
+    language: str,
 ) -> None:
     example = examples[step.get("example", 0)]
     if "send" in step:
-        _expect(example, step["send"], step["expect"], step.get("within", 0.0))
+        _expect(
+            example, step["send"], step["expect"], step.get("within", 0.0), step.get("exact", False)
+        )
+    elif "start_fails" in step:
+        _start_fails(language, sidecar, step["start_fails"], step["stderr"])
     elif "saw" in step:
         seen = peers.new_records(step["saw"], step.get("kind", "helo"))
         if not matches(step["expect"], seen):
@@ -285,11 +376,30 @@ def _step(
         raise AssertionError(f"unknown step {step}")
 
 
-def _expect(example: Example, command: Any, expected: Any, within: float) -> None:
+def _start_fails(
+    language: str, sidecar: Sidecar, settings: dict[str, Any], said: list[str]
+) -> None:
+    example = Example(
+        language,
+        sidecar.target,
+        settings.get("cache", True),
+        settings.get("env", {}),
+        settings.get("options"),
+        capture_stderr=True,
+    )
+    stderr = example.refused()
+    missing = [text for text in said if text not in stderr]
+    if missing:
+        raise AssertionError(f"the example's stderr does not say {missing}: {stderr}")
+
+
+def _expect(
+    example: Example, command: Any, expected: Any, within: float, exact: bool = False
+) -> None:
     deadline = time.monotonic() + within
     while True:
         answer = example.ask(command)
-        if matches(expected, answer):
+        if matches(expected, answer, exact=exact):
             return
         if time.monotonic() >= deadline:
             raise AssertionError(f"expected {json.dumps(expected)}, got {json.dumps(answer)}")
