@@ -6,7 +6,8 @@
 //! variable): `{"timeout": "500ms", "max_entries": 3, "cache": true}`.
 //! Durations are strings in the variables' syntax ("2", "2s", "500ms") or
 //! numbers of seconds; `max_entries` an integer, `cache` a boolean,
-//! `target` a string. It is applied after the command line's flags.
+//! `target` a string. The command line's `--target`, `--timeout` and
+//! `--cache` are set after it, so they win over the same keys.
 //!
 //! `{"options": {}}` answers the options in force, durations as Go prints
 //! them up to the millisecond: "2s", "500ms", "0s".
