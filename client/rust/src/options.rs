@@ -202,11 +202,11 @@ impl Builder {
             ("connect_timeout", options.connect_timeout),
         ] {
             if value.is_zero() {
-                return Err(invalid(format!("{option} must be more than 0")));
+                return Err(invalid(format!("{option} must be more than 0, not 0")));
             }
         }
         if options.max_entries < 1 {
-            return Err(invalid("max_entries must be at least 1"));
+            return Err(invalid("max_entries must be at least 1, not 0"));
         }
         Ok(options)
     }
@@ -364,12 +364,12 @@ mod tests {
             .connect_timeout(Duration::ZERO)
             .options_from(env(&[]))
             .unwrap_err();
-        assert_eq!(zero.message, "connect_timeout must be more than 0");
+        assert_eq!(zero.message, "connect_timeout must be more than 0, not 0");
         let none = Builder::default()
             .max_entries(0)
             .options_from(env(&[]))
             .unwrap_err();
-        assert_eq!(none.message, "max_entries must be at least 1");
+        assert_eq!(none.message, "max_entries must be at least 1, not 0");
         let off = Builder::default()
             .stale_if_error(Duration::ZERO)
             .options_from(env(&[("EGRESS_CLIENT_STALE_IF_ERROR", "5s")]))
