@@ -1,14 +1,19 @@
 //! [`DefinitionCache`]: name → definition until `produced_at + ttl`, bounded
-//! LRU.
+//! LRU, with the rules of docs/clients/spec.md.
 //!
 //! The sidecar says when its policy produced each answer (`produced_at`), so
 //! an answer that is already 59 s old (ttl 60 s) lives 1 s here, never a full
 //! ttl from the client's own request. The LRU is the `lru` crate's, behind a
-//! `std::sync::Mutex`: a hit is one lock, one hash lookup, a relink and an
-//! `Arc` clone (well under a microsecond), and a lookup must move the entry
-//! to the front, so a reader-writer lock would not help. Expired entries
-//! stay (up to `max_entries`, least recently used out first) while
-//! `stale_if_error` may still serve them; invalidated ones are removed at once.
+//! `std::sync::Mutex`: a hit is one lock, two hash lookups (look, then move
+//! to the front), a relink and an `Arc` clone (well under a microsecond); a
+//! lookup may reorder the entries, so a reader-writer lock would not help.
+//!
+//! The order follows one rule: a lookup that returns an entry (fresh, or
+//! expired but served under `stale_if_error`) makes it the most recently
+//! used, and so does storing an answer; nothing else moves an entry. An
+//! expired entry stays (it may still be served under `stale_if_error`) until
+//! a failed call cannot serve it, an answer replaces it, an invalidation
+//! drops it or it is evicted as the least recently used.
 
 use std::num::NonZeroUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -45,24 +50,43 @@ impl<V> DefinitionCache<V> {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The definition of `name` if its ttl has not ended at `now`.
+    /// The definition of `name` if its ttl has not ended at `now`, made the
+    /// most recently used. An expired entry is neither returned nor moved
+    /// (nor removed: a failed call may still serve it).
     pub(crate) fn get(&self, name: &str, now: Instant) -> Option<Arc<V>> {
         let mut entries = self.lock();
-        let entry = entries.get(name)?;
-        if entry.expires > now {
-            return Some(Arc::clone(&entry.value));
+        let entry = entries.peek(name)?;
+        if entry.expires <= now {
+            return None;
         }
-        if entry.expires + self.stale_if_error <= now {
-            entries.pop(name); // of no use any more, not even stale
-        }
-        None
+        let value = Arc::clone(&entry.value);
+        entries.promote(name);
+        Some(value)
     }
 
-    /// An expired definition of `name` still within `stale_if_error` of its end.
-    pub(crate) fn get_stale(&self, name: &str, now: Instant) -> Option<Arc<V>> {
-        let entries = self.lock();
+    /// After a call for `name` failed at `now` (`unavailable`: with
+    /// UNAVAILABLE): its expired entry when `stale_if_error` lets it be
+    /// served (`now < expiry + stale_if_error`), made the most recently
+    /// used. An expired entry it cannot serve is removed. A fresh entry
+    /// (stored by another call meanwhile) is left as it is and not returned.
+    pub(crate) fn after_failure(
+        &self,
+        name: &str,
+        unavailable: bool,
+        now: Instant,
+    ) -> Option<Arc<V>> {
+        let mut entries = self.lock();
         let entry = entries.peek(name)?;
-        (entry.expires + self.stale_if_error > now).then(|| Arc::clone(&entry.value))
+        if entry.expires > now {
+            return None;
+        }
+        if unavailable && now < entry.expires + self.stale_if_error {
+            let value = Arc::clone(&entry.value);
+            entries.promote(name);
+            return Some(value);
+        }
+        entries.pop(name);
+        None
     }
 
     /// Keeps `value` until `produced_at + ttl`, or `now + ttl` when the
@@ -77,7 +101,9 @@ impl<V> DefinitionCache<V> {
     }
 
     /// Keeps `value` until `expires` on the monotonic clock (an answer's
-    /// end worked out when it arrived: see [`Lifetime::expires`]).
+    /// end worked out when it arrived: see [`Lifetime::expires`]) as the most
+    /// recently used entry, evicting the least recently used one when the
+    /// cache is full.
     pub(crate) fn put_until(&self, name: &str, value: Arc<V>, expires: Instant) {
         self.lock().put(name.to_owned(), Entry { value, expires });
     }
@@ -97,9 +123,19 @@ impl<V> DefinitionCache<V> {
         self.lock().clear();
     }
 
-    /// How many entries are held (expired ones kept for stale_if_error included).
+    /// How many entries are held (expired ones not yet removed included).
     pub(crate) fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// The names held (expired ones not yet removed included), from the
+    /// least to the most recently used.
+    pub(crate) fn names(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .rev()
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 }
 
@@ -162,100 +198,211 @@ impl Lifetime {
 mod tests {
     use super::*;
 
+    /// The cache reads no clock: every call is given its moment, taken from
+    /// this fake one (a fixed wall time, so produced_at is exact).
+    struct FakeClock(Now);
+
+    impl FakeClock {
+        fn new() -> Self {
+            Self(Now {
+                monotonic: Instant::now(),
+                wall: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            })
+        }
+
+        /// The moment an answer arrives.
+        fn start(&self) -> Now {
+            self.0
+        }
+
+        /// `seconds` after the start, on the monotonic clock.
+        fn at(&self, seconds: f64) -> Instant {
+            self.0.monotonic + Duration::from_secs_f64(seconds)
+        }
+
+        /// `seconds` before the start, on the wall clock.
+        fn ago(&self, seconds: u64) -> Option<prost_types::Timestamp> {
+            Some(prost_types::Timestamp::from(
+                self.0.wall - Duration::from_secs(seconds),
+            ))
+        }
+    }
+
     fn ttl(seconds: i64) -> Option<prost_types::Duration> {
         Some(prost_types::Duration { seconds, nanos: 0 })
     }
 
-    fn at(wall: SystemTime) -> Option<prost_types::Timestamp> {
-        Some(prost_types::Timestamp::from(wall))
+    fn fresh_for(seconds: i64) -> Lifetime {
+        Lifetime::new(ttl(seconds), None)
     }
 
-    fn cache(max: usize, stale: u64) -> (DefinitionCache<&'static str>, Now) {
+    fn cache(max: usize, stale: u64) -> (DefinitionCache<&'static str>, FakeClock) {
         (
             DefinitionCache::new(max, Duration::from_secs(stale)),
-            Now::current(),
+            FakeClock::new(),
         )
     }
 
-    #[test]
-    fn an_entry_lives_until_produced_at_plus_ttl() {
-        let (cache, now) = cache(10, 0);
-        let produced = now.wall - Duration::from_secs(59);
-        cache.put(
-            "a",
-            Arc::new("A"),
-            Lifetime::new(ttl(60), at(produced)),
-            now,
-        );
-        let almost = now.monotonic + Duration::from_millis(999);
-        assert_eq!(cache.get("a", almost).as_deref(), Some(&"A"));
-        assert_eq!(cache.get("a", now.monotonic + Duration::from_secs(1)), None);
-        assert_eq!(cache.len(), 0, "expired and of no stale use: removed");
+    /// Stores each name with `lifetime`, in order.
+    fn store(
+        cache: &DefinitionCache<&'static str>,
+        clock: &FakeClock,
+        names: &[&'static str],
+        lifetime: Lifetime,
+    ) {
+        for name in names {
+            cache.put(name, Arc::new(*name), lifetime, clock.start());
+        }
     }
 
     #[test]
-    fn no_produced_at_means_now_plus_ttl() {
-        let (cache, now) = cache(10, 0);
-        cache.put("a", Arc::new("A"), Lifetime::new(ttl(5), None), now);
-        assert!(
-            cache
-                .get("a", now.monotonic + Duration::from_millis(4999))
-                .is_some()
-        );
-        assert!(
-            cache
-                .get("a", now.monotonic + Duration::from_secs(5))
-                .is_none()
+    fn an_entry_is_fresh_until_produced_at_plus_ttl() {
+        let (cache, clock) = cache(10, 0);
+        let lifetime = Lifetime::new(ttl(60), clock.ago(59));
+        cache.put("a", Arc::new("A"), lifetime, clock.start());
+        assert_eq!(cache.get("a", clock.at(0.999)).as_deref(), Some(&"A"));
+        assert_eq!(cache.get("a", clock.at(1.0)), None);
+        assert_eq!(
+            cache.len(),
+            1,
+            "an expired entry is not removed by a lookup"
         );
     }
 
     #[test]
-    fn zero_ttl_and_past_answers_are_not_stored() {
-        let (cache, now) = cache(10, 0);
-        cache.put("zero", Arc::new("Z"), Lifetime::new(ttl(0), None), now);
+    fn no_produced_at_means_arrival_plus_ttl() {
+        let (cache, clock) = cache(10, 0);
+        cache.put("a", Arc::new("A"), fresh_for(5), clock.start());
+        assert!(cache.get("a", clock.at(4.999)).is_some());
+        assert!(cache.get("a", clock.at(5.0)).is_none());
+    }
+
+    #[test]
+    fn zero_ttl_and_answers_past_their_ttl_are_not_stored() {
+        let (cache, clock) = cache(10, 0);
+        let now = clock.start();
+        cache.put("zero", Arc::new("Z"), fresh_for(0), now);
         cache.put("none", Arc::new("N"), Lifetime::new(None, None), now);
-        let old = now.wall - Duration::from_secs(61);
-        cache.put("old", Arc::new("O"), Lifetime::new(ttl(60), at(old)), now);
+        let old = Lifetime::new(ttl(60), clock.ago(61));
+        cache.put("old", Arc::new("O"), old, now);
         assert_eq!(cache.len(), 0);
     }
 
     #[test]
-    fn least_recently_used_goes_first() {
-        let (cache, now) = cache(2, 0);
-        let life = Lifetime::new(ttl(60), None);
-        cache.put("a", Arc::new("A"), life, now);
-        cache.put("b", Arc::new("B"), life, now);
-        assert!(cache.get("a", now.monotonic).is_some()); // a is now the most recent
-        cache.put("c", Arc::new("C"), life, now);
-        assert!(cache.get("b", now.monotonic).is_none());
-        assert!(cache.get("a", now.monotonic).is_some());
-        assert!(cache.get("c", now.monotonic).is_some());
+    fn a_hit_makes_the_entry_the_most_recently_used() {
+        let (cache, clock) = cache(10, 0);
+        store(&cache, &clock, &["a", "b", "c"], fresh_for(60));
+        assert_eq!(
+            cache.names(),
+            ["a", "b", "c"],
+            "least to most recently used"
+        );
+        assert!(cache.get("a", clock.at(1.0)).is_some());
+        assert_eq!(cache.names(), ["b", "c", "a"]);
+        assert!(cache.get("c", clock.at(2.0)).is_some());
+        assert_eq!(cache.names(), ["b", "a", "c"]);
     }
 
     #[test]
-    fn stale_entries_are_served_only_within_stale_if_error() {
-        let (cache, now) = cache(10, 30);
-        cache.put("a", Arc::new("A"), Lifetime::new(ttl(10), None), now);
-        let later = now.monotonic + Duration::from_secs(20);
-        assert!(cache.get("a", later).is_none());
-        assert_eq!(cache.get_stale("a", later).as_deref(), Some(&"A"));
-        assert!(
-            cache
-                .get_stale("a", now.monotonic + Duration::from_secs(40))
-                .is_none()
+    fn a_miss_or_an_expired_entry_changes_no_order() {
+        let (cache, clock) = cache(10, 30);
+        store(&cache, &clock, &["a"], fresh_for(10));
+        store(&cache, &clock, &["b", "c"], fresh_for(60));
+        assert!(cache.get("x", clock.at(1.0)).is_none());
+        assert!(cache.get("a", clock.at(11.0)).is_none(), "expired");
+        assert_eq!(
+            cache.names(),
+            ["a", "b", "c"],
+            "nothing moved, nothing removed"
         );
     }
 
     #[test]
+    fn storing_makes_the_most_recently_used_and_evicts_the_least() {
+        let (cache, clock) = cache(3, 0);
+        store(&cache, &clock, &["a", "b", "c"], fresh_for(60));
+        assert!(cache.get("a", clock.at(1.0)).is_some());
+        store(&cache, &clock, &["d"], fresh_for(60));
+        assert_eq!(
+            cache.names(),
+            ["c", "a", "d"],
+            "b, the least recently used, went"
+        );
+        store(&cache, &clock, &["c"], fresh_for(60)); // a new answer for c
+        assert_eq!(cache.names(), ["a", "d", "c"]);
+        assert_eq!(cache.len(), 3);
+    }
+
+    #[test]
+    fn an_expired_entry_is_evicted_in_its_turn() {
+        let (cache, clock) = cache(2, 0);
+        store(&cache, &clock, &["a"], fresh_for(1));
+        store(&cache, &clock, &["b"], fresh_for(60));
+        assert!(cache.get("b", clock.at(2.0)).is_some());
+        assert!(cache.get("a", clock.at(2.0)).is_none());
+        store(&cache, &clock, &["c"], fresh_for(60));
+        assert_eq!(cache.names(), ["b", "c"]);
+    }
+
+    #[test]
+    fn stale_if_error_serves_an_expired_entry_within_its_window_as_a_hit() {
+        let (cache, clock) = cache(10, 30);
+        store(&cache, &clock, &["a"], fresh_for(10));
+        store(&cache, &clock, &["b"], fresh_for(60));
+        assert!(cache.get("a", clock.at(20.0)).is_none());
+        let served = cache.after_failure("a", true, clock.at(20.0));
+        assert_eq!(served.as_deref(), Some(&"a"));
+        assert_eq!(
+            cache.names(),
+            ["b", "a"],
+            "served stale: the most recently used"
+        );
+        let last = cache.after_failure("a", true, clock.at(39.999));
+        assert_eq!(last.as_deref(), Some(&"a"));
+    }
+
+    #[test]
+    fn a_failed_call_removes_the_expired_entry_it_cannot_serve() {
+        let (cache, clock) = cache(10, 30);
+        store(&cache, &clock, &["late", "other_code", "b"], fresh_for(10));
+        // past produced_at + ttl + stale_if_error
+        assert!(cache.after_failure("late", true, clock.at(40.0)).is_none());
+        // within the window, but the call failed with another code
+        assert!(
+            cache
+                .after_failure("other_code", false, clock.at(20.0))
+                .is_none()
+        );
+        assert!(
+            cache
+                .after_failure("missing", true, clock.at(20.0))
+                .is_none()
+        );
+        assert_eq!(cache.names(), ["b"]);
+
+        let off = DefinitionCache::new(10, Duration::ZERO); // stale_if_error off
+        store(&off, &clock, &["a"], fresh_for(10));
+        assert!(off.after_failure("a", true, clock.at(10.0)).is_none());
+        assert_eq!(off.len(), 0);
+    }
+
+    #[test]
+    fn a_failed_call_leaves_a_fresh_entry_alone() {
+        let (cache, clock) = cache(10, 30);
+        store(&cache, &clock, &["a", "b"], fresh_for(60));
+        assert!(cache.after_failure("a", false, clock.at(1.0)).is_none());
+        assert!(cache.after_failure("a", true, clock.at(1.0)).is_none());
+        assert_eq!(cache.names(), ["a", "b"]);
+    }
+
+    #[test]
     fn dropped_names_are_gone_even_for_stale_use() {
-        let (cache, now) = cache(10, 30);
-        let life = Lifetime::new(ttl(10), None);
-        cache.put("a", Arc::new("A"), life, now);
-        cache.put("b", Arc::new("B"), life, now);
+        let (cache, clock) = cache(10, 30);
+        store(&cache, &clock, &["a", "b"], fresh_for(10));
         assert!(cache.drop_names(&["a", "x"]));
         assert!(!cache.drop_names(&["x"]));
-        assert!(cache.get_stale("a", now.monotonic).is_none());
-        assert_eq!(cache.len(), 1);
+        assert!(cache.after_failure("a", true, clock.at(11.0)).is_none());
+        assert_eq!(cache.names(), ["b"]);
         cache.clear();
         assert_eq!(cache.len(), 0);
     }

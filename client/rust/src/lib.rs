@@ -47,7 +47,7 @@ pub use egress::{
 pub use error::{ResolverError, code_name};
 pub use options::{
     Builder, DEFAULT_CONNECT_TIMEOUT, DEFAULT_KEEPALIVE_INTERVAL, DEFAULT_MAX_ENTRIES,
-    DEFAULT_TARGET, DEFAULT_TIMEOUT, ENV_PREFIX, Options,
+    DEFAULT_TARGET, DEFAULT_TIMEOUT, ENV_PREFIX, Options, parse_seconds,
 };
 pub use pb::{
     EgressPool, EgressPoolEntry, EgressSource, FailureClass, KeySource, SourceSuspension,

@@ -166,7 +166,7 @@ impl Builder {
                 self.timeout,
                 pick("timeout"),
                 defaults.timeout,
-                parse_seconds,
+                parse_positive_seconds,
             )?,
             cache: given_or(self.cache, pick("cache"), defaults.cache, parse_bool)?,
             max_entries: given_or(
@@ -185,25 +185,28 @@ impl Builder {
                 self.keepalive_interval,
                 pick("keepalive_interval"),
                 defaults.keepalive_interval,
-                parse_seconds,
+                parse_positive_seconds,
             )?,
             connect_timeout: given_or(
                 self.connect_timeout,
                 pick("connect_timeout"),
                 defaults.connect_timeout,
-                parse_seconds,
+                parse_positive_seconds,
             )?,
         };
-        if options.timeout.is_zero()
-            || options.keepalive_interval.is_zero()
-            || options.connect_timeout.is_zero()
-        {
-            return Err(invalid(
-                "timeout, keepalive_interval and connect_timeout must be more than 0",
-            ));
+        // Only a value given in code can be out of range here: a variable's
+        // parser already refused it, naming the variable.
+        for (option, value) in [
+            ("timeout", options.timeout),
+            ("keepalive_interval", options.keepalive_interval),
+            ("connect_timeout", options.connect_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(invalid(format!("{option} must be more than 0, not 0")));
+            }
         }
         if options.max_entries < 1 {
-            return Err(invalid("max_entries must be at least 1"));
+            return Err(invalid("max_entries must be at least 1, not 0"));
         }
         Ok(options)
     }
@@ -240,6 +243,15 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{text:?} is not a duration (e.g. 2, 2s, 500ms)"))?;
     Duration::try_from_secs_f64(value * scale)
         .map_err(|_| format!("{text:?} must be a finite duration of 0 or more"))
+}
+
+/// As [`parse_seconds`], refusing 0 too.
+pub fn parse_positive_seconds(text: &str) -> Result<Duration, String> {
+    let duration = parse_seconds(text)?;
+    if duration.is_zero() {
+        return Err(format!("{text:?} must be more than 0"));
+    }
+    Ok(duration)
 }
 
 /// 1/0, true/false, yes/no, on/off (any case).
@@ -341,10 +353,28 @@ mod tests {
             let lookup = |k: &str| (k == key).then(|| text.to_owned());
             let error = Builder::default().options_from(lookup).unwrap_err();
             assert_eq!(error.code, Code::InvalidArgument, "{key}={text}: {error}");
-            if text != "0" {
-                assert!(error.message.starts_with(key), "{error}");
-            }
+            assert!(error.message.starts_with(key), "{error}");
+            assert!(error.message.contains(&format!("{text:?}")), "{error}");
         }
+    }
+
+    #[test]
+    fn out_of_range_values_in_code_are_refused_with_the_option_name() {
+        let zero = Builder::default()
+            .connect_timeout(Duration::ZERO)
+            .options_from(env(&[]))
+            .unwrap_err();
+        assert_eq!(zero.message, "connect_timeout must be more than 0, not 0");
+        let none = Builder::default()
+            .max_entries(0)
+            .options_from(env(&[]))
+            .unwrap_err();
+        assert_eq!(none.message, "max_entries must be at least 1, not 0");
+        let off = Builder::default()
+            .stale_if_error(Duration::ZERO)
+            .options_from(env(&[("EGRESS_CLIENT_STALE_IF_ERROR", "5s")]))
+            .unwrap();
+        assert_eq!(off.stale_if_error, Duration::ZERO, "0 in code wins too");
     }
 
     #[test]

@@ -24,11 +24,12 @@ mod suspend;
 /// `Resolver` can serve a whole program.
 ///
 /// With the cache on (see [`Builder::cache`]) a `Resolver` keeps each source
-/// and pool until `produced_at + ttl` (bounded LRU), makes one call for
-/// concurrent misses of one name, follows WatchInvalidations in a tokio
-/// task (resuming across sidecar restarts), keeps serving cached entries
-/// while the sidecar is unreachable and, with `stale_if_error`, expired ones
-/// for at most that long.
+/// and pool until `produced_at + ttl` (a bounded LRU of each kind: a lookup
+/// that returns an entry, and storing one, make it the most recently used),
+/// makes one call for concurrent misses of one name, follows
+/// WatchInvalidations in a tokio task (resuming across sidecar restarts),
+/// keeps serving cached entries while the sidecar is unreachable and, with
+/// `stale_if_error`, expired ones for at most that long.
 #[derive(Clone, Debug)]
 pub struct Resolver {
     inner: Arc<Inner>,
@@ -177,11 +178,22 @@ impl Resolver {
             .await
     }
 
-    /// The cached source `name` if the cache holds it within its ttl:
-    /// synchronous, no call. `None` also when the cache is off.
+    /// The cached source `name` if the cache holds it within its ttl (and
+    /// then the most recently used): synchronous, no call. `None` also when
+    /// the cache is off.
     pub fn cached(&self, name: &str) -> Option<Arc<EgressSource>> {
         let caches = self.inner.caches.as_ref()?;
         caches.sources.get(name, self.now())
+    }
+
+    /// The names of the sources the cache holds, from the least to the most
+    /// recently used, expired ones not yet removed included; empty when the
+    /// cache is off. Looks nothing up: the order does not change.
+    pub fn cached_names(&self) -> Vec<String> {
+        self.inner
+            .caches
+            .as_ref()
+            .map_or_else(Vec::new, |caches| caches.sources.names())
     }
 
     /// The egress pool called `name`, cached like sources.

@@ -283,10 +283,49 @@ fn stale_if_error_serves_an_expired_entry_only_while_unavailable() {
         resolver.advance_clock(Duration::from_secs(11));
         assert_eq!(ehlo(&resolver, "short-a").await, "call-1");
         assert_eq!(resolver.stats().stale_served, 1);
+        assert_eq!(resolver.cached_names(), ["short-a"]);
         resolver.advance_clock(Duration::from_secs(30));
         let gone = resolver.get("short-a").await.unwrap_err();
         assert_eq!(gone.code, Code::Unavailable, "{gone}");
         assert_eq!(resolver.stats().stale_served, 1);
+        assert!(
+            resolver.cached_names().is_empty(),
+            "an expired entry a failed call cannot serve is removed"
+        );
+    });
+}
+
+#[test]
+fn the_lru_order_follows_the_one_refresh_rule() {
+    let server = serving("tests/fixtures/counter.lua");
+    block_on(async {
+        let builder = Resolver::builder()
+            .target(&server.tcp_target)
+            .max_entries(3);
+        let resolver = cached_with(builder).await;
+        for name in ["short-a", "b", "c", "b"] {
+            resolver.get(name).await.expect(name);
+        }
+        assert_eq!(
+            resolver.cached_names(),
+            ["short-a", "c", "b"],
+            "a hit moved b"
+        );
+        assert_eq!(resolver.stats().rpcs, 3);
+        resolver.advance_clock(Duration::from_secs(11)); // short-a expired
+        assert!(resolver.cached("short-a").is_none());
+        assert_eq!(
+            resolver.cached_names(),
+            ["short-a", "c", "b"],
+            "an expired entry that is not served moves nothing"
+        );
+        resolver.get("d").await.expect("d");
+        assert_eq!(
+            resolver.cached_names(),
+            ["c", "b", "d"],
+            "the least recently used went"
+        );
+        assert_eq!(resolver.stats().rpcs, 4);
     });
 }
 

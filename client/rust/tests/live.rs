@@ -10,6 +10,7 @@ use egress_client::{
     Code, EgressSource, KeySource, Resolver, ResolverError, SuspendOnFailure, key_source::Source,
     suspend_on_failure::Trigger,
 };
+use support::example::Example;
 use support::{Server, block_on, example_program, script};
 
 /// Per-call time-out of these tests: generous, for a loaded 2-core machine.
@@ -236,4 +237,85 @@ fn example_answers_one_json_line_per_command_on_stdin() {
         assert_eq!(bad["error"]["code"], "INVALID_ARGUMENT", "{bad}");
         assert_eq!(bad["error"]["reason"], "BAD_COMMAND", "{bad}");
     }
+}
+
+#[test]
+fn example_answers_the_commands_of_the_client_spec() {
+    let server = Server::start_with(support::Config {
+        policy: Some("tests/fixtures/pools.lua".into()),
+        ..Default::default()
+    });
+    let code = r#"{"max_entries": 2, "stale_if_error": "1500ms", "timeout": "30s"}"#;
+    let mut example = Example::start(
+        &["--target", &server.tcp_target, "--cache"],
+        &[
+            ("EXAMPLE_OPTIONS", code),
+            ("EGRESS_CLIENT_MAX_ENTRIES", "7"),
+            ("EGRESS_CLIENT_KEEPALIVE_INTERVAL", "10"),
+        ],
+    );
+    let options = serde_json::json!({"options": {
+        "target": server.tcp_target, "timeout": "30s", "cache": true, "max_entries": 2,
+        "stale_if_error": "1500ms", "keepalive_interval": "10s", "connect_timeout": "60s",
+    }});
+    assert_eq!(
+        example.ask(r#"{"options": {}}"#),
+        options,
+        "code over variables"
+    );
+    example.wait_watching(CALL_TIMEOUT);
+
+    let many = example.ask(r#"{"get_many": ["ip-2", "ip-9", "ip-1"]}"#);
+    let results = many["results"].as_array().expect("results");
+    assert_eq!(results.len(), 3, "{many}");
+    assert_eq!(results[0]["source"]["name"], "ip-2");
+    assert_eq!(results[1]["error"]["code"], "NOT_FOUND");
+    assert_eq!(results[1]["error"]["reason"], "SOURCE_NOT_FOUND");
+    assert_eq!(results[2]["source"]["source_address"], "10.0.0.1");
+    let none: Vec<String> = Vec::new();
+    assert_eq!(
+        example.ask(r#"{"cached": {}}"#)["names"],
+        serde_json::json!(none)
+    );
+
+    let rpcs = |example: &mut Example| example.ask(r#"{"stats": {}}"#)["rpcs"].as_u64();
+    let before = rpcs(&mut example).unwrap();
+    let shared = example.ask(r#"{"concurrent_get": "ip-3", "n": 8}"#);
+    assert_eq!(shared, serde_json::json!({"sources": 8}));
+    assert_eq!(rpcs(&mut example), Some(before + 1), "8 gets, one call");
+
+    for name in ["ip-1", "ip-2", "ip-1"] {
+        let reply = example.ask(&format!(r#"{{"get": "{name}"}}"#));
+        assert_eq!(reply["source"]["name"], name);
+    }
+    let names = example.ask(r#"{"cached": {}}"#);
+    assert_eq!(
+        names,
+        serde_json::json!({"names": ["ip-2", "ip-1"]}),
+        "ip-3 evicted"
+    );
+
+    let failed = example.ask(r#"{"concurrent_get": "ip-9", "n": 3}"#);
+    assert_eq!(failed["error"]["code"], "NOT_FOUND", "{failed}");
+}
+
+#[test]
+fn a_call_past_its_timeout_fails_with_deadline_exceeded() {
+    let server = Server::start_with(support::Config {
+        policy: Some("tests/fixtures/pools.lua".into()),
+        ..Default::default()
+    });
+    block_on(async {
+        let timeout = Duration::from_millis(300);
+        let resolver = connect(&server.tcp_target).await.with_timeout(timeout);
+        let started = std::time::Instant::now();
+        let error = resolver.get("ip-slow").await.unwrap_err(); // a handler that spins
+        assert_eq!(error.code, Code::DeadlineExceeded, "{error}");
+        assert_eq!(error.name, "ip-slow");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
+        );
+    });
 }

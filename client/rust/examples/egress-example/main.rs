@@ -8,11 +8,15 @@
 //! command, flushed, in order (see script.rs); end of input exits 0.
 //!
 //! ADDR is `host:port` or `unix:/path`, SECONDS the per-call time-out;
-//! `--cache` turns the client cache on. Options not given come from the
-//! EGRESS_CLIENT_* variables (target 127.0.0.1:50051, time-out 2 s, ...).
+//! `--cache` turns the client cache on. The JSON object in EXAMPLE_OPTIONS
+//! sets more options as code does (see options.rs); these flags win over
+//! the same keys there.
+//! Options given neither way come from the EGRESS_CLIENT_* variables
+//! (target 127.0.0.1:50051, time-out 2 s, ...).
 
 mod connecting;
 mod json;
+mod options;
 mod script;
 
 use std::io::{BufRead, Write};
@@ -30,7 +34,14 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let Some(args) = parse_args(std::env::args().skip(1)) else {
+    let builder = match options::from_environment(Resolver::builder()) {
+        Ok(builder) => builder,
+        Err(why) => {
+            eprintln!("{why}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(args) = parse_args(builder, std::env::args().skip(1)) else {
         eprintln!("{USAGE}");
         return ExitCode::from(2);
     };
@@ -54,9 +65,9 @@ fn main() -> ExitCode {
     }
 }
 
-/// The command line's options and name, or `None` if it is malformed.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Option<Args> {
-    let mut builder = Resolver::builder();
+/// `builder` with the command line's options, and its name; `None` if it
+/// is malformed.
+fn parse_args(mut builder: Builder, mut args: impl Iterator<Item = String>) -> Option<Args> {
     let mut name = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {

@@ -8,7 +8,11 @@
 //! {"select": POOL, "n": N}   -> {"sources": [N names in selection order]}
 //! {"bench": NAME, "n": N}    -> {"ns_per_call": X}   (N gets, timed in process)
 //! {"bench_select": POOL, "n": N} -> {"ns_per_call": X} (N selects, timed in process)
-//! {"stats": {}}              -> {"rpcs": R, "entries": E, "watching": B}
+//! {"stats": {}}              -> {"rpcs": R, "entries": E, "watching": B, "stale_served": S}
+//! {"get_many": [NAMES]}      -> {"results": [{"source": {...}} | {"error": {...}}, ...]}
+//! {"concurrent_get": NAME, "n": K} -> {"sources": K} | the first {"error": {...}}
+//! {"cached": {}}             -> {"names": [cached source names, least to most recently used]}
+//! {"options": {}}            -> {"options": {"target", "timeout": "2s", "cache", ...}}
 //! ```
 //!
 //! and the connect commands of connecting.rs.
@@ -16,6 +20,7 @@
 //! Errors are `{"error": {"code": "NOT_FOUND", "reason": "SOURCE_NOT_FOUND", "message": "..."}}`;
 //! a command that is none of these is an INVALID_ARGUMENT with reason BAD_COMMAND.
 
+use std::task::Poll;
 use std::time::Instant;
 
 use egress_client::{EgressPool, Resolver, ResolverError};
@@ -23,9 +28,21 @@ use serde_json::{Map, Value, json};
 
 use crate::connecting;
 use crate::json::{duration_json, source_json};
+use crate::options::options_json;
 
 /// The commands, in the order a line's keys are looked for.
-const COMMANDS: [&str; 6] = ["get", "pool", "select", "bench", "bench_select", "stats"];
+const COMMANDS: [&str; 10] = [
+    "get",
+    "pool",
+    "select",
+    "bench",
+    "bench_select",
+    "stats",
+    "get_many",
+    "concurrent_get",
+    "cached",
+    "options",
+];
 
 /// A command that could not be run, as the protocol reports it.
 pub(crate) enum Failure {
@@ -96,13 +113,73 @@ async fn run(resolver: &Resolver, command: &Map<String, Value>) -> Result<String
             let ns = bench(n, || async { resolver.select(pool).await.map(drop) }).await?;
             Ok(json!({ "ns_per_call": ns }).to_string())
         }
+        "get_many" => get_many(resolver, command).await,
+        "concurrent_get" => {
+            let (name, n) = (text(command, verb)?, count(command)?);
+            let gets = (0..n).map(|_| resolver.get(name));
+            let results = join_all(gets).await;
+            if let Some(Err(error)) = results.into_iter().find(Result::is_err) {
+                return Err(error.into());
+            }
+            Ok(json!({ "sources": n }).to_string())
+        }
+        "cached" => Ok(json!({ "names": resolver.cached_names() }).to_string()),
+        "options" => Ok(options_json(resolver.options()).to_string()),
         _ => {
             let stats = resolver.stats();
-            let reply =
-                json!({"rpcs": stats.rpcs, "entries": stats.entries, "watching": stats.watching});
+            let reply = json!({
+                "rpcs": stats.rpcs,
+                "entries": stats.entries,
+                "watching": stats.watching,
+                "stale_served": stats.stale_served,
+            });
             Ok(reply.to_string())
         }
     }
+}
+
+/// One BatchGetEgressSources call: a source or an error per name, in order.
+async fn get_many(resolver: &Resolver, command: &Map<String, Value>) -> Result<String, Failure> {
+    let names: Option<Vec<&str>> = match &command["get_many"] {
+        Value::Array(names) => names.iter().map(Value::as_str).collect(),
+        _ => None,
+    };
+    let names = names.ok_or_else(|| Failure::Bad("'get_many' takes a list of names".into()))?;
+    let results: Vec<String> = resolver
+        .get_many(&names)
+        .await?
+        .iter()
+        .map(|result| match result {
+            Ok(source) => format!("{{\"source\": {}}}", source_json(source)),
+            Err(error) => error_json(error).to_string(),
+        })
+        .collect();
+    Ok(format!("{{\"results\": [{}]}}", results.join(", ")))
+}
+
+/// Polls every future together on this task, in order, so that all of them
+/// have started before any ends (no extra crate for it).
+async fn join_all<F: Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
 }
 
 /// The string argument of `key`.

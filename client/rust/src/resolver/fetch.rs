@@ -1,5 +1,6 @@
 //! How a [`Resolver`] makes its calls: the deadline, the `rpcs` count,
-//! storing answers in the cache and `stale_if_error`.
+//! storing answers in the cache, and what a failed call does to it
+//! (`stale_if_error`, or the removal of an expired entry it cannot serve).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -27,9 +28,12 @@ impl Resolver {
         });
         let reply = match self.deadline(client.get_egress_source(request), name).await {
             Ok(response) => response.into_inner(),
-            Err(error) => return self.stale(error, |caches| &caches.sources),
+            Err(error) => return self.failed(name, error, |caches| &caches.sources),
         };
-        let source = Arc::new(reply.source.ok_or_else(|| missing(name, "source"))?);
+        let Some(source) = reply.source else {
+            return self.failed(name, missing(name, "source"), |caches| &caches.sources);
+        };
+        let source = Arc::new(source);
         let answer = Answer {
             epoch,
             revision: &reply.revision,
@@ -50,12 +54,15 @@ impl Resolver {
         });
         let reply = match self.deadline(client.get_egress_pool(request), name).await {
             Ok(response) => response.into_inner(),
-            Err(error) => return self.stale(error, |caches| &caches.pools),
+            Err(error) => return self.failed(name, error, |caches| &caches.pools),
         };
         self.inner
             .suspensions
             .add(&reply.suspensions, SystemTime::now());
-        let pool = Arc::new(reply.pool.ok_or_else(|| missing(name, "pool"))?);
+        let Some(pool) = reply.pool else {
+            return self.failed(name, missing(name, "pool"), |caches| &caches.pools);
+        };
+        let pool = Arc::new(pool);
         let answer = Answer {
             epoch,
             revision: &reply.revision,
@@ -68,24 +75,26 @@ impl Resolver {
         Ok(pool)
     }
 
-    /// Under `stale_if_error`, an expired entry instead of an UNAVAILABLE error.
-    pub(super) fn stale<V>(
+    /// What a failed call for `name` answers: under `stale_if_error`, the
+    /// expired entry instead of an UNAVAILABLE error (counted and logged);
+    /// else the error, and an expired entry that could not be served is
+    /// removed (see [`DefinitionCache::after_failure`]).
+    pub(super) fn failed<V>(
         &self,
+        name: &str,
         error: ResolverError,
         cache: impl Fn(&Caches) -> &DefinitionCache<V>,
     ) -> Result<Arc<V>, ResolverError> {
-        let stale = match &self.inner.caches {
-            Some(caches) if error.code == Code::Unavailable => {
-                cache(caches).get_stale(&error.name, self.now())
-            }
-            _ => None,
+        let Some(caches) = &self.inner.caches else {
+            return Err(error);
         };
-        let Some(stale) = stale else {
+        let unavailable = error.code == Code::Unavailable;
+        let Some(stale) = cache(caches).after_failure(name, unavailable, self.now()) else {
             return Err(error);
         };
         let served = self.inner.stale_served.fetch_add(1, Ordering::Relaxed) + 1;
         tracing::warn!(
-            name = %error.name,
+            name = %name,
             stale_served = served,
             error = %error.message,
             "egress-resolver unreachable; serving an expired definition (stale_if_error)"
@@ -132,22 +141,33 @@ impl Resolver {
     }
 
     /// Runs one unary call (counted in `rpcs`) within the per-call time-out;
-    /// the time-out is also sent to the sidecar as the call's deadline.
+    /// the time-out is also sent to the sidecar as the call's deadline. A
+    /// call that passes it fails with DEADLINE_EXCEEDED, without a reason
+    /// unless the sidecar sent its own.
     pub(super) async fn deadline<T>(
         &self,
         call: impl Future<Output = Result<tonic::Response<T>, tonic::Status>>,
         name: &str,
     ) -> Result<tonic::Response<T>, ResolverError> {
         self.inner.rpcs.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let passed = || ResolverError {
+            name: name.to_owned(),
+            ..ResolverError::local(
+                Code::DeadlineExceeded,
+                format!("no answer within {:?}", self.timeout),
+            )
+        };
         match tokio::time::timeout(self.timeout, call).await {
+            // tonic times the call out too (from the deadline sent), with
+            // CANCELLED "Timeout expired"; under load its timer may fire first.
+            Ok(Err(status))
+                if status.code() == Code::Cancelled && started.elapsed() >= self.timeout =>
+            {
+                Err(passed())
+            }
             Ok(result) => result.map_err(|status| ResolverError::from_status(&status, name)),
-            Err(_) => Err(ResolverError {
-                name: name.to_owned(),
-                ..ResolverError::local(
-                    Code::DeadlineExceeded,
-                    format!("no answer within {:?}", self.timeout),
-                )
-            }),
+            Err(_) => Err(passed()),
         }
     }
 }

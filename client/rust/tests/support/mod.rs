@@ -4,6 +4,7 @@
 //! 127.0.0.1:0 and a unix socket, ready once its log says the policy is
 //! loaded, and always stopped (SIGTERM, then SIGKILL) when dropped.
 
+pub mod example;
 pub mod net;
 
 use std::io::{BufRead, BufReader};
