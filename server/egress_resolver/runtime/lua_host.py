@@ -174,7 +174,9 @@ class PolicyHost:
             return self._advance(task, name)
         self._slicing, self._sliced = True, False
         try:
-            return self._advance(task, name, until=min(task.deadline, started + slice_seconds))
+            # The slice is on this thread's CPU clock: a preempted handler is not stopped
+            # for time it did not run (the budget is checked again when it ends).
+            return self._advance(task, name, until=time.thread_time() + slice_seconds)
         finally:
             self._slicing = False
 
@@ -203,21 +205,17 @@ class PolicyHost:
         self._current, self._deadline = task, task.deadline
         self._in_lua += 1
         try:
-            out = self._budget.step(
-                self._clock,
-                task.deadline if until is None else until,
-                until is not None,
-                task.coroutine,
-                *args,
-            )
+            if until is None:
+                out = self._budget.step(self._clock, task.deadline, False, task.coroutine, *args)
+            else:
+                out = self._budget.step(time.thread_time, until, True, task.coroutine, *args)
         except ValidationError as err:
             raise handler_failure(Reason.INVALID_DEFINITION, name, str(err), event) from None
         except lua.LuaMemoryError:
             out = ("memory",)
         except Exception as err:
-            sliced = self._sliced or (until is not None and self._clock() >= until)
-            if sliced and until is not None and until < task.deadline:  # stopped at its slice
-                self.inline = False
+            if until is not None and (self._sliced or time.thread_time() >= until):
+                self.inline = False  # stopped at its slice, or before it would block
                 return None
             if self._clock() - task.started >= self.handler_timeout:
                 raise self._timeout(name, event) from None
