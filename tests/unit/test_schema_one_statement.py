@@ -91,7 +91,8 @@ def test_every_field_round_trips_through_the_descriptor_plan() -> None:
     )
     message = source_message(definition)
     assert sorted(f.name for f, _ in message.ListFields()) == sorted(SOURCE_FIELDS)
-    assert message.remote_port == 0 and message.HasField("remote_port")
+    assert message.remote_port == 0
+    assert message.HasField("remote_port")
     assert decode_source(message) == definition
     assert sorted(source_params(definition)) == sorted(SOURCE_FIELDS)
 
@@ -116,9 +117,7 @@ def test_the_json_view_redacts_marked_fields_at_any_depth() -> None:
     assert message_json(source_message(vault))["socks5_proxy_password"] == {
         "vault": {"vault_token": REDACTED, "vault_mount": "m", "vault_path": "p"}
     }
-    assert message_json(source_message(by_file))["socks5_proxy_password"] == {
-        "file": "/etc/secret"
-    }
+    assert message_json(source_message(by_file))["socks5_proxy_password"] == {"file": "/etc/secret"}
     batch = resolver_service_pb2.BatchGetEgressSourcesResponse(
         results=[resolver_service_pb2.EgressSourceResult(name="a", source=source_message(inline))]
     )
