@@ -5,7 +5,8 @@ The source rules follow KumoMTA's `EgressSource` (serde with
 addresses, proxy servers as socket addresses, host names or unix paths
 (proxy_server.py), the auto-suspend rules of suspend.py, and serde-shaped
 messages ("unknown field `x`, expected one of ...", fields.py) so that helpers
-written against kumod's messages keep working.
+written against kumod's messages keep working. SourceDefinition is the one
+server statement of each EgressSource field and its rule.
 """
 
 from __future__ import annotations
@@ -142,11 +143,11 @@ class SourceDefinition:
     """A validated egress source: the keys of `kumo.make_egress_source`.
 
     This is the rule table of EgressSource: one line per key, in the order of
-    the schema's documentation and of serde's "expected one of" list, with its
-    type, its default and its rule (how it is checked and handed back). The
-    codec and the JSON views take everything else from the schema's descriptor
-    (a test keeps the two sets of fields equal); see docs/contributing.md,
-    "Adding a field to EgressSource".
+    serde's "expected one of" list (and the order the keys are checked in),
+    with its type, its default and its rule (how it is checked and handed
+    back). The codec and the JSON views take everything else from the
+    schema's descriptor, which must have the same fields (codec.py checks it
+    at import); see docs/contributing.md, "Adding a field to EgressSource".
     """
 
     name: str = dataclasses.field(metadata={_RULE: Rule(string_field, _same)})
