@@ -39,24 +39,25 @@ def _holds_secret(field: FieldDescriptor, seen: frozenset[str]) -> bool:
     return any(_holds_secret(f, seen | {kind.full_name}) for f in kind.fields)
 
 
-_Plan = Mapping[str, "str | Descriptor"]
+_Step = tuple[Descriptor, bool] | None
+"""What a field's JSON value needs: None (redact it), or the descriptor of the
+messages it holds and whether it is a map of them (a list is walked item by item)."""
 
 
 @functools.cache
-def _plan(descriptor: Descriptor) -> _Plan:
-    """Per field that needs it: REDACTED, or the descriptor of the messages its
-    JSON value holds (a map's values, a list's items, or the value itself)."""
-    plan: dict[str, str | Descriptor] = {}
+def _plan(descriptor: Descriptor) -> Mapping[str, _Step]:
+    """The fields of `descriptor` that are secret or hold messages."""
+    plan: dict[str, _Step] = {}
     for field in descriptor.fields:
         kind = field.message_type
         if field.GetOptions().debug_redact:
-            plan[field.name] = REDACTED
+            plan[field.name] = None
         elif kind is not None and kind.GetOptions().map_entry:
             value = kind.fields_by_name["value"].message_type
             if value is not None:
-                plan[field.name] = value
+                plan[field.name] = (value, True)
         elif kind is not None:
-            plan[field.name] = kind
+            plan[field.name] = (kind, False)
     return plan
 
 
@@ -64,24 +65,19 @@ def _redact(shown: dict[str, Any], descriptor: Descriptor) -> dict[str, Any]:
     plan = _plan(descriptor)
     result: dict[str, Any] = {}
     for key, value in shown.items():
-        step = plan.get(key)
-        if step is None:
+        if key not in plan:
             result[key] = value
-        elif isinstance(step, str):
-            result[key] = step
         else:
-            result[key] = _redact_value(value, step, descriptor.fields_by_name[key])
+            step = plan[key]
+            result[key] = REDACTED if step is None else _walk(value, *step)
     return result
 
 
-def _redact_value(value: Any, kind: Descriptor, field: FieldDescriptor) -> Any:
+def _walk(value: Any, kind: Descriptor, is_map: bool) -> Any:
     if isinstance(value, list):
-        return [_redact_value(item, kind, field) for item in value]
+        return [_walk(item, kind, is_map) for item in value]
     if not isinstance(value, dict):
         return value  # a well-known type written as a string (Duration, Timestamp)
-    if field.message_type is not None and field.message_type.GetOptions().map_entry:
-        return {
-            k: _redact_value(v, kind, field.message_type.fields_by_name["value"])
-            for k, v in value.items()
-        }
+    if is_map:
+        return {k: _walk(v, kind, False) for k, v in value.items()}
     return _redact(value, kind)
