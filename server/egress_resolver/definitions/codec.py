@@ -12,44 +12,21 @@ was encoded: every optional field of the messages has presence.
 
 from __future__ import annotations
 
-from typing import Generic, Literal, TypeVar
+import dataclasses
+import operator
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from google.protobuf import duration_pb2, empty_pb2, timestamp_pb2
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
 
 from egress_resolver.definitions.durations import NANOS_PER_SECOND
 from egress_resolver.definitions.pools import PoolDefinition, PoolEntry
-from egress_resolver.definitions.suspend import SUSPEND_FIELDS, SuspendOnFailure
-from egress_resolver.definitions.validation import KeySource, SourceDefinition
+from egress_resolver.definitions.suspend import SuspendOnFailure
+from egress_resolver.definitions.validation import SOURCE_RULE_BY_KEY, KeySource, SourceDefinition
 from kumo.egress.v1 import egress_pool_pb2, egress_source_pb2, resolver_service_pb2
 
-_OptionalString = Literal[
-    "source_address",
-    "ehlo_domain",
-    "ha_proxy_server",
-    "ha_proxy_source_address",
-    "socks5_proxy_server",
-    "socks5_proxy_source_address",
-    "socks5_proxy_username",
-]
-_OPTIONAL_STRINGS: tuple[_OptionalString, ...] = (
-    "source_address",
-    "ehlo_domain",
-    "ha_proxy_server",
-    "ha_proxy_source_address",
-    "socks5_proxy_server",
-    "socks5_proxy_source_address",
-    "socks5_proxy_username",
-)
-_OPTIONAL_VAULT_FIELDS: tuple[Literal["vault_address", "vault_token", "vault_key"], ...] = (
-    "vault_address",
-    "vault_token",
-    "vault_key",
-)
-_SUSPEND_FIELDS: tuple[Literal["suspend_when_unplumbed", "suspend_when_proxy_unhealthy"], ...] = (
-    "suspend_when_unplumbed",
-    "suspend_when_proxy_unhealthy",
-)
-assert _SUSPEND_FIELDS == SUSPEND_FIELDS
 _TTL_SECONDS: dict[int, float] = {}
 """One float per distinct ttl, shared by every entry with that ttl."""
 
@@ -208,22 +185,11 @@ def decode_pool(message: egress_pool_pb2.EgressPool) -> PoolDefinition:
 
 def source_message(definition: SourceDefinition) -> egress_source_pb2.EgressSource:
     """The EgressSource message of a definition."""
-    message = egress_source_pb2.EgressSource(
-        name=definition.name, ttl=_duration(definition.ttl_nanos)
-    )
-    for field in _OPTIONAL_STRINGS:
-        value = getattr(definition, field)
+    fields: dict[str, object] = {}
+    for (name, to_message), value in zip(_ENCODE_PLAN, _ATTRIBUTES(definition), strict=True):
         if value is not None:
-            setattr(message, field, value)
-    if definition.remote_port is not None:
-        message.remote_port = definition.remote_port
-    if definition.socks5_proxy_password is not None:
-        message.socks5_proxy_password.CopyFrom(_key_source(definition.socks5_proxy_password))
-    for suspend in _SUSPEND_FIELDS:
-        rule = getattr(definition, suspend)
-        if rule is not None:
-            getattr(message, suspend).CopyFrom(_suspend_rule(rule))
-    return message
+            fields[name] = value if to_message is None else to_message(value)
+    return egress_source_pb2.EgressSource(**fields)  # type: ignore[arg-type]
 
 
 def encode_source(
@@ -251,21 +217,12 @@ def encode_source(
 
 def decode_source(message: egress_source_pb2.EgressSource) -> SourceDefinition:
     """The definition `source_message` made `message` from."""
-    values: dict[str, object] = {"name": message.name, "ttl_nanos": _nanos(message.ttl)}
-    for field in _OPTIONAL_STRINGS:
-        if message.HasField(field):
-            values[field] = getattr(message, field)
-    if message.HasField("remote_port"):
-        values["remote_port"] = message.remote_port
-    if message.HasField("socks5_proxy_password"):
-        values["socks5_proxy_password"] = _decode_key_source(message.socks5_proxy_password)
-    for suspend in _SUSPEND_FIELDS:
-        if message.HasField(suspend):
-            rule: egress_source_pb2.SuspendOnFailure = getattr(message, suspend)
-            values[suspend] = SuspendOnFailure(
-                duration_nanos=_nanos(rule.duration),
-                threshold=rule.threshold if rule.WhichOneof("trigger") == "threshold" else None,
-            )
+    values: dict[str, object] = {}
+    generic: Message = message  # HasField by a name taken from the descriptor
+    for name, attribute, _, from_message, always in _SOURCE_PLAN:
+        if always or generic.HasField(name):
+            value = getattr(message, name)
+            values[attribute] = value if from_message is None else from_message(value)
     return SourceDefinition(**values)  # type: ignore[arg-type]
 
 
@@ -279,19 +236,25 @@ def _key_source(source: KeySource) -> egress_source_pb2.KeySource:
     )
 
 
+_VAULT_OPTIONAL = tuple(
+    field.name for field in egress_source_pb2.VaultKeySource.DESCRIPTOR.fields if field.has_presence
+)
+_VAULT_REQUIRED = tuple(
+    field.name
+    for field in egress_source_pb2.VaultKeySource.DESCRIPTOR.fields
+    if not field.has_presence
+)
+
+
 def _decode_key_source(message: egress_source_pb2.KeySource) -> KeySource:
     which = message.WhichOneof("source")
     if which == "file":
         return KeySource(file=message.file)
     if which == "key_data":
         return KeySource(key_data=message.key_data)
-    vault = message.vault
-    fields: dict[str, str] = {
-        f: getattr(vault, f) for f in _OPTIONAL_VAULT_FIELDS if vault.HasField(f)
-    }
-    return KeySource(
-        vault={**fields, "vault_mount": vault.vault_mount, "vault_path": vault.vault_path}
-    )
+    vault: Message = message.vault
+    fields = {f: getattr(vault, f) for f in _VAULT_OPTIONAL if vault.HasField(f)}
+    return KeySource(vault={**fields, **{f: getattr(vault, f) for f in _VAULT_REQUIRED}})
 
 
 def _suspend_rule(rule: SuspendOnFailure) -> egress_source_pb2.SuspendOnFailure:
@@ -299,6 +262,51 @@ def _suspend_rule(rule: SuspendOnFailure) -> egress_source_pb2.SuspendOnFailure:
     if rule.threshold is None:
         return egress_source_pb2.SuspendOnFailure(immediate=empty_pb2.Empty(), duration=duration)
     return egress_source_pb2.SuspendOnFailure(threshold=rule.threshold, duration=duration)
+
+
+def _decode_suspend_rule(rule: egress_source_pb2.SuspendOnFailure) -> SuspendOnFailure:
+    return SuspendOnFailure(
+        duration_nanos=_nanos(rule.duration),
+        threshold=rule.threshold if rule.WhichOneof("trigger") == "threshold" else None,
+    )
+
+
+_Convert = Callable[[Any], Any]
+_MESSAGE_TYPES: dict[str, tuple[_Convert, _Convert]] = {
+    duration_pb2.Duration.DESCRIPTOR.full_name: (_duration, _nanos),
+    egress_source_pb2.KeySource.DESCRIPTOR.full_name: (_key_source, _decode_key_source),
+    egress_source_pb2.SuspendOnFailure.DESCRIPTOR.full_name: (_suspend_rule, _decode_suspend_rule),
+}
+"""How a definition's value becomes each message type the EgressSource fields use, and back."""
+
+
+def _source_plan() -> tuple[tuple[str, str, _Convert | None, _Convert | None, bool], ...]:
+    """Per field of the EgressSource descriptor: its name, the SourceDefinition
+    attribute that holds it (from the rule table), the conversions to and from
+    the message (None: the value as it is) and whether decoding reads it even
+    when absent (a field without presence, or one whose definition has a default)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(SourceDefinition)}
+    fields: list[FieldDescriptor] = list(egress_source_pb2.EgressSource.DESCRIPTOR.fields)
+    keys = [field.name for field in fields]
+    if sorted(keys) != sorted(SOURCE_RULE_BY_KEY):
+        raise AssertionError(
+            f"EgressSource fields {keys} != the rule table's {list(SOURCE_RULE_BY_KEY)}"
+        )
+    plan = []
+    for field in fields:
+        attribute = SOURCE_RULE_BY_KEY[field.name].attribute
+        to_message = from_message = None
+        if field.message_type is not None:
+            to_message, from_message = _MESSAGE_TYPES[field.message_type.full_name]
+        always = not field.has_presence or defaults[attribute] is not None
+        plan.append((field.name, attribute, to_message, from_message, always))
+    return tuple(plan)
+
+
+_SOURCE_PLAN = _source_plan()
+_ENCODE_PLAN = tuple((name, to_message) for name, _, to_message, _, _ in _SOURCE_PLAN)
+_ATTRIBUTES = operator.attrgetter(*(attribute for _, attribute, _, _, _ in _SOURCE_PLAN))
+"""All the values a message is made of, in one call."""
 
 
 def _varint(data: bytes, at: int) -> tuple[int, int]:

@@ -171,7 +171,7 @@ SITUATIONS: dict[Reason, str] = {
     ),
     Reason.SHUTTING_DOWN: "shutting down (after SIGTERM)",
     Reason.INVALIDATE_DISABLED: "`Invalidate` turned off (`--allow-invalidate false`)",
-    Reason.SOURCE_UNPLUMBED: "client `connect`: binding `source_address` failed",
+    Reason.SOURCE_UNPLUMBED: "client `connect`: binding the source's local address failed",
     Reason.PROXY_UNHEALTHY: (
         "client `connect`: the proxy could not be reached, its handshake failed, "
         "or it refused to bind"

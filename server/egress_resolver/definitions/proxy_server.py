@@ -1,4 +1,4 @@
-"""What a valid `ha_proxy_server` / `socks5_proxy_server` is, and its canonical form.
+"""What a valid proxy address is (a source's HAProxy or SOCKS5 server), and its canonical form.
 
 kumod reads these keys as a `ResolvableSocketAddr`, trying three forms in turn:
 

@@ -20,12 +20,13 @@ import structlog
 from egress_resolver.bridge.values import shallow_dict, to_lua
 from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.definitions.fields import ValidationError
-from egress_resolver.definitions.json_view import REDACTED
+from egress_resolver.definitions.json_view import REDACTED, secret_fields
 from egress_resolver.definitions.pools import PoolDefinition, build_pool, pool_params
 from egress_resolver.definitions.validation import SourceDefinition, build_source, source_params
 from egress_resolver.kumo_api import fs_glob
 from egress_resolver.kumo_api.context import ApiContext, LuaModule, PolicyLoadError
 from egress_resolver.kumo_api.io import IoRequest
+from kumo.egress.v1 import egress_source_pb2
 
 SINGLE_HANDLER_EVENTS = frozenset({"get_egress_source", "get_egress_pool"})
 
@@ -219,13 +220,16 @@ def _version() -> str:
         return "0+unknown"
 
 
+_SECRET_KEYS = secret_fields(egress_source_pb2.EgressSource.DESCRIPTOR)
+"""The keys of a source whose value holds a secret (from the schema's `debug_redact`)."""
+
+
 def deserialize_error(
     function: str, err: ValidationError, params: dict[object, object]
 ) -> ValidationError:
     """kumod's shape for a table that does not deserialize; secrets are left out."""
     shown = {str(k): v for k, v in params.items()}
-    if "socks5_proxy_password" in shown:
-        shown["socks5_proxy_password"] = REDACTED
+    shown.update((key, REDACTED) for key in _SECRET_KEYS & shown.keys())
     encoded = json.dumps(shown, sort_keys=True, separators=(",", ":"), default=repr)
     return ValidationError(f"{function}: deserialize error: {err}, while processing {encoded}")
 
