@@ -158,9 +158,17 @@ async def _warm(runner: PolicyRunner, names: list[str]) -> list[tuple[list[str],
     ]
 
 
-async def test_a_warm_reload_runs_inline_in_slices(tmp_path: Path) -> None:
+async def test_a_warm_reload_runs_on_the_lua_thread_in_jobs(tmp_path: Path) -> None:
     runner = await _runner(tmp_path)
-    jobs = _counting_jobs(runner)
+    jobs: list[int] = []
+    dispatch = runner._dispatch
+    begin_many = dispatch._begin_many
+
+    def counted(host: object, event: str, names: list[str], revision: str) -> object:
+        jobs.append(len(names))
+        return begin_many(host, event, names, revision)  # type: ignore[arg-type]
+
+    dispatch._begin_many = counted  # type: ignore[assignment,method-assign]
     try:
         names = [f"n{i}" for i in range(300)]
         parts = await _warm(runner, [*names, "broken"])
@@ -171,26 +179,8 @@ async def test_a_warm_reload_runs_inline_in_slices(tmp_path: Path) -> None:
     assert all(isinstance(o, EncodedSource) for o in outcomes[:-1])
     assert isinstance(outcomes[-1], ResolveError)
     assert outcomes[-1].reason is Reason.HANDLER_ERROR
-    assert jobs == []  # no Lua-thread job: every name ran inline
-    assert runner._current().host.inline
-
-
-async def test_a_warm_reload_moves_to_the_lua_thread_after_a_slow_handler(
-    tmp_path: Path,
-) -> None:
-    runner = await _runner(tmp_path)
-    try:
-        parts = await _warm(runner, ["a", "slow", *(f"n{i}" for i in range(200))])
-    finally:
-        runner.close()
-    outcomes = {n: o for names, outs in parts for n, o in zip(names, outs, strict=True)}
-    assert len(outcomes) == 202
-    slow = outcomes["slow"]
-    assert isinstance(slow, EncodedSource)
-    assert slow.definition().source_address == "10.0.0.2"  # stopped inline, run again
-    assert not runner._current().host.inline
-    # after it, parts are Lua-thread jobs of BATCH_NAMES names
-    assert [len(part) for part, _ in parts][-2:] == [128, 72]
+    assert jobs == [128, 128, 45]  # BATCH_NAMES a job
+    assert runner._current().host.inline  # a reload does not run inline
 
 
 @pytest.mark.parametrize(

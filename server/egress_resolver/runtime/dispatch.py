@@ -52,9 +52,6 @@ BATCH_NAMES = 128
 """Names one Lua-thread job re-resolves for a warm reload: ~3 ms of a light
 handler, so a miss queued behind it waits little, while the crossings are
 spread over many names."""
-WARM_SLICE_SECONDS = 0.001
-"""How long a warm reload runs handlers inline before the event loop answers
-what came in: short, as a hit waits for a few turns of the loop."""
 _BATCHES_IN_FLIGHT = 2
 """Jobs queued at once for a warm reload: the Lua thread starts the next while
 the event loop takes in the last."""
@@ -66,8 +63,8 @@ Started: TypeAlias = (
 )
 """A miss just started: its outcome when it finished inline, else what to await."""
 Step: TypeAlias = Outcome | Pending | None
-"""A handler started for a warm reload: its outcome, Pending on I/O, or None
-when it was stopped at its inline slice."""
+"""A handler started: its outcome, Pending on I/O, or None when it was stopped
+at its inline slice (to run again on the Lua thread)."""
 _Queued = tuple[PolicyHost, str, str, str, "asyncio.Future[Outcome | Pending]"]
 """A miss waiting for the next turn: host, event, name, revision, its future."""
 
@@ -235,29 +232,19 @@ class Dispatcher:
     async def resolve_batches(
         self, host: PolicyHost, event: str, names: Sequence[str], revision: str
     ) -> AsyncIterator[tuple[Sequence[str], list[Outcome]]]:
-        """Run the `event` handler of `host` for every name (a warm reload), each
-        encoded. Yields the names of each part and their outcomes, in order.
+        """Run the `event` handler of `host` for every name (a warm reload), in
+        jobs of BATCH_NAMES names on the Lua thread, each name encoded there: one
+        crossing for many names. Yields each job's names and their outcomes, in
+        order; a handler that waits on I/O is finished as a miss is.
 
-        Inline while the Lua thread is idle: WARM_SLICE_SECONDS of names at a
-        time, the event loop answering what came in between, so no thread
-        hand-over is paid per name; a handler stopped at its slice runs again on
-        the Lua thread, after which the rest go there too: BATCH_NAMES names a
-        job, _BATCHES_IN_FLIGHT jobs ahead. A handler that waits on I/O is
-        finished as a miss is."""
-        start = 0
-        while start < len(names) and host.inline:
-            if not self._thread.idle:  # the Lua thread resumes a handler: run a job there
-                chunk = names[start : start + BATCH_NAMES]
-                steps = await self._thread.run(self._begin_many, host, event, chunk, revision)
-            else:
-                chunk, steps = self._begin_slice(host, event, names, start, revision)
-            yield chunk, await self._settle(host, event, chunk, revision, steps)
-            start += len(chunk)
-            await asyncio.sleep(0)  # the event loop answers what came in meanwhile
+        Not inline: run on the event loop, even in 1 ms slices, a reload of
+        100 000 names held hits back for tens of milliseconds at the 99th
+        percentile (docs/benchmarks.md, "Scale"); on the Lua thread the event
+        loop only takes in each job's answers."""
         jobs: collections.deque[tuple[Sequence[str], asyncio.Future[list[Step]]]] = (
             collections.deque()
         )
-        for first in range(start, len(names), BATCH_NAMES):
+        for first in range(0, len(names), BATCH_NAMES):
             chunk = names[first : first + BATCH_NAMES]
             jobs.append((chunk, self._thread.run(self._begin_many, host, event, chunk, revision)))
             if len(jobs) >= _BATCHES_IN_FLIGHT:
@@ -266,29 +253,6 @@ class Dispatcher:
         while jobs:
             done, future = jobs.popleft()
             yield done, await self._settle(host, event, done, revision, await future)
-
-    def _begin_slice(
-        self, host: PolicyHost, event: str, names: Sequence[str], start: int, revision: str
-    ) -> tuple[Sequence[str], list[Step]]:
-        """Inline: start the handlers of names[start:] for WARM_SLICE_SECONDS (one
-        at least); the names started and their steps (None: stopped at its slice)."""
-        steps: list[Step] = []
-        until = self._clock() + WARM_SLICE_SECONDS
-        end = start
-        while end < len(names) and (end == start or self._clock() < until):
-            try:
-                step = host.begin(event, names[end], slice_seconds=INLINE_SLICE_SECONDS)
-                steps.append(
-                    step
-                    if step is None or isinstance(step, Pending)
-                    else self._encode(step, revision)
-                )
-            except ResolveError as err:
-                steps.append(err)
-            end += 1
-            if not host.inline:
-                break
-        return names[start:end], steps
 
     def _begin_many(
         self, host: PolicyHost, event: str, names: Sequence[str], revision: str

@@ -18,9 +18,9 @@ once and announces exactly:
 Unchanged definitions are kept under the new revision, produced now.
 
 At 100 000 names nothing here holds the event loop for long: sources are
-re-resolved inline a millisecond of them at a time, or BATCH_NAMES a job on
-the Lua thread (runtime/dispatch.py), and each part's answers are compared
-with the cache and added to the new entries, built aside, as they come in, while the
+re-resolved BATCH_NAMES a job on the Lua thread (runtime/dispatch.py), and
+each job's answers are compared with the cache and added to the new entries,
+built aside, as they come in, while the
 caches go on serving and note the names they store or drop
 (`DefinitionCache.watch`); the swap itself only puts the new entries in
 place and announces; the old entries are then let go of 512 at a time
@@ -158,6 +158,10 @@ class Warmer:
         each answer with the cache as it comes in and build the new entries
         aside (the caches keep serving meanwhile); from now until `install`,
         both caches note the names they store or drop."""
+        # A reload allocates a few objects a name: with 100 000 names Python would
+        # run several full collections meanwhile, each holding the event loop for
+        # tens of milliseconds. None runs until `release` (or `abandon`).
+        gc.disable()
         self._sources.watch()
         self._pools.watch()
         cached_sources = self._sources.names_by_recency()
@@ -241,6 +245,7 @@ class Warmer:
         """A reload that stops before `install`: the caches stop noting names."""
         self._sources.unwatch()
         self._pools.unwatch()
+        gc.enable()
 
 
 async def _checked(outcome: object, source: Callable[[str], Any]) -> EncodedPool | ResolveError:
@@ -273,6 +278,7 @@ async def release(*olds: OrderedDict[str, Any]) -> None:
             for _ in range(min(len(old), 512)):
                 old.popitem()
             await pacer.pause()
+    gc.enable()  # disabled by `Warmer.warm`
     gc.collect()
     if _TRIM is not None:
         await asyncio.to_thread(_TRIM, 0)
