@@ -158,10 +158,6 @@ class Warmer:
         each answer with the cache as it comes in and build the new entries
         aside (the caches keep serving meanwhile); from now until `install`,
         both caches note the names they store or drop."""
-        # A reload allocates a few objects a name: with 100 000 names Python would
-        # run several full collections meanwhile, each holding the event loop for
-        # tens of milliseconds. None runs until `release` (or `abandon`).
-        gc.disable()
         self._sources.watch()
         self._pools.watch()
         cached_sources = self._sources.names_by_recency()
@@ -245,7 +241,6 @@ class Warmer:
         """A reload that stops before `install`: the caches stop noting names."""
         self._sources.unwatch()
         self._pools.unwatch()
-        gc.enable()
 
 
 async def _checked(outcome: object, source: Callable[[str], Any]) -> EncodedPool | ResolveError:
@@ -278,7 +273,6 @@ async def release(*olds: OrderedDict[str, Any]) -> None:
             for _ in range(min(len(old), 512)):
                 old.popitem()
             await pacer.pause()
-    gc.enable()  # disabled by `Warmer.warm`
     gc.collect()
     if _TRIM is not None:
         await asyncio.to_thread(_TRIM, 0)
