@@ -10,7 +10,8 @@
 //! from both for `cargo package` and removes afterwards (it is gitignored), so
 //! the .crate builds on its own. A checkout never reads a leftover copy.
 //! The google.rpc messages themselves are not generated: they map to the
-//! `tonic-types` crate.
+//! `tonic-types` crate. Next to the code it writes the schema as an encoded
+//! FileDescriptorSet (`kumo.egress.v1.fds.bin`), which the example reads.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -42,7 +43,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         hint,
     )?;
 
-    let descriptors = protox::compile(PROTOS, &roots)?;
+    let mut compiler = protox::Compiler::new(&roots)?;
+    compiler
+        .include_source_info(true)
+        .include_imports(true)
+        .open_files(PROTOS)?;
+    // The schema as a FileDescriptorSet, options included (`debug_redact`,
+    // which prost-types' FieldOptions does not know, is kept only by this
+    // encoding): the example reads it to print messages as protobuf JSON
+    // and to find the fields to redact.
+    let out_dir = PathBuf::from(env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join(DESCRIPTOR_SET),
+        compiler.encode_file_descriptor_set(),
+    )?;
+    let descriptors = compiler.file_descriptor_set();
     tonic_prost_build::configure()
         .build_server(false)
         .extern_path(".google.rpc", "::tonic_types::pb")
@@ -55,6 +70,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .compile_fds(descriptors)?;
     Ok(())
 }
+
+/// The file in `OUT_DIR` that holds the encoded FileDescriptorSet of `PROTOS`
+/// and their imports.
+const DESCRIPTOR_SET: &str = "kumo.egress.v1.fds.bin";
 
 /// The directories the .proto imports are resolved against (the google/rpc
 /// files in the last one): in the repository its `proto/` and `$PROTO_DEPS`,
