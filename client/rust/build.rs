@@ -61,12 +61,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_server(false)
         .extern_path(".google.rpc", "::tonic_types::pb")
-        // KeySource and VaultKeySource hold secrets: their Debug is written by
-        // hand in src/redact.rs so that `{:?}` never prints them.
-        .skip_debug([
-            ".kumo.egress.v1.KeySource",
-            ".kumo.egress.v1.VaultKeySource",
-        ])
+        // The messages holding a field marked debug_redact (KeySource and
+        // VaultKeySource today) get no derived Debug: src/redact.rs writes
+        // theirs, so that `{:?}` never prints a secret. The list is read from
+        // the schema, so a secret in another message fails the build until
+        // that message's Debug is written too (tests/redact.rs checks them).
+        .skip_debug(messages_with_secrets(&compiler))
         .compile_fds(descriptors)?;
     Ok(())
 }
@@ -74,6 +74,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// The file in `OUT_DIR` that holds the encoded FileDescriptorSet of `PROTOS`
 /// and their imports.
 const DESCRIPTOR_SET: &str = "kumo.egress.v1.fds.bin";
+
+/// The full names (".pkg.Message") of the messages that have a field marked
+/// `debug_redact = true`.
+fn messages_with_secrets(compiler: &protox::Compiler) -> Vec<String> {
+    compiler
+        .descriptor_pool()
+        .all_messages()
+        .filter(|message| {
+            message.fields().any(|field| {
+                field
+                    .options()
+                    .get_field_by_name("debug_redact")
+                    .and_then(|value| value.as_bool())
+                    == Some(true)
+            })
+        })
+        .map(|message| format!(".{}", message.full_name()))
+        .collect()
+}
 
 /// The directories the .proto imports are resolved against (the google/rpc
 /// files in the last one): in the repository its `proto/` and `$PROTO_DEPS`,
