@@ -18,7 +18,8 @@ from google.protobuf.duration_pb2 import Duration
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.message import Message
 
-from egress_client.example import REDACTED, message_json, redacted_fields
+from egress_client.example import REDACTED, message_json, pool_json, redacted_fields
+from kumo.egress.v1.egress_pool_pb2 import EgressPool, EgressPoolEntry
 from kumo.egress.v1.egress_source_pb2 import (
     EgressSource,
     KeySource,
@@ -153,3 +154,21 @@ def test_every_other_field_prints_as_protobuf_json() -> None:
     assert message_json(source) == expected
     assert expected["suspend_when_proxy_unhealthy"] == {"threshold": "3/300s", "duration": "1.500s"}
     assert expected["remote_port"] == 2525
+
+
+def test_a_pool_prints_every_weight_even_zero() -> None:
+    pool = EgressPool(
+        name="p",
+        entries=[EgressPoolEntry(name="a", weight=0), EgressPoolEntry(name="b", weight=2)],
+        ttl=Duration(seconds=120),
+    )
+    assert pool_json(pool) == {
+        "name": "p",
+        "entries": [{"name": "a", "weight": 0}, {"name": "b", "weight": 2}],
+        "ttl": "120s",
+    }
+    assert pool_json(EgressPool(name="empty", ttl=Duration(seconds=60))) == {
+        "name": "empty",
+        "entries": [],
+        "ttl": "60s",
+    }

@@ -69,14 +69,19 @@ MAX_CONCURRENT = 1024
 """The most gets `concurrent_get` starts at once (a thread each)."""
 
 
-def message_json(message: Message) -> dict[str, Any]:
+def message_json(message: Message, *, every_field: bool = False) -> dict[str, Any]:
     """Protobuf JSON with the proto field names; every `debug_redact` field's value is "[redacted]".
 
     Which fields are secrets is read from the message's descriptor (the schema's
     `[debug_redact = true]`), at any depth, so a secret added to the schema is
-    redacted here without a change to this module.
+    redacted here without a change to this module. `every_field`: the fields
+    without presence are printed even when they hold their default (a 0 weight).
     """
-    printed = json_format.MessageToDict(message, preserving_proto_field_name=True)
+    printed = json_format.MessageToDict(
+        message,
+        preserving_proto_field_name=True,
+        always_print_fields_with_no_presence=every_field,
+    )
     return _redact(printed, cast(Descriptor, message.DESCRIPTOR))  # type: ignore[no-any-return]
 
 
@@ -134,12 +139,8 @@ def _redact_value(value: Any, field: FieldDescriptor) -> Any:
 
 
 def pool_json(pool: EgressPool) -> dict[str, Any]:
-    """A pool with every entry's weight (even 0) and its ttl as protobuf JSON."""
-    return {
-        "name": pool.name,
-        "entries": [{"name": e.name, "weight": e.weight} for e in pool.entries],
-        "ttl": json_format.MessageToDict(pool.ttl),
-    }
+    """A pool as protobuf JSON with every entry's weight, even 0."""
+    return message_json(pool, every_field=True)
 
 
 def error_json(error: ResolverError) -> dict[str, Any]:

@@ -5,10 +5,9 @@
  * weight, even 0. Which fields are secrets is read from the descriptors the
  * generated code embeds, so a secret added to the schema needs no change here.
  */
-import { create, toJson, type DescField, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
-import { DurationSchema } from "@bufbuild/protobuf/wkt";
+import { toJson, type DescField, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
 import type { ResolverError } from "./errors.js";
-import type { EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
+import { EgressPoolSchema, type EgressPool } from "./gen/kumo/egress/v1/egress_pool_pb.js";
 import { EgressSourceSchema, type EgressSource } from "./gen/kumo/egress/v1/egress_source_pb.js";
 
 /** What stands in for a secret in printed output. */
@@ -95,13 +94,10 @@ function heldMessage(field: DescField): DescMessage | undefined {
   }
 }
 
-/** The pool as `{name, entries: [{name, weight}], ttl}`: every weight (even 0), the ttl as protobuf JSON ("60s"). */
+/** The pool as protobuf JSON with the proto field names and every entry's weight, even 0. */
 export function poolToJson(pool: EgressPool): JsonValue {
-  return {
-    name: pool.name,
-    entries: pool.entries.map((entry) => ({ name: entry.name, weight: entry.weight })),
-    ttl: toJson(DurationSchema, pool.ttl ?? create(DurationSchema)),
-  };
+  const json = toJson(EgressPoolSchema, pool, { useProtoFieldName: true, alwaysEmitImplicit: true });
+  return redactJson(EgressPoolSchema, json);
 }
 
 /** The error as `{code, reason, message}`: the gRPC code name, the ErrorInfo reason ("" if none). */

@@ -9,7 +9,8 @@ import { test } from "node:test";
 import { create, ScalarType, type DescField, type DescMessage, type JsonValue } from "@bufbuild/protobuf";
 import { nestedTypes, reflect, type ReflectMessage } from "@bufbuild/protobuf/reflect";
 import { EmptySchema } from "@bufbuild/protobuf/wkt";
-import { REDACTED, sourceToJson } from "../src/client.js";
+import { poolToJson, REDACTED, sourceToJson } from "../src/client.js";
+import { EgressPoolEntrySchema, EgressPoolSchema } from "../src/gen/kumo/egress/v1/egress_pool_pb.js";
 import { redactedFields } from "../src/json.js";
 import {
   EgressSourceSchema,
@@ -165,4 +166,24 @@ test("an inline password and a Vault token print [redacted], never their value",
       '{"vault_token":"[redacted]","vault_mount":"kv","vault_path":"mta/socks"}}}',
   );
   assert.equal(inline.socks5ProxyPassword?.source.value, "hunter2"); // the caller's message is unchanged
+});
+
+test("a pool prints every entry's weight, even 0", () => {
+  const pool = create(EgressPoolSchema, {
+    name: "p",
+    entries: [
+      create(EgressPoolEntrySchema, { name: "a", weight: 0 }),
+      create(EgressPoolEntrySchema, { name: "b", weight: 2 }),
+    ],
+    ttl: { seconds: 120n },
+  });
+  assert.equal(
+    JSON.stringify(poolToJson(pool)),
+    '{"name":"p","entries":[{"name":"a","weight":0},{"name":"b","weight":2}],"ttl":"120s"}',
+  );
+  assert.deepEqual(poolToJson(create(EgressPoolSchema, { name: "empty", ttl: { seconds: 60n } })), {
+    name: "empty",
+    entries: [],
+    ttl: "60s",
+  });
 });
