@@ -13,10 +13,13 @@ from typing import cast
 
 import pytest
 from google.protobuf import json_format
+from google.protobuf.any_pb2 import Any as AnyMessage
+from google.protobuf.api_pb2 import Api
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.empty_pb2 import Empty
 from google.protobuf.message import Message
+from google.protobuf.type_pb2 import Option
 
 from egress_client.example import REDACTED, message_json, pool_json, redacted_fields
 from kumo.egress.v1.egress_pool_pb2 import EgressPool, EgressPoolEntry
@@ -172,3 +175,20 @@ def test_a_pool_prints_every_weight_even_zero() -> None:
         "entries": [],
         "ttl": "60s",
     }
+
+
+def test_a_secret_inside_an_any_is_redacted_by_the_packed_messages_descriptor() -> None:
+    packed = AnyMessage()
+    packed.Pack(KeySource(key_data="hunter2"))
+    holder = Api(name="holder", options=[Option(name="password", value=packed)])
+    printed = message_json(holder)
+    assert printed["options"] == [
+        {
+            "name": "password",
+            "value": {
+                "@type": "type.googleapis.com/kumo.egress.v1.KeySource",
+                "key_data": REDACTED,
+            },
+        }
+    ]
+    assert "hunter2" not in json.dumps(printed)

@@ -50,7 +50,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO, cast
 
-from google.protobuf import json_format
+from google.protobuf import descriptor_pool, json_format
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
@@ -112,12 +112,16 @@ def _redact(printed: Any, descriptor: Descriptor) -> Any:
     """`printed` (MessageToDict of a `descriptor` message) with its secrets replaced."""
     if not isinstance(printed, dict):  # a well-known type printed as a scalar, e.g. a Duration
         return printed
+    if descriptor.full_name == "google.protobuf.Any" and "@type" in printed:
+        # An Any prints its "@type" and the fields of the message it packs.
+        packed = descriptor_pool.Default().FindMessageTypeByName(printed["@type"].split("/")[-1])
+        return {"@type": printed["@type"]} | _redact(
+            {k: v for k, v in printed.items() if k != "@type"}, packed
+        )
     redacted: dict[str, Any] = {}
     for key, value in printed.items():
         field = descriptor.fields_by_name.get(key)
-        if field is None:  # a JSON key no field has, e.g. an Any's "@type"
-            redacted[key] = value
-        elif _is_redacted(field):
+        if field is None or _is_redacted(field):  # not a field of the message: print nothing of it
             redacted[key] = REDACTED
         else:
             redacted[key] = _redact_value(value, field)
@@ -130,8 +134,6 @@ def _redact_value(value: Any, field: FieldDescriptor) -> Any:
         return value
     if message.GetOptions().map_entry:
         entry = message.fields_by_name["value"]
-        if _is_redacted(entry):
-            return {key: REDACTED for key in value}
         return {key: _redact_value(inner, entry) for key, inner in value.items()}
     if isinstance(value, list):
         return [_redact(item, message) for item in value]

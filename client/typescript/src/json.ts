@@ -59,7 +59,7 @@ export function redactJson(schema: DescMessage, json: JsonValue): JsonValue {
     Object.entries(json).map(([key, value]) => {
       const field = schema.fields.find((candidate) => candidate.name === key);
       if (field === undefined) {
-        return [key, value]; // a key no field has, e.g. an Any's "@type"
+        return [key, REDACTED]; // not a field of the message: print nothing of it
       }
       return [key, isRedacted(field) ? REDACTED : redactValue(field, value)];
     }),
