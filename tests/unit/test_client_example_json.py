@@ -21,7 +21,8 @@ from google.protobuf.empty_pb2 import Empty
 from google.protobuf.message import Message
 from google.protobuf.type_pb2 import Option
 
-from egress_client.example import REDACTED, message_json, pool_json, redacted_fields
+from egress_client._json_view import REDACTED, message_json, redacted_fields
+from egress_client.example import pool_json
 from kumo.egress.v1.egress_pool_pb2 import EgressPool, EgressPoolEntry
 from kumo.egress.v1.egress_source_pb2 import (
     EgressSource,
