@@ -50,43 +50,24 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-from google.protobuf import json_format
-from google.protobuf.message import Message
-
 from egress_client._blocking import Resolver
 from egress_client._connect import prepare
 from egress_client._core import BatchResult
 from egress_client._errors import ResolverError
+from egress_client._json_view import message_json
 from egress_client._options import OptionError, parse_seconds
 from kumo.egress.v1.egress_pool_pb2 import EgressPool
 
-REDACTED = "[redacted]"
 OPTIONS_VARIABLE = "EXAMPLE_OPTIONS"
 DURATION_OPTIONS = frozenset({"timeout", "stale_if_error", "keepalive_interval", "connect_timeout"})
 CODE_OPTIONS = frozenset({"target", "cache", "max_entries"}) | DURATION_OPTIONS
 MAX_CONCURRENT = 1024
 """The most gets `concurrent_get` starts at once (a thread each)."""
-_SECRETS = frozenset({"key_data", "vault_token"})  # the fields marked debug_redact
-
-
-def message_json(message: Message) -> dict[str, Any]:
-    """Protobuf JSON with the proto field names, secrets redacted."""
-    return _redact(json_format.MessageToDict(message, preserving_proto_field_name=True))  # type: ignore[no-any-return]
-
-
-def _redact(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: REDACTED if k in _SECRETS else _redact(v) for k, v in value.items()}
-    return value
 
 
 def pool_json(pool: EgressPool) -> dict[str, Any]:
-    """A pool with every entry's weight (even 0) and its ttl as protobuf JSON."""
-    return {
-        "name": pool.name,
-        "entries": [{"name": e.name, "weight": e.weight} for e in pool.entries],
-        "ttl": json_format.MessageToDict(pool.ttl),
-    }
+    """A pool as protobuf JSON with every entry's weight, even 0."""
+    return message_json(pool, every_field=True)
 
 
 def error_json(error: ResolverError) -> dict[str, Any]:

@@ -1,48 +1,18 @@
-//! `Debug` for the messages that can hold secrets. The schema marks
-//! `KeySource.key_data` and `VaultKeySource.vault_token` as `debug_redact`;
-//! prost ignores that option, so build.rs turns off the derived `Debug` of
-//! these types and this module prints `[redacted]` in place of the secrets.
-
-use std::fmt;
-
-use crate::pb::{KeySource, VaultKeySource, key_source::Source};
+//! `Debug` for the messages that can hold secrets. The schema marks fields
+//! `debug_redact` (`KeySource.key_data` and `VaultKeySource.vault_token`
+//! today); prost ignores that option, so build.rs turns off the derived
+//! `Debug` of the messages that have such a field and writes theirs from the
+//! schema, printing `[redacted]` in place of the secrets; it is included here.
 
 /// What `Debug` prints instead of a secret.
 pub const REDACTED: &str = "[redacted]";
 
-impl fmt::Debug for KeySource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("KeySource")
-            .field("source", &self.source)
-            .finish()
-    }
-}
-
-impl fmt::Debug for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Source::File(path) => f.debug_tuple("File").field(path).finish(),
-            Source::KeyData(_) => f.debug_tuple("KeyData").field(&REDACTED).finish(),
-            Source::Vault(vault) => f.debug_tuple("Vault").field(vault).finish(),
-        }
-    }
-}
-
-impl fmt::Debug for VaultKeySource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VaultKeySource")
-            .field("vault_address", &self.vault_address)
-            .field("vault_token", &self.vault_token.as_ref().map(|_| REDACTED))
-            .field("vault_mount", &self.vault_mount)
-            .field("vault_path", &self.vault_path)
-            .field("vault_key", &self.vault_key)
-            .finish()
-    }
-}
+include!(concat!(env!("OUT_DIR"), "/kumo.egress.v1.debug.rs"));
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pb::{KeySource, VaultKeySource, key_source::Source};
 
     #[test]
     fn inline_key_data_is_not_printed() {

@@ -31,6 +31,20 @@ kumo.on('get_egress_source', function(name)
       ttl = '90s',
     }
   end
+  if name == 'vaulted' then
+    return kumo.make_egress_source {
+      name = 'vaulted',
+      socks5_proxy_server = '127.0.0.1:1080',
+      socks5_proxy_username = 'user',
+      socks5_proxy_password = {
+        vault_address = 'https://vault.example:8200',
+        vault_token = 's.conformance-token',
+        vault_mount = 'secret',
+        vault_path = 'mta/socks',
+      },
+      ttl = '90s',
+    }
+  end
   local ttl = '1h'
   if name:sub(1, 6) == 'short-' then ttl = '4s' end
   return kumo.make_egress_source { name = name, ehlo_domain = name .. '.' .. VERSION .. '.example', ttl = ttl }

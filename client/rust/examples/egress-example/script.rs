@@ -27,7 +27,7 @@ use egress_client::{EgressPool, Resolver, ResolverError};
 use serde_json::{Map, Value, json};
 
 use crate::connecting;
-use crate::json::{duration_json, source_json};
+use crate::json::{self, source_json};
 use crate::options::options_json;
 
 /// The commands, in the order a line's keys are looked for.
@@ -217,16 +217,7 @@ where
 
 /// A pool with every entry's weight (even 0) and its ttl as protobuf JSON.
 fn pool_json(pool: &EgressPool) -> Value {
-    let entries: Vec<Value> = pool
-        .entries
-        .iter()
-        .map(|entry| json!({"name": entry.name, "weight": entry.weight}))
-        .collect();
-    let mut object = json!({"name": pool.name, "entries": entries});
-    if let Some(ttl) = &pool.ttl {
-        object["ttl"] = Value::from(duration_json(ttl));
-    }
-    object
+    serde_json::from_str(&json::pool_json(pool)).expect("json::pool_json writes JSON")
 }
 
 /// The protocol's error object.
