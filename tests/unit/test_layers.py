@@ -1,0 +1,83 @@
+"""Layers: the packages of egress_resolver import only the packages below them.
+
+The import graph is read from the source (every `import` statement of every
+module, including those under `if TYPE_CHECKING:` and inside functions): a
+package is the first component under `egress_resolver`.
+"""
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from support import REPO
+
+PACKAGE_ROOT = REPO / "server" / "egress_resolver"
+
+# Bottom to top: a package may import only the packages listed before it.
+LAYERS = ("bridge", "definitions", "kumo_api", "runtime", "serving", "ops")
+
+
+def _imported_modules(path: Path) -> Iterator[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    package = ".".join(("egress_resolver", *path.relative_to(PACKAGE_ROOT).parent.parts))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
+                module = f"{base}.{node.module}" if node.module else base
+            else:
+                module = node.module or ""
+            yield module
+            # `from egress_resolver import runtime` names the package in the alias.
+            yield from (f"{module}.{alias.name}" for alias in node.names)
+
+
+def import_graph() -> dict[str, dict[str, set[str]]]:
+    """package -> imported package -> the modules (paths) that import it."""
+    graph: dict[str, dict[str, set[str]]] = {}
+    for path in sorted(PACKAGE_ROOT.rglob("*.py")):
+        relative = path.relative_to(PACKAGE_ROOT)
+        if len(relative.parts) < 2:  # __init__.py, __main__.py: above every package
+            continue
+        source = relative.parts[0]
+        for module in _imported_modules(path):
+            parts = module.split(".")
+            if parts[0] != "egress_resolver" or len(parts) < 2 or parts[1] == source:
+                continue
+            if (PACKAGE_ROOT / parts[1]).is_dir():
+                graph.setdefault(source, {}).setdefault(parts[1], set()).add(str(relative))
+    return graph
+
+
+def test_the_layer_list_names_every_package() -> None:
+    packages = {p.name for p in PACKAGE_ROOT.iterdir() if (p / "__init__.py").is_file()}
+    assert packages == set(LAYERS)
+
+
+def test_the_graph_sees_the_imports_it_checks() -> None:
+    # Guards the scan itself: serving is known to build on runtime.
+    assert "runtime" in import_graph()["serving"]
+
+
+def test_no_two_packages_import_each_other() -> None:
+    graph = import_graph()
+    cycles = [
+        f"{a} <-> {b} ({sorted(graph[a][b])} / {sorted(graph[b][a])})"
+        for a in graph
+        for b in graph[a]
+        if a < b and a in graph.get(b, {})
+    ]
+    assert cycles == []
+
+
+def test_packages_import_only_the_layers_below() -> None:
+    upward = [
+        f"{source} -> {target} in {module}"
+        for source, targets in import_graph().items()
+        for target, modules in targets.items()
+        if LAYERS.index(target) > LAYERS.index(source)
+        for module in sorted(modules)
+    ]
+    assert upward == []
