@@ -81,3 +81,15 @@ def test_packages_import_only_the_layers_below() -> None:
         for module in sorted(modules)
     ]
     assert upward == []
+
+
+def test_settings_are_a_leaf() -> None:
+    # The configuration reference reads the policy's duration syntax and nothing else
+    # of the server: every part receives its settings from the composition root.
+    imported = {
+        module
+        for module in _imported_modules(PACKAGE_ROOT / "ops" / "settings.py")
+        if module.startswith("egress_resolver.")
+    }
+    assert imported
+    assert all(m.startswith("egress_resolver.definitions.durations") for m in imported), imported

@@ -20,6 +20,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from egress_resolver.definitions.codec import EncodedPool, EncodedSource, Packing
+from egress_resolver.kumo_api.context import ApiOptions
 from egress_resolver.ops.fleet import FleetSubscriber
 from egress_resolver.ops.listeners import bind, secure_unix_sockets
 from egress_resolver.ops.metrics import Metrics
@@ -44,6 +45,14 @@ _HEALTH_NAMES = ("", SERVICE_NAME)
 UNIX_SOCKET_MODE = 0o600
 
 
+def api_options(settings: Settings) -> ApiOptions:
+    """What the policy's Lua API reads of the settings."""
+    return ApiOptions(
+        dns_servers=tuple(settings.dns_servers),
+        data_source_limit=settings.data_source_limit_mib * 1024 * 1024,
+    )
+
+
 class App:
     """One server process: policy, cache, service, health, reflection, listeners."""
 
@@ -64,7 +73,7 @@ class App:
             memory_limit=settings.lua_memory_mib * 1024 * 1024,
             clock=clock,
             wall_clock=wall_clock,
-            options=settings.api_options,
+            options=api_options(settings),
         )
         self.cache: DefinitionCache[EncodedSource] = DefinitionCache(
             settings.cache_size,

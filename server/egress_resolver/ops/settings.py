@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
-from egress_resolver.kumo_api.context import ApiOptions
 
 ENV_PREFIX = "EGRESS_RESOLVER_"
 
@@ -226,14 +225,6 @@ class Settings:
     )
     log_format: str = _setting("json", _log_format, "log format: json or console", metavar="FMT")
     log_level: str = _setting("info", _log_level, "log level: debug, info, warning, error")
-
-    @property
-    def api_options(self) -> ApiOptions:
-        """What the policy's Lua API reads of these settings."""
-        return ApiOptions(
-            dns_servers=tuple(self.dns_servers),
-            data_source_limit=self.data_source_limit_mib * 1024 * 1024,
-        )
 
     @staticmethod
     def env_name(field: str) -> str:
