@@ -26,7 +26,8 @@ from egress_resolver.ops.policy_watcher import PolicyWatcher
 from egress_resolver.ops.process_tuning import tune_process
 from egress_resolver.ops.settings import Settings
 from egress_resolver.runtime.policy_runner import PolicyRunner
-from egress_resolver.serving.cache import DefinitionCache, Started
+from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.cache_values import Started
 from egress_resolver.serving.drain import DrainGate
 from egress_resolver.serving.explain import Explainer
 from egress_resolver.serving.handler_wrap import decode_in_handler

@@ -18,7 +18,8 @@ from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.definitions.pools import pool_source_failure
 from egress_resolver.definitions.validation import check_name
 from egress_resolver.runtime.lua_events import POOL_EVENT
-from egress_resolver.serving.cache import DefinitionCache, Started
+from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.cache_values import Started
 from egress_resolver.serving.invalidations import ClientState, Invalidation, InvalidationHub
 from egress_resolver.serving.source_health import SourceHealth
 from kumo.egress.v1 import resolver_service_pb2 as pb
