@@ -8,14 +8,25 @@ invalidation event announces exactly them to the watching clients.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import structlog
 
-from egress_resolver.definitions.codec import EncodedPool, EncodedSource
-from egress_resolver.serving.cache import DefinitionCache
 from egress_resolver.serving.invalidations import Invalidation, InvalidationHub
 from egress_resolver.serving.source_health import SourceHealth
+
+
+class Droppable(Protocol):
+    """What is asked of a cache here (DefinitionCache has it)."""
+
+    def drop(self, names: Iterable[str]) -> int:
+        """Forget these names; how many entries went."""
+        ...
+
+    def clear(self) -> int:
+        """Forget every entry; how many went."""
+        ...
 
 
 class CacheInvalidator:
@@ -23,8 +34,8 @@ class CacheInvalidator:
 
     def __init__(
         self,
-        sources: DefinitionCache[EncodedSource],
-        pools: DefinitionCache[EncodedPool],
+        sources: Droppable,
+        pools: Droppable,
         health: SourceHealth,
         invalidations: InvalidationHub,
     ) -> None:
