@@ -1,13 +1,14 @@
 """Layers: the packages of egress_resolver import only the packages below them.
 
-The import graph is read from the source (every `import` statement of every
-module, including those under `if TYPE_CHECKING:` and inside functions): a
+The import graph is read from every module's compiled code (every `import`
+statement, including those under `if TYPE_CHECKING:` and inside functions): a
 package is the first component under `egress_resolver`.
 """
 
-import ast
+import dis
 from collections.abc import Iterator
 from pathlib import Path
+from types import CodeType
 
 from support import REPO
 
@@ -18,20 +19,31 @@ LAYERS = ("bridge", "definitions", "kumo_api", "runtime", "serving", "ops")
 
 
 def _imported_modules(path: Path) -> Iterator[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    # From the bytecode, not ast.parse: CPython 3.11's ast.parse fails at random
+    # ("AST constructor recursion depth mismatch") while another thread formats a
+    # traceback, which parses source too (a data-source fixture's thread does).
     package = ".".join(("egress_resolver", *path.relative_to(PACKAGE_ROOT).parent.parts))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            yield from (alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                base = package.rsplit(".", node.level - 1)[0] if node.level > 1 else package
-                module = f"{base}.{node.module}" if node.module else base
-            else:
-                module = node.module or ""
-            yield module
-            # `from egress_resolver import runtime` names the package in the alias.
-            yield from (f"{module}.{alias.name}" for alias in node.names)
+    code = compile(path.read_text(encoding="utf-8"), str(path), "exec", dont_inherit=True)
+    yield from _imports_in(code, package)
+
+
+def _imports_in(code: CodeType, package: str) -> Iterator[str]:
+    instructions = list(dis.get_instructions(code))
+    for index, instruction in enumerate(instructions):
+        if instruction.opname != "IMPORT_NAME":
+            continue
+        # IMPORT_NAME follows LOAD_CONST level and LOAD_CONST fromlist.
+        level, names = instructions[index - 2].argval, instructions[index - 1].argval
+        module = instruction.argval
+        if level:
+            base = package.rsplit(".", level - 1)[0] if level > 1 else package
+            module = f"{base}.{module}" if module else base
+        yield module
+        # `from egress_resolver import runtime` names the package in the list.
+        yield from (f"{module}.{name}" for name in names or ())
+    for constant in code.co_consts:
+        if isinstance(constant, CodeType):  # functions and classes: their imports too
+            yield from _imports_in(constant, package)
 
 
 def import_graph() -> dict[str, dict[str, set[str]]]:
