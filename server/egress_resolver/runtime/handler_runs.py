@@ -29,7 +29,7 @@ from egress_resolver.definitions.pools import PoolDefinition
 from egress_resolver.definitions.validation import SourceDefinition
 from egress_resolver.kumo_api import IoContext, IoOutcome, IoRequest
 from egress_resolver.runtime.handler_errors import memory_exhausted, raised, timed_out
-from egress_resolver.runtime.lua_events import UNSPECIFIED, Definition, check_result, event_default
+from egress_resolver.runtime.lua_events import Definition, answered_without_policy, check_result
 from egress_resolver.runtime.lua_tasks import HandlerTask, Pending
 
 Step = SourceDefinition | PoolDefinition | Pending
@@ -75,8 +75,9 @@ class HandlerRuns:
         stopped once that much time has passed, or where it would block the
         thread: None then, `inline` turns False, and the handler has not reached
         any I/O, so it can be started again elsewhere."""
-        if name == UNSPECIFIED:
-            return event_default(event, name)
+        default = answered_without_policy(event, name)
+        if default is not None:
+            return default
         task = self._task(event, name)
         if slice_seconds is None:
             return self._advance(task, name)
@@ -190,8 +191,9 @@ class HandlerRuns:
         failures count as the running handler's; it is never inline (kumo.invoke_*
         is guarded, inline_guard.py). The memory cap and an exhausted budget stop
         the running call as a whole."""
-        if name == UNSPECIFIED:
-            return event_default(event, name)
+        default = answered_without_policy(event, name)
+        if default is not None:
+            return default
         running = self._current
         task = self._task(event, name, deadline=self._deadline)
         try:
