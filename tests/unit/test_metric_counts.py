@@ -5,7 +5,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from egress_resolver.ops.metrics import Metrics
-from egress_resolver.serving.cache import CacheStats
+from egress_resolver.serving.cache_values import CacheStats
 
 SERVICE = "kumo.egress.v1.EgressResolverService"
 

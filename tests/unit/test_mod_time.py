@@ -18,7 +18,7 @@ from egress_resolver.ops.metrics import Metrics
 from egress_resolver.runtime.lua_host import SOURCE_EVENT, PolicyHost
 from egress_resolver.runtime.lua_tasks import Pending
 from egress_resolver.runtime.policy_runner import PolicyRunner
-from egress_resolver.serving.cache import CacheStats
+from egress_resolver.serving.cache_values import CacheStats
 from support import FakeClock
 
 Printer = Callable[[str], list[str]]

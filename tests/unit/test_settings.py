@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from egress_resolver.ops.app import api_options
 from egress_resolver.ops.settings import Settings, SettingsError, reference_table
 from support import REPO
 
@@ -31,11 +32,11 @@ def test_zero_durations_need_no_unit() -> None:
 
 
 def test_the_data_source_limit_reaches_the_lua_api_in_bytes() -> None:
-    assert Settings.from_sources({}, {}).api_options.data_source_limit == 16 * 1024 * 1024
+    assert api_options(Settings.from_sources({}, {})).data_source_limit == 16 * 1024 * 1024
     env = {"EGRESS_RESOLVER_DATA_SOURCE_LIMIT_MIB": "4"}
-    assert Settings.from_sources({}, env).api_options.data_source_limit == 4 * 1024 * 1024
+    assert api_options(Settings.from_sources({}, env)).data_source_limit == 4 * 1024 * 1024
     flags = {"data_source_limit_mib": "2"}
-    assert Settings.from_sources(flags, env).api_options.data_source_limit == 2 * 1024 * 1024
+    assert api_options(Settings.from_sources(flags, env)).data_source_limit == 2 * 1024 * 1024
 
 
 def test_list_variables_are_comma_separated() -> None:

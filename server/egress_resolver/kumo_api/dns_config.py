@@ -21,9 +21,9 @@ from egress_resolver.kumo_api.dns_resolvers import (
     AggregateResolver,
     Resolver,
     TestResolver,
-    UpstreamConfig,
     absolute,
 )
+from egress_resolver.kumo_api.dns_upstream import UpstreamConfig
 
 KINDS = ("Hickory", "HickorySystemConfig", "Unbound", "Test", "Aggregate")
 _TOP = ("domain", "search", "name_servers", "options")

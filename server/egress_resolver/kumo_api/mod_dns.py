@@ -30,13 +30,12 @@ from egress_resolver.kumo_api.dns_resolvers import (
     TXT,
     DnsError,
     Resolver,
-    UpstreamConfig,
-    UpstreamResolver,
     absolute,
     get_clock,
     ptr_host,
     reverse_ip,
 )
+from egress_resolver.kumo_api.dns_upstream import UpstreamConfig, UpstreamResolver
 from egress_resolver.kumo_api.io import IoRequest
 
 _SHIM = """

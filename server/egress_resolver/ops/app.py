@@ -8,40 +8,49 @@ SIGTERM/SIGINT and reloads on SIGHUP.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 import signal
-import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import grpc
 import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from egress_resolver.definitions.codec import EncodedPool, EncodedSource, Packing
+from egress_resolver.kumo_api.context import ApiOptions
 from egress_resolver.ops.fleet import FleetSubscriber
-from egress_resolver.ops.listeners import bind, secure_unix_sockets
+from egress_resolver.ops.listeners import bind, keepalive_options, secure_unix_sockets
 from egress_resolver.ops.metrics import Metrics
-from egress_resolver.ops.reload import PolicyWatcher
+from egress_resolver.ops.policy_watcher import PolicyWatcher
+from egress_resolver.ops.process_tuning import tune_process
 from egress_resolver.ops.settings import Settings
-from egress_resolver.runtime.lua_events import POOL_EVENT
-from egress_resolver.runtime.policy_runner import Policy, PolicyRunner
-from egress_resolver.serving.cache import DefinitionCache, Started
+from egress_resolver.runtime.policy_runner import PolicyRunner
+from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.cache_values import Started
 from egress_resolver.serving.drain import DrainGate
 from egress_resolver.serving.explain import Explainer
 from egress_resolver.serving.handler_wrap import decode_in_handler
-from egress_resolver.serving.invalidations import Invalidation, InvalidationHub
+from egress_resolver.serving.invalidate import CacheInvalidator
+from egress_resolver.serving.invalidations import InvalidationHub
 from egress_resolver.serving.reflection import add_reflection
+from egress_resolver.serving.reload import Reloader
 from egress_resolver.serving.reports import FailureReports
 from egress_resolver.serving.service import SERVICE_NAME, ResolverService
 from egress_resolver.serving.source_health import SourceHealth
-from egress_resolver.serving.warm import Warmer, release
+from egress_resolver.serving.warm import Warmer
 
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 _HEALTH_NAMES = ("", SERVICE_NAME)
-UNIX_SOCKET_MODE = 0o600
+
+
+def api_options(settings: Settings) -> ApiOptions:
+    """What the policy's Lua API reads of the settings."""
+    return ApiOptions(
+        dns_servers=tuple(settings.dns_servers),
+        data_source_limit=settings.data_source_limit_mib * 1024 * 1024,
+    )
 
 
 class App:
@@ -64,7 +73,7 @@ class App:
             memory_limit=settings.lua_memory_mib * 1024 * 1024,
             clock=clock,
             wall_clock=wall_clock,
-            options=settings.api_options,
+            options=api_options(settings),
         )
         self.cache: DefinitionCache[EncodedSource] = DefinitionCache(
             settings.cache_size,
@@ -83,7 +92,11 @@ class App:
             packing=Packing(EncodedPool),
         )
         self.invalidations = InvalidationHub(log_size=settings.invalidation_log_size)
-        self.warmer = Warmer(self.runner, self.cache, self.pool_cache, clock)
+        self.reloader = Reloader(
+            self.runner,
+            Warmer(self.runner, self.cache, self.pool_cache, clock),
+            self.invalidations,
+        )
         self.metrics = Metrics(self.cache.stats) if settings.metrics else None
         self.source_health = SourceHealth(
             clock=clock,
@@ -92,6 +105,9 @@ class App:
         )
         self.source_health.announce = self.invalidations.announce_health
         self.invalidations.in_force = self.source_health.in_force
+        self.invalidate = CacheInvalidator(
+            self.cache, self.pool_cache, self.source_health, self.invalidations
+        )
         load_source: Callable[[str], Started[EncodedSource]] = self.runner.start_source
         if self.metrics is not None:
             load_source = self.metrics.timed_loader(load_source)
@@ -105,8 +121,8 @@ class App:
             allow_invalidate=settings.allow_invalidate,
             health=self.source_health,
         )
-        self.runner.resolve_cached = self._resolve_for_policy
-        self.runner.on_bump_epoch = self._drop_everything
+        self.runner.resolve_cached = self.service.resolve_for_policy
+        self.runner.on_bump_epoch = self.invalidate.drop_everything
         self.fleet = (
             FleetSubscriber(
                 settings.invalidation_redis, settings.invalidation_channel, self.invalidate
@@ -122,7 +138,6 @@ class App:
         self._health_server: grpc.aio.Server | None = None
         self.health_address: str | None = None
         self._server: grpc.aio.Server | None = None
-        self._reloading = asyncio.Lock()
         self._log = structlog.get_logger("egress_resolver")
 
     async def start(self) -> None:
@@ -191,19 +206,9 @@ class App:
         self._log.info("health listening", address=self.health_address)
 
     async def reload(self) -> bool:
-        """Load the policy again; on success re-resolve the most used names with
-        it, then swap policy and caches at once and announce what changed
-        (see warm.py). On failure the last good policy keeps serving."""
-        async with self._reloading:  # one at a time: each warms against the one before
-            started = time.monotonic()
-            policy = await self.runner.prepare()
-            if policy is not None:
-                if self.runner.current is None:
-                    self.runner.commit(policy)
-                    self.invalidations.start(policy.revision, self.runner.generation)
-                else:
-                    await self._warm_swap(policy, started)
-        loaded = policy is not None
+        """Load the policy again and swap it in warm (serving/reload.py); count it,
+        and report SERVING once a policy serves."""
+        loaded = await self.reloader.reload(self.settings.reload_warm_names)
         if self.metrics is not None:
             self.metrics.reloads.labels("success" if loaded else "failure").inc()
             self.metrics.generation.set(self.runner.generation)
@@ -212,75 +217,6 @@ class App:
         for name in _HEALTH_NAMES:
             await self.health.set(name, _SERVING)
         return True
-
-    async def _warm_swap(self, policy: Policy, started: float) -> None:
-        """Re-resolve the cached names with `policy`, then swap policy and caches
-        and announce what changed (warm.py); log how long it took."""
-        prepared = time.monotonic()
-        try:
-            plan = await self.warmer.warm(policy, self.settings.reload_warm_names)
-        except BaseException:
-            self.warmer.abandon()
-            raise
-        swap = self.warmer.install(plan)  # from here to publish: no await
-        self.runner.commit(policy)
-        self.invalidations.publish(
-            names=swap.stale_sources,
-            pools=swap.stale_pools,
-            everything=swap.everything,
-            revision=policy.revision,
-            generation=self.runner.generation,
-        )
-        swapped = time.monotonic()
-        self._log.info(
-            "reload warmed",
-            seconds=round(swapped - started, 3),
-            load_seconds=round(prepared - started, 3),
-            re_resolve_seconds=round(swapped - prepared, 3),
-            re_resolved=plan.re_resolved,
-            changed=plan.changed,
-            dropped=plan.dropped,
-            announced=len(swap.stale_sources) + len(swap.stale_pools),
-            all=swap.everything,
-            generation=self.runner.generation,
-        )
-        del plan
-        await release(*swap.old)
-        self._log.info("reload released", seconds=round(time.monotonic() - swapped, 3))
-
-    async def _resolve_for_policy(self, event: str, name: str) -> object:
-        """kumo.invoke_get_egress_* from a handler: through the caches, as a request."""
-        if event == POOL_EVENT:
-            return (await self.service.resolve_pool(name, None)).definition()
-        return (await self.service.resolve(name, None)).definition()
-
-    def _drop_everything(self) -> None:
-        """kumo.bump_config_epoch: as `egress-resolver invalidate --all`."""
-        self.invalidate((), (), everything=True)
-
-    def invalidate(
-        self, names: Sequence[str], pools: Sequence[str], everything: bool
-    ) -> tuple[Invalidation, int]:
-        """Drop these cached sources and pools (or all) and announce exactly them;
-        end the suspensions of these sources (or all) and announce them resumed."""
-        if everything:
-            dropped = self.cache.clear() + self.pool_cache.clear()
-        else:
-            dropped = self.cache.drop(names) + self.pool_cache.drop(pools)
-        resumed = self.source_health.end(None if everything else names)
-        event = self.invalidations.publish(
-            names=names, pools=pools, everything=everything, resumed=resumed
-        )
-        self._log.info(
-            "invalidated",
-            names=len(event.names),
-            pools=len(event.pools),
-            all=event.all,
-            dropped=dropped,
-            resumed=len(resumed),
-            sequence=event.sequence,
-        )
-        return event, dropped
 
     async def stop(self, grace: float | None = None) -> None:
         """NOT_SERVING first, then refuse new calls and drain in-flight ones."""
@@ -305,46 +241,6 @@ class App:
         if self.metrics is not None:
             self.metrics.close()
         self._log.info("stopped")
-
-
-_TUNED: list[bool] = []
-SWITCH_INTERVAL_SECONDS = 0.001
-"""How long the event loop waits at most for the GIL while the Lua thread
-runs Python (validation, encoding): Python's default is 5 ms, which a hit
-waiting behind a warm reload's batch would see whole."""
-
-
-def tune_process() -> None:
-    """Once per process, before the first policy loads:
-
-    - collect, then move every object alive (modules, grpc, protobuf
-      descriptors: ~77 000) out of the garbage collector's reach
-      (gc.freeze). A full collection then looks at what came later only:
-      ~50 ms less each time one runs on the event loop, which Python does on
-      its own as objects pile up and a reload does to free the old policy's
-      Lua runtime (a cycle). Nothing frozen is cyclic garbage then; freed by
-      reference counting, a frozen object still goes;
-    - hand the GIL over after SWITCH_INTERVAL_SECONDS (sys.setswitchinterval)."""
-    if not _TUNED:
-        gc.collect()
-        gc.freeze()
-        sys.setswitchinterval(SWITCH_INTERVAL_SECONDS)
-        _TUNED.append(True)
-
-
-def keepalive_options(interval: float) -> list[tuple[str, int]]:
-    """Server keepalive: ping idle connections every `interval` (so a dead
-    client's WatchInvalidations stream is noticed), and accept client pings
-    at any rate, so an idle stream is never cut with GOAWAY too_many_pings."""
-    return [
-        ("grpc.keepalive_time_ms", max(1, round(interval * 1000))),
-        ("grpc.keepalive_timeout_ms", max(1000, round(interval * 1000))),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.http2.min_recv_ping_interval_without_data_ms", 0),
-        ("grpc.http2.min_ping_interval_without_data_ms", max(1, round(interval * 1000))),
-        ("grpc.http2.max_ping_strikes", 0),
-    ]
 
 
 async def serve(settings: Settings) -> None:

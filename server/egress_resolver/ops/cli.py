@@ -12,7 +12,7 @@ from pathlib import Path
 
 from egress_resolver.definitions.json_view import message_json
 from egress_resolver.ops import logs
-from egress_resolver.ops.app import serve
+from egress_resolver.ops.app import api_options, serve
 from egress_resolver.ops.settings import Settings, SettingsError
 from egress_resolver.ops.workers import run_workers
 from egress_resolver.runtime.policy_check import check_policy
@@ -135,7 +135,7 @@ def _script(args: argparse.Namespace) -> int:
         Path(args.file),
         args.args,
         lua_paths=settings.lua_path,
-        options=settings.api_options,
+        options=api_options(settings),
     )
 
 
@@ -148,7 +148,7 @@ def _check(settings: Settings, names: Sequence[str], pools: Sequence[str]) -> in
         lua_paths=settings.lua_path,
         handler_timeout=settings.handler_timeout,
         memory_limit=settings.lua_memory_mib * 1024 * 1024,
-        options=settings.api_options,
+        options=api_options(settings),
     )
     print(json.dumps(report, indent=2))
     return 0 if report["ok"] else 1

@@ -1,4 +1,5 @@
-"""Binding the listeners: loopback or unix sockets unless told otherwise, TLS opt-in."""
+"""Binding the listeners: loopback or unix sockets unless told otherwise, TLS opt-in,
+keepalive that never cuts an idle stream."""
 
 from __future__ import annotations
 
@@ -63,3 +64,18 @@ def secure_unix_sockets(addresses: list[str], mode: int) -> None:
     for address in addresses:
         if address.startswith("unix:"):
             os.chmod(address.removeprefix("unix:"), mode)
+
+
+def keepalive_options(interval: float) -> list[tuple[str, int]]:
+    """Server keepalive: ping idle connections every `interval` (so a dead
+    client's WatchInvalidations stream is noticed), and accept client pings
+    at any rate, so an idle stream is never cut with GOAWAY too_many_pings."""
+    return [
+        ("grpc.keepalive_time_ms", max(1, round(interval * 1000))),
+        ("grpc.keepalive_timeout_ms", max(1000, round(interval * 1000))),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 0),
+        ("grpc.http2.min_ping_interval_without_data_ms", max(1, round(interval * 1000))),
+        ("grpc.http2.max_ping_strikes", 0),
+    ]

@@ -29,7 +29,7 @@ from prometheus_client.utils import floatToGoString
 
 from egress_resolver.definitions.errors import CLIENT_REASONS, Reason, ResolveError
 from egress_resolver.kumo_api.mod_time import USER_LUA_LATENCY
-from egress_resolver.serving.cache import CacheStats, Started
+from egress_resolver.serving.cache_values import CacheStats, Started
 from egress_resolver.serving.handler_wrap import Handlers, rewrap
 from egress_resolver.serving.reports import RULES
 from egress_resolver.serving.source_health import Suspension, class_label

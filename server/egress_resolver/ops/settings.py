@@ -16,74 +16,24 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
-from egress_resolver.kumo_api.context import ApiOptions
+from egress_resolver.definitions.durations import DurationError
+from egress_resolver.ops.setting_values import (
+    boolean,
+    channel,
+    file_mode,
+    log_format,
+    log_level,
+    non_negative_int,
+    positive_int,
+    redis_url,
+    seconds,
+)
 
 ENV_PREFIX = "EGRESS_RESOLVER_"
 
 
 class SettingsError(ValueError):
     """A setting with a value that cannot be used; the message names the setting."""
-
-
-def _seconds(text: str) -> float:
-    if text.strip() == "0":  # "0 disables" reads naturally without a unit
-        return 0.0
-    return parse_duration(text) / NANOS_PER_SECOND
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError("must be at least 1")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise ValueError("must be 0 or more")
-    return value
-
-
-def _log_format(text: str) -> str:
-    if text not in ("json", "console"):
-        raise ValueError("must be 'json' or 'console'")
-    return text
-
-
-def _log_level(text: str) -> str:
-    if text.lower() not in ("debug", "info", "warning", "error"):
-        raise ValueError("must be one of debug, info, warning, error")
-    return text.lower()
-
-
-def _bool(text: str) -> bool:
-    lowered = text.strip().lower()
-    if lowered in ("1", "true", "yes", "on"):
-        return True
-    if lowered in ("0", "false", "no", "off"):
-        return False
-    raise ValueError("must be true or false")
-
-
-def _file_mode(text: str) -> int:
-    mode = int(text, 8)
-    if not 0 <= mode <= 0o777:
-        raise ValueError("must be an octal file mode such as 600")
-    return mode
-
-
-def _redis_url(text: str) -> str:
-    if not text.startswith(("redis://", "rediss://", "unix://")):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
-    return text
-
-
-def _channel(text: str) -> str:
-    if not text:
-        raise ValueError("must not be empty")
-    return text
 
 
 def _setting(
@@ -122,28 +72,28 @@ class Settings:
         metavar="ADDR",
     )
     cache_size: int = _setting(
-        10_000, _positive_int, "most definitions kept in the cache (LRU beyond)", metavar="N"
+        10_000, positive_int, "most definitions kept in the cache (LRU beyond)", metavar="N"
     )
     negative_ttl: float = _setting(
-        60.0, _seconds, "how long errors and NOT_FOUND are cached; 0 disables", metavar="DURATION"
+        60.0, seconds, "how long errors and NOT_FOUND are cached; 0 disables", metavar="DURATION"
     )
     transient_error_ttl: float = _setting(
         1.0,
-        _seconds,
+        seconds,
         "how long data-source failures (DATA_SOURCE_*) are cached; at most --negative-ttl",
         metavar="DURATION",
     )
     handler_timeout: float = _setting(
-        1.0, _seconds, "time budget of one policy handler call", metavar="DURATION"
+        1.0, seconds, "time budget of one policy handler call", metavar="DURATION"
     )
     lua_memory_mib: int = _setting(
-        512, _positive_int, "memory cap of the policy's Lua state, in MiB", metavar="MIB"
+        512, positive_int, "memory cap of the policy's Lua state, in MiB", metavar="MIB"
     )
     max_pending_misses: int = _setting(
-        1024, _positive_int, "most names resolved at once before RESOURCE_EXHAUSTED", metavar="N"
+        1024, positive_int, "most names resolved at once before RESOURCE_EXHAUSTED", metavar="N"
     )
     workers: int = _setting(
-        1, _positive_int, "server processes sharing the TCP port (SO_REUSEPORT)", metavar="N"
+        1, positive_int, "server processes sharing the TCP port (SO_REUSEPORT)", metavar="N"
     )
     metrics: str | None = _setting(
         None, str, "serve Prometheus metrics on HOST:PORT", metavar="ADDR"
@@ -161,79 +111,71 @@ class Settings:
     )
     data_source_limit_mib: int = _setting(
         16,
-        _positive_int,
+        positive_int,
         "most MiB of one HTTP body, Redis reply or SQLite result a policy's call may read; "
         "a larger one fails the call with DATA_SOURCE_ERROR",
         metavar="MIB",
     )
-    reflection: bool = _setting(True, _bool, "serve gRPC server reflection", metavar="BOOL")
+    reflection: bool = _setting(True, boolean, "serve gRPC server reflection", metavar="BOOL")
     allow_invalidate: bool = _setting(
         True,
-        _bool,
+        boolean,
         "serve the Invalidate RPC (anyone who can reach the sidecar may drop cached names)",
         metavar="BOOL",
     )
     reload_warm_names: int = _setting(
         10_000,
-        _non_negative_int,
+        non_negative_int,
         "most recently used cached names re-resolved by a reload before it swaps "
         "(the others are announced stale)",
         metavar="N",
     )
     invalidation_log_size: int = _setting(
         1024,
-        _positive_int,
+        positive_int,
         "invalidation events kept for clients that reconnect (older: they drop all)",
         metavar="N",
     )
     invalidation_redis: str | None = _setting(
         None,
-        _redis_url,
+        redis_url,
         "Redis to follow for fleet invalidation: its channel's messages drop names here",
         metavar="URL",
     )
     invalidation_channel: str = _setting(
         "egress-resolver:invalidate",
-        _channel,
+        channel,
         "the pub/sub channel of --invalidation-redis",
         metavar="NAME",
     )
     keepalive_interval: float = _setting(
         30.0,
-        _seconds,
+        seconds,
         "how often idle connections are pinged (keeps WatchInvalidations streams alive)",
         metavar="DURATION",
     )
     shutdown_grace: float = _setting(
-        10.0, _seconds, "how long SIGTERM waits for in-flight calls", metavar="DURATION"
+        10.0, seconds, "how long SIGTERM waits for in-flight calls", metavar="DURATION"
     )
     watch_interval: float = _setting(
         1.0,
-        _seconds,
+        seconds,
         "how often the policy and its data files are checked for changes; 0 disables",
         metavar="DURATION",
     )
     allow_remote: bool = _setting(
-        False, _bool, "allow listening on addresses other than loopback", metavar="BOOL"
+        False, boolean, "allow listening on addresses other than loopback", metavar="BOOL"
     )
     unix_socket_mode: int = _setting(
-        0o600, _file_mode, "file mode of unix sockets, in octal", metavar="MODE"
+        0o600, file_mode, "file mode of unix sockets, in octal", metavar="MODE"
     )
     tls_cert: Path | None = _setting(None, Path, "TLS certificate chain (PEM)", metavar="FILE")
     tls_key: Path | None = _setting(None, Path, "TLS private key (PEM)", metavar="FILE")
     tls_client_ca: Path | None = _setting(
         None, Path, "CA (PEM) that client certificates must chain to: mutual TLS", metavar="FILE"
     )
-    log_format: str = _setting("json", _log_format, "log format: json or console", metavar="FMT")
-    log_level: str = _setting("info", _log_level, "log level: debug, info, warning, error")
-
-    @property
-    def api_options(self) -> ApiOptions:
-        """What the policy's Lua API reads of these settings."""
-        return ApiOptions(
-            dns_servers=tuple(self.dns_servers),
-            data_source_limit=self.data_source_limit_mib * 1024 * 1024,
-        )
+    log_format: str = _setting("json", log_format, "log format: json or console", metavar="FMT")
+    log_level: str = _setting("info", log_level, "log level: debug, info, warning, error")
 
     @staticmethod
     def env_name(field: str) -> str:
@@ -290,9 +232,9 @@ def reference_table() -> str:
         factory = field.default_factory
         default = factory() if callable(factory) else None
         shown = ", ".join(map(str, default)) if isinstance(default, list) else default
-        if field.metadata["parse"] is _seconds:
+        if field.metadata["parse"] is seconds:
             shown = f"{default:g}s"
-        elif field.metadata["parse"] is _file_mode:
+        elif field.metadata["parse"] is file_mode:
             shown = f"{default:o}"
         rows.append(
             f"| `{Settings.flag_name(field.name)} {field.metadata['metavar']}` "

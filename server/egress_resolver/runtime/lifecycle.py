@@ -68,7 +68,7 @@ def validate_config(host: PolicyHost) -> ConfigValidation:
         for index, handler in enumerate(host.handlers("validate_config")):
             refused, state.validation_failed = len(state.refusals), False
             try:
-                host.call_budgeted(LOAD_BUDGET_SECONDS, handler)
+                host.runs.call_on_main_thread(LOAD_BUDGET_SECONDS, handler)
             except lua.LuaMemoryError:
                 raise
             except Exception as err:
@@ -101,7 +101,7 @@ def _guarded(host: PolicyHost, event: str, seconds: float, fn: object, *args: ob
     """Run one load-time step; any failure is a PolicyLoadError naming `event`."""
     prefix = f"{event}: " if event else ""
     try:
-        host.call_budgeted(seconds, fn, *args)
+        host.runs.call_on_main_thread(seconds, fn, *args)
     except lua.LuaMemoryError:
         raise PolicyLoadError(
             f"{prefix}{host.policy}: the Lua memory limit of {host.memory_limit} bytes "

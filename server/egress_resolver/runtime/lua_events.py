@@ -48,9 +48,10 @@ class ConfigValidation:
     registered, and the refusal."""
 
 
-def event_default(event: str, name: str) -> Definition:
-    """The definition of `unspecified`, which kumod answers without the policy."""
-    return _EVENTS[event].default(name)
+def answered_without_policy(event: str, name: str) -> Definition | None:
+    """The definition kumod answers for `name` without calling the policy (the
+    default of `unspecified`), or None: the policy answers."""
+    return _EVENTS[event].default(name) if name == UNSPECIFIED else None
 
 
 def check_result(event: str, name: str, result: object) -> Definition:

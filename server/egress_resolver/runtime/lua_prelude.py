@@ -121,6 +121,8 @@ coroutine.wrap = function(fn)
 end
 
 local budget = { IO = IO }
+-- Load-time code runs on the main thread, under a budget of `seconds`
+-- (lifecycle.py: what it creates outlives it, which a coroutine's objects must not).
 function budget.call(clock_fn, seconds, fn, ...)
   clock = clock_fn
   deadline = clock() + seconds
@@ -166,10 +168,15 @@ end
 -- results; or 'memory' when the memory cap was hit. Any other error is
 -- raised again here, on the main thread, so that a Python exception raised
 -- inside comes back to Python as itself.
+--
+-- A step may run inside another (kumo.invoke_* runs the invoked handler as a
+-- coroutine of its own, lua_host.py): the running call's deadline, inline
+-- flag and main-thread hook are put back when it returns. An exhausted budget
+-- stays exhausted: the running call stops too.
 local raw_status = coroutine.status
-local function finish(box, ok, ...)
-  deadline, inline = nil, false
-  sethook()
+local function finish(box, outer_deadline, outer_inline, ok, ...)
+  deadline, inline = outer_deadline, outer_inline
+  if deadline == nil then sethook() end
   local co = box[1]
   if ok and (...) == IO then return 'io', (select(2, ...)) end
   box[1] = nil -- ended: let its stack be collected even while Python holds the box
@@ -186,9 +193,10 @@ local function finish(box, ok, ...)
 end
 function budget.step(clock_fn, until_, inline_, box, ...)
   local co = box[1]
+  local outer_deadline, outer_inline = deadline, inline
   clock, deadline, expired, inline = clock_fn, until_, false, inline_
-  sethook(hook, '', hook_every) -- for kumo.invoke_*, which runs on the main thread
-  return finish(box, raw_resume(co, ...))
+  sethook(hook, '', hook_every) -- for Lua functions Python calls meanwhile (main thread)
+  return finish(box, outer_deadline, outer_inline, raw_resume(co, ...))
 end
 return budget
 """

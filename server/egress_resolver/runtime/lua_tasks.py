@@ -20,7 +20,7 @@ import dataclasses
 from typing import NamedTuple
 
 from egress_resolver.definitions.errors import Reason
-from egress_resolver.kumo_api.io import IoRequest
+from egress_resolver.kumo_api.io import IoOutcome, IoRequest
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -45,6 +45,13 @@ class HandlerTask:
             if text in message:
                 return reason
         return self.answered_failure or Reason.HANDLER_ERROR
+
+    def note(self, outcome: IoOutcome) -> None:
+        """Keep what the outcome of one of its I/O requests says of a failure."""
+        if outcome.error is None:
+            self.answered_failure = outcome.reason
+        elif outcome.reason is not None:
+            self.failures.append((outcome.reason, outcome.error))
 
 
 class Pending(NamedTuple):

@@ -24,13 +24,14 @@ import structlog
 
 from egress_resolver.definitions.codec import EncodedPool, EncodedSource, encode_pool, encode_source
 from egress_resolver.definitions.errors import Reason, ResolveError
-from egress_resolver.definitions.pools import PoolDefinition, default_pool
-from egress_resolver.definitions.validation import SourceDefinition, default_source
+from egress_resolver.definitions.pools import PoolDefinition
+from egress_resolver.definitions.validation import SourceDefinition
 from egress_resolver.kumo_api import ApiOptions, IoContext, PolicyLoadError
 from egress_resolver.kumo_api.memoize import MemoStore
 from egress_resolver.runtime.dispatch import Dispatcher, Outcome
 from egress_resolver.runtime.file_state import settled, snapshot
-from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, UNSPECIFIED, PolicyHost
+from egress_resolver.runtime.lua_events import answered_without_policy
+from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, PolicyHost
 from egress_resolver.runtime.lua_thread import LuaThread
 from egress_resolver.runtime.revision import policy_revision
 
@@ -185,10 +186,11 @@ class PolicyRunner:
             policy = policy or self._current()
         except ResolveError as err:
             return err
-        if name == UNSPECIFIED:  # no Lua involved: never queue behind a busy handler
-            default = self._encode(default_source(name), policy.revision)
-            assert isinstance(default, EncodedSource)
-            return default
+        default = answered_without_policy(SOURCE_EVENT, name)
+        if default is not None:  # no Lua involved: never queue behind a busy handler
+            encoded = self._encode(default, policy.revision)
+            assert isinstance(encoded, EncodedSource)
+            return encoded
         started = self._dispatch.start(policy.host, SOURCE_EVENT, name, policy.revision)
         if isinstance(started, EncodedSource | ResolveError):
             self._logged(name, started, policy.revision)
@@ -226,8 +228,9 @@ class PolicyRunner:
         """Run `get_egress_pool` of `policy` (default: the current one) for `name`
         and encode it (its sources are not resolved here)."""
         policy = policy or self._current()
-        if name == UNSPECIFIED:
-            encoded = self._encode(default_pool(name), policy.revision)
+        default = answered_without_policy(POOL_EVENT, name)
+        if default is not None:
+            encoded = self._encode(default, policy.revision)
         else:
             encoded = await self._dispatch.resolve(policy.host, POOL_EVENT, name, policy.revision)
         assert isinstance(encoded, EncodedPool)

@@ -6,10 +6,8 @@ its own lifetime; a lifetime of 0 is not stored. Errors whose reason is
 cacheable are kept for the negative TTL. Concurrent misses for one name share
 one load. Every method runs on the event loop thread; nothing here locks.
 
-The store is an OrderedDict in LRU order holding each entry with the time
-the policy produced it and its expiry time, checked on every lookup, plus
-lists of names by the second they expire that drop expired entries on each
-store and each `stats()`. A hit is one dict lookup, one `move_to_end` and one clock read.
+The store is an ExpiringLru (expiring_lru.py): a hit is one dict lookup, one
+`move_to_end` and one clock read.
 Hand-written rather than cachetools' LRUCache because a warm reload needs the
 names in recency order, which LRUCache keeps private (and TLRUCache, which
 does the expiry bookkeeping on every read, cost ~0.9 µs hot and ~3 µs inside
@@ -26,157 +24,22 @@ theirs.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import heapq
 import inspect
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, Protocol, TypeAlias, TypeVar
+from typing import Generic
 
 from egress_resolver.definitions.errors import Reason, ResolveError
-
-
-class HasTtl(Protocol):
-    """A cacheable value: it says how long it may be kept, and from when."""
-
-    @property
-    def ttl_seconds(self) -> float:
-        """Seconds the value may be served from the cache."""
-        ...
-
-    @property
-    def produced_monotonic(self) -> float | None:
-        """When it was produced, on the cache's clock (None: when it is stored)."""
-        ...
-
-
-V = TypeVar("V", bound=HasTtl)
-T = TypeVar("T")
-Started: TypeAlias = T | ResolveError | Awaitable[T]
-"""What a loader returns: its value or error when it finished at once, else what to await."""
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CacheStats:
-    """Counters since start, for metrics and tests."""
-
-    hits: int
-    misses: int
-    loads: int
-    evictions: int
-    entries: int
-
-
-Packed = tuple[object, ...]
-"""A value as the cache keeps it: an exact tuple of strings, bytes and numbers."""
-_Entry = tuple[object, float, float]
-"""(value, packed value or error; when it was produced; when it expires). A tuple
-that holds only such values leaves the garbage collector's lists at its first
-collection, so 100 000 entries add nothing to the time a full collection takes
-(two objects an entry cost ~200 ms a collection at 100 000; BENCHMARKS.md)."""
-
-
-class Packing(Protocol[V]):
-    """How a cache keeps its values: packed into tuples of atoms, and back."""
-
-    def pack(self, value: V) -> Packed:
-        """`value` as a tuple of strings, bytes, numbers or None."""
-        ...
-
-    def unpack(self, packed: Packed) -> V:
-        """The value `pack` was given."""
-        ...
-
-
-class _Store(Generic[V]):
-    """LRU entries that expire: a lookup never returns an expired entry, and
-    `drop_expired` removes them all in time proportional to their number.
-
-    Expiry times are kept by whole second: each second at which entries
-    expire has the list of their names, and a heap holds those seconds. A
-    name costs one list slot there (a heap item per entry cost ~80 bytes).
-    A second is handled once it has passed, so an expired entry may stay up
-    to a second longer (lookups check the exact time; it is never served).
-    A name whose entry was replaced, evicted or dropped is skipped when its
-    second comes, and the lists are rebuilt when such names make up half of
-    them, so they stay within twice the capacity."""
-
-    def __init__(self, capacity: int, evictions: int = 0) -> None:
-        self.capacity = capacity
-        self.entries: OrderedDict[str, _Entry] = OrderedDict()
-        self.evictions = evictions
-        self._due: dict[int, list[str]] = {}
-        self._seconds: list[int] = []  # heap of the keys of _due
-        self._listed = 0  # names in _due, live or not
-
-    def get(self, name: str, now: float) -> _Entry | None:
-        """The live entry for `name` (now the most recently used), or None."""
-        entry = self.entries.get(name)
-        if entry is None:
-            return None
-        if now < entry[2]:
-            self.entries.move_to_end(name)
-            return entry
-        del self.entries[name]
-        return None
-
-    def put(self, name: str, entry: _Entry, now: float) -> None:
-        """Store `entry`, evicting the least recently used one if full."""
-        self.drop_expired(now)  # first, so that only live entries are evicted for room
-        entries = self.entries
-        entries[name] = entry
-        entries.move_to_end(name)
-        if len(entries) > self.capacity:
-            entries.popitem(last=False)
-            self.evictions += 1
-        self._list(name, entry[2])
-        if self._listed > 2 * len(entries) + 64:
-            self._due.clear()
-            self._seconds.clear()
-            self._listed = 0
-            for listed, kept in entries.items():
-                self._list(listed, kept[2])
-
-    def _list(self, name: str, expires_at: float) -> None:
-        second = math.ceil(expires_at)
-        names = self._due.get(second)
-        if names is None:
-            self._due[second] = [name]
-            heapq.heappush(self._seconds, second)
-        else:
-            names.append(name)
-        self._listed += 1
-
-    def pop(self, name: str) -> bool:
-        """Remove `name`; True if it was there."""
-        return self.entries.pop(name, None) is not None
-
-    def drop_expired(self, now: float) -> None:
-        """Remove every entry whose time has passed (by the second)."""
-        seconds, entries = self._seconds, self.entries
-        while seconds and seconds[0] <= now:
-            names = self._due.pop(heapq.heappop(seconds))
-            self._listed -= len(names)
-            for name in names:
-                entry = entries.get(name)
-                if entry is not None and entry[2] <= now:
-                    del entries[name]
-
-    def clear(self) -> None:
-        """Remove every entry."""
-        self.entries.clear()
-        self._due.clear()
-        self._seconds.clear()
-        self._listed = 0
+from egress_resolver.serving.cache_values import CacheStats, Packed, Packing, Started, V
+from egress_resolver.serving.expiring_lru import Entry, ExpiringLru
 
 
 class Generation(Generic[V]):
     """The entries a warm reload will install, built a few at a time while
     the cache serves (DefinitionCache.generation, then .install)."""
 
-    def __init__(self, cache: DefinitionCache[V], store: _Store[V]) -> None:
+    def __init__(self, cache: DefinitionCache[V], store: ExpiringLru) -> None:
         self._cache = cache
         self.store = store
 
@@ -211,7 +74,7 @@ class DefinitionCache(Generic[V]):
         packing: Packing[V] | None = None,
     ) -> None:
         self._clock = clock
-        self._store: _Store[V] = _Store(capacity)
+        self._store: ExpiringLru = ExpiringLru(capacity)
         self._packing = packing
         self._negative_ttl = negative_ttl
         # Data-source failures (Reason.transient) are kept for a short while
@@ -325,7 +188,7 @@ class DefinitionCache(Generic[V]):
 
     def entry(
         self, packed: Packed | ResolveError, produced_at: float, ttl: float | None = None
-    ) -> _Entry | None:
+    ) -> Entry | None:
         """The entry for a packed value (or error) produced at `produced_at`, or
         None if it is not to be kept: errors only when cacheable, for the
         negative ttl; values for their ttl (`ttl`, or the value's) from when
@@ -431,9 +294,9 @@ class DefinitionCache(Generic[V]):
 
     def generation(self) -> Generation[V]:
         """An empty set of entries to build and `install`."""
-        return Generation(self, _Store(self._store.capacity, self._store.evictions))
+        return Generation(self, ExpiringLru(self._store.capacity, self._store.evictions))
 
-    def install(self, generation: Generation[V]) -> OrderedDict[str, _Entry]:
+    def install(self, generation: Generation[V]) -> OrderedDict[str, Entry]:
         """Replace every entry at once with `generation`'s; running loads will
         not store their outcome. Returns the old entries, for the caller to
         let go of a few at a time (freeing 100 000 at once takes ~20 ms)."""

@@ -17,7 +17,9 @@ from egress_resolver.definitions.codec import EncodedPool, EncodedSource
 from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.definitions.pools import pool_source_failure
 from egress_resolver.definitions.validation import check_name
-from egress_resolver.serving.cache import DefinitionCache, Started
+from egress_resolver.runtime.lua_events import POOL_EVENT
+from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.cache_values import Started
 from egress_resolver.serving.invalidations import ClientState, Invalidation, InvalidationHub
 from egress_resolver.serving.source_health import SourceHealth
 from kumo.egress.v1 import resolver_service_pb2 as pb
@@ -106,6 +108,12 @@ class ResolverService:
             return cached
         check_name(name)
         return await self._pool_cache.load(name, self._load_pool, timeout)
+
+    async def resolve_for_policy(self, event: str, name: str) -> object:
+        """kumo.invoke_get_egress_* from a handler: through the caches, as a request."""
+        if event == POOL_EVENT:
+            return (await self.resolve_pool(name, None)).definition()
+        return (await self.resolve(name, None)).definition()
 
     async def _load_pool(self, name: str) -> EncodedPool:
         # As kumod: a pool is only good if every one of its sources resolves,

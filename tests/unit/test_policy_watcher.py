@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from egress_resolver.ops.reload import PolicyWatcher
+from egress_resolver.ops.policy_watcher import PolicyWatcher
 
 
 class Reloads:
