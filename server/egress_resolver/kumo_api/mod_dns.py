@@ -5,12 +5,14 @@ Lookups (`lookup_addr`, `lookup_mx`, `lookup_txt`, `lookup_ptr`,
 handlers run, each with an optional resolver name (`define_resolver`);
 without one they use the default resolver: the machine's (/etc/resolv.conf)
 or `--dns-servers`, until `configure_resolver` replaces it. Answers are
-cached for their TTL (dns_resolvers.py). NXDOMAIN and "no records" are
+cached for their TTL (dns_resolvers.py); MX lookups have their own timeout,
+concurrency limit and negative cache (dns_mx.py). NXDOMAIN and "no records" are
 answers, as in kumod: empty lists (lookup_mx: an error, "NXDOMAIN"); a
 SERVFAIL, REFUSED, unreachable server is DATA_SOURCE_ERROR and a timeout
 DATA_SOURCE_TIMEOUT, with a message naming the query (name and type).
 `ptr_host` and `reverse_ip` are string functions. Configurations are read
-as strictly as kumod reads them (dns_config.py).
+as strictly as kumod reads them (dns_config.py); `load_resolv_conf`
+reads a resolv.conf (resolv_conf.py).
 """
 
 from __future__ import annotations
@@ -23,10 +25,10 @@ from typing import Any
 from egress_resolver.bridge.values import to_lua, to_python
 from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
 from egress_resolver.definitions.errors import Reason
-from egress_resolver.kumo_api import dns_config, dns_lookups
+from egress_resolver.kumo_api import dns_config, dns_lookups, resolv_conf
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
+from egress_resolver.kumo_api.dns_mx import MxLookups
 from egress_resolver.kumo_api.dns_resolvers import (
-    MX,
     TXT,
     DnsError,
     Resolver,
@@ -100,12 +102,8 @@ class DnsModule:
         self._ctx = ctx
         self._named: dict[str, Resolver] = {}
         self._default: Resolver | None = None
-        self.mx_timeout = 5.0
-        self.mx_negative_ttl = 300.0
-        self.mx_limit = 128
+        self._mx = MxLookups()
         self.mta_sts_enabled = True
-        self._mx_semaphore: asyncio.Semaphore | None = None
-        self._mx_failures: dict[tuple[Any, ...], tuple[float, BaseException]] = {}
 
     def build(self) -> object:
         names = ("lookup_addr", "lookup_mx", "lookup_txt", "lookup_ptr", "rbl_lookup",
@@ -177,20 +175,20 @@ class DnsModule:
 
     def load_resolv_conf(self, path: object = None) -> object:
         text = "/etc/resolv.conf" if path is None else _text(path, "load_resolv_conf")
-        return to_lua(self._ctx.runtime, dns_config.load_resolv_conf(self._ctx.resolve_path(text)))
+        return to_lua(self._ctx.runtime, resolv_conf.load_resolv_conf(self._ctx.resolve_path(text)))
 
     # -- MX settings -----------------------------------------------------------
 
     def set_mx_timeout(self, duration: object) -> None:
-        self.mx_timeout = _seconds(duration, "set_mx_timeout")
+        self._mx.timeout = _seconds(duration, "set_mx_timeout")
 
     def set_mx_negative_cache_ttl(self, duration: object) -> None:
-        self.mx_negative_ttl = _seconds(duration, "set_mx_negative_cache_ttl")
+        self._mx.negative_ttl = _seconds(duration, "set_mx_negative_cache_ttl")
 
     def set_mx_concurrency_limit(self, limit: object) -> None:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise ValueError(f"kumo.dns.set_mx_concurrency_limit: expected a count, got {limit!r}")
-        self.mx_limit = limit
+        self._mx.limit = limit
 
     def set_mta_sts_enabled(self, enabled: object) -> None:
         if not isinstance(enabled, bool):
@@ -267,32 +265,8 @@ class DnsModule:
             return self._request("DNS", lambda: asyncio.sleep(0, result), 0)
         qname, port = classified
         clock = get_clock(self._ctx.io)
-        key = (qname, port)
-
-        async def run() -> dict[str, Any]:
-            if is_default and key in self._mx_failures:
-                until, remembered = self._mx_failures[key]
-                if clock() < until:
-                    raise remembered
-                del self._mx_failures[key]
-            if self._mx_semaphore is None:
-                self._mx_semaphore = asyncio.Semaphore(max(self.mx_limit, 1))
-            try:
-                async with self._mx_semaphore:
-                    answer = await target.resolve(qname, MX)
-                return dns_lookups.mail_exchanger(qname, port, answer)
-            except DnsError as err:
-                failure: BaseException = DnsError(
-                    f"DNS: failed to query DNS for {qname} (MX): {err}", timeout=err.timeout
-                )
-            except dns_lookups.NxDomainError as err:
-                failure = err
-            if is_default:
-                self._mx_failures[key] = (clock() + self.mx_negative_ttl, failure)
-            raise failure
-
-        limit = min(self.mx_timeout, target.lifetime) if target.lifetime else self.mx_timeout
-        return self._request(f"MX lookup for {text} failed", run, limit)
+        run = lambda: self._mx.lookup(target, qname, port, clock, remember=is_default)  # noqa: E731
+        return self._request(f"MX lookup for {text} failed", run, self._mx.time_limit(target))
 
     # -- string functions --------------------------------------------------------
 
