@@ -4,13 +4,9 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from google.protobuf.empty_pb2 import Empty
 
-from egress_resolver.definitions.codec import (
-    encode_pool,
-    encode_source,
-    pool_message,
-    source_message,
-)
+from egress_resolver.definitions.codec import encode_pool, encode_source, pool_message
 from egress_resolver.definitions.pools import build_pool
+from egress_resolver.definitions.source_message import source_message
 from egress_resolver.definitions.validation import build_source
 from kumo.egress.v1 import resolver_service_pb2 as pb
 

@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from egress_resolver.definitions.codec import pool_message, source_message
+from egress_resolver.definitions.codec import pool_message
 from egress_resolver.definitions.errors import Reason, ResolveError
 from egress_resolver.definitions.json_view import message_json
+from egress_resolver.definitions.source_message import source_message
 from egress_resolver.ops.docs_tables import field_summary, stale_pages
 from egress_resolver.runtime.lua_host import PolicyHost
 from kumo.egress.v1 import egress_pool_pb2, egress_source_pb2, resolver_service_pb2

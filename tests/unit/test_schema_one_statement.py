@@ -12,9 +12,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from egress_resolver.definitions.codec import decode_source, source_message
 from egress_resolver.definitions.fields import ValidationError
 from egress_resolver.definitions.json_view import REDACTED, message_json, secret_fields
+from egress_resolver.definitions.source_message import decode_source, source_message
 from egress_resolver.definitions.validation import SOURCE_FIELDS, build_source, source_params
 from egress_resolver.kumo_api.mod_kumo import deserialize_error
 from kumo.egress.v1 import egress_pool_pb2, egress_source_pb2, resolver_service_pb2

@@ -11,6 +11,7 @@ from egress_resolver.definitions.kumo_values import (
     THROTTLE,
     humantime,
 )
+from egress_resolver.definitions.serde_errors import SerdeError, one_of, unexpected
 from egress_resolver.definitions.serde_shapes import (
     BOOL,
     U16,
@@ -18,11 +19,8 @@ from egress_resolver.definitions.serde_shapes import (
     Field,
     Map,
     Seq,
-    SerdeError,
     Shape,
     Struct,
-    one_of,
-    unexpected,
 )
 
 

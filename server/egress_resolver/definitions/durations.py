@@ -14,9 +14,21 @@ import functools
 import math
 import re
 
+from google.protobuf import duration_pb2
+
 NANOS_PER_SECOND = 1_000_000_000
 
 _UNIT_NANOS: dict[str, int] = {}
+
+
+def duration_message(nanos: int) -> duration_pb2.Duration:
+    """The protobuf Duration of a number of nanoseconds."""
+    return duration_pb2.Duration(seconds=nanos // NANOS_PER_SECOND, nanos=nanos % NANOS_PER_SECOND)
+
+
+def duration_nanos(duration: duration_pb2.Duration) -> int:
+    """The nanoseconds of a protobuf Duration."""
+    return duration.seconds * NANOS_PER_SECOND + duration.nanos
 
 
 def _units(nanos: int, *names: str) -> None:

@@ -12,6 +12,7 @@ import dataclasses
 import ipaddress
 
 from egress_resolver.definitions.durations import DurationError, parse_duration
+from egress_resolver.definitions.serde_errors import SerdeError, invalid_type, invalid_value
 from egress_resolver.definitions.serde_shapes import (
     BOOL,
     STRING,
@@ -19,11 +20,8 @@ from egress_resolver.definitions.serde_shapes import (
     Custom,
     Field,
     Seq,
-    SerdeError,
     Shape,
     Struct,
-    invalid_type,
-    invalid_value,
 )
 from egress_resolver.definitions.throttle_spec import ThrottleSpecError, parse_throttle_spec
 

@@ -1,23 +1,22 @@
 """The fields of kumod's MTA configuration objects, as its Rust structs declare them.
 
-`kumo.make_queue_config`, `kumo.make_egress_path` and `kumo.make_listener_domain`
-build these; each list is the struct's fields in declaration order (serde's order
-for "expected one of"), with its type and the default kumod serializes when the key
-is absent. Sources (KumoMTA, 2026-08): `QueueConfig` in crates/kumod/src/queue/config.rs
-(and `DeliveryProto`, delivery_proto.rs), `EgressPathConfig` in
-crates/kumo-api-types/src/egress_path.rs (with `SmtpClientTimeouts` flattened in,
-crates/rfc5321/src/client_types.rs), `EsmtpDomain` in crates/kumod/src/smtp_server.rs.
-Reading is serde_shapes.py's.
+`kumo.make_egress_path` and `kumo.make_listener_domain` build these (and
+`kumo.make_queue_config` queue_config.py's, with the enums shared here); each list is
+the struct's fields in declaration order (serde's order for "expected one of"), with
+its type and the default kumod serializes when the key is absent. Sources (KumoMTA,
+2026-08): `EgressPathConfig` in crates/kumo-api-types/src/egress_path.rs (with
+`SmtpClientTimeouts` flattened in, crates/rfc5321/src/client_types.rs), `EsmtpDomain`
+in crates/kumod/src/smtp_server.rs. Reading is serde_shapes.py's.
 """
 
 from __future__ import annotations
 
 from egress_resolver.definitions.kumo_values import CIDR_SET, DURATION, LIMIT, THROTTLE
+from egress_resolver.definitions.serde_errors import SerdeError, invalid_type, invalid_value
 from egress_resolver.definitions.serde_shapes import (
     BOOL,
     STRING,
     U16,
-    U32,
     USIZE,
     Custom,
     Enum,
@@ -25,35 +24,16 @@ from egress_resolver.definitions.serde_shapes import (
     Map,
     Opt,
     Seq,
-    SerdeError,
     Struct,
-    invalid_type,
-    invalid_value,
-    untagged_failure,
+    untagged,
 )
 
 MEMORY_REDUCTION = Enum("MemoryReductionPolicy", ("ShrinkDataAndMeta", "ShrinkData", "NoShrink"))
 REFRESH_STRATEGY = Enum("ConfigRefreshStrategy", ("Ttl", "Epoch"))
 WAKEUP_STRATEGY = Enum("WakeupStrategy", ("Aggressive", "Relaxed"))
 
-
-def _untagged(name: str, *variants: Struct) -> Custom:
-    """`#[serde(untagged)]` over struct variants: the first that reads the value wins."""
-
-    def read(value: object, content: bool) -> object:
-        if isinstance(value, dict):
-            for variant in variants:
-                try:
-                    return variant.read_map(value, True)
-                except SerdeError:
-                    continue
-        raise untagged_failure(name)
-
-    return Custom(read)
-
-
 _ANY = Custom(lambda value, content: value)
-_KEY_SOURCE_TABLE = _untagged(
+_KEY_SOURCE_TABLE = untagged(
     "KeySource",
     Struct("Data", (Field("key_data", STRING, required=True),), deny_unknown_fields=False),
     Struct(
@@ -81,106 +61,6 @@ def _key_source(value: object, content: bool) -> object:
 
 
 KEY_SOURCE = Custom(_key_source)
-
-# --- QueueConfig -------------------------------------------------------------------
-
-_RESOLVED_ADDRESS = _untagged(
-    "MxListEntry",
-    Struct(
-        "ResolvedAddress",
-        (
-            Field("name", STRING, required=True),
-            Field("addr", STRING, required=True),
-            Field("is_secure", BOOL, default=False),
-        ),
-        deny_unknown_fields=False,
-    ),
-)
-
-
-def _mx_entry(value: object, content: bool) -> object:
-    """`MxListEntry`: a host name (or `[address]`), or a resolved `{ name, addr }`."""
-    return value if isinstance(value, str) else _RESOLVED_ADDRESS.read(value, content)
-
-
-_SMTP_PROTOCOL = Struct(
-    "SmtpProtocol",
-    (
-        Field("mx_list", Seq(Custom(_mx_entry)), default=[]),
-        Field("treat_mx_list_as_secure", BOOL, default=False),
-    ),
-    deny_unknown_fields=False,
-)
-_LUA_PROTOCOL = Struct(
-    "LuaDeliveryProtocol",
-    (
-        Field("constructor", STRING, required=True),
-        Field("batch_size", USIZE, default=1),
-        Field("min_batch_size", USIZE, default=1),
-        Field("max_batch_latency", DURATION, default="0s"),
-    ),
-)
-DELIVERY_PROTO = _untagged(
-    "DeliveryProto",
-    Struct("Smtp", (Field("smtp", _SMTP_PROTOCOL, required=True),), deny_unknown_fields=False),
-    Struct(
-        "Maildir",
-        (
-            Field("maildir_path", STRING, required=True),
-            Field("dir_mode", Opt(U32)),
-            Field("file_mode", Opt(U32)),
-        ),
-        deny_unknown_fields=False,
-    ),
-    Struct("Lua", (Field("custom_lua", _LUA_PROTOCOL, required=True),), deny_unknown_fields=False),
-    Struct(
-        "Xfer",
-        (
-            Field(
-                "xfer",
-                Struct(
-                    "XferProtocol",
-                    (Field("target", STRING, required=True),),
-                    deny_unknown_fields=False,
-                ),
-                required=True,
-            ),
-        ),
-        deny_unknown_fields=False,
-    ),
-)
-_DEFAULT_PROTOCOL = {"smtp": {"mx_list": [], "treat_mx_list_as_secure": False}}
-
-QUEUE_SHRINK_POLICY = Struct(
-    "QueueShrinkPolicy",
-    (Field("interval", DURATION, required=True), Field("policy", MEMORY_REDUCTION, required=True)),
-)
-
-QUEUE_CONFIG = Struct(
-    "QueueConfig",
-    (
-        Field("retry_interval", DURATION, default="20m"),
-        Field("max_retry_interval", Opt(DURATION)),
-        Field("max_age", DURATION, default="7days"),
-        Field("egress_pool", Opt(STRING)),
-        Field("max_message_rate", Opt(THROTTLE)),
-        Field("protocol", DELIVERY_PROTO, default=_DEFAULT_PROTOCOL),
-        Field("reap_interval", DURATION, default="10m"),
-        Field("refresh_interval", DURATION, default="1m"),
-        Field("timerwheel_tick_interval", Opt(DURATION)),
-        Field(
-            "strategy",
-            Enum(
-                "QueueStrategy",
-                ("TimerWheel", "SkipList", "SingletonTimerWheel", "SingletonTimerWheelV2"),
-            ),
-            default="SingletonTimerWheel",
-        ),
-        Field("refresh_strategy", REFRESH_STRATEGY, default="Ttl"),
-        Field("provider_name", Opt(STRING)),
-        Field("shrink_policy", Seq(QUEUE_SHRINK_POLICY), default=[]),
-    ),
-)
 
 # --- EgressPathConfig --------------------------------------------------------------
 

@@ -17,74 +17,22 @@ unknown key from a bad value, so the messages here are serde's and mlua's own:
 A shape's `read(value, content)` returns the value as kumod serializes it (durations in
 humantime's words, throttle specs in canonical form); `content` is True inside a struct
 with a flattened field. Keys are read in the table's order and the first problem wins,
-as in serde.
+as in serde. The words of the errors are serde_errors.py's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from egress_resolver.definitions.fields import ValidationError
-
-
-class SerdeError(ValidationError):
-    """A value kumod's serde refuses; the message is serde's."""
-
-
-def unexpected(value: object) -> str:
-    """serde's `Unexpected` for a value that arrived from Lua."""
-    if isinstance(value, bool):
-        return f"boolean `{str(value).lower()}`"
-    if isinstance(value, int):
-        return f"integer `{value}`"
-    if isinstance(value, float):
-        return f"floating point `{_rust_float(value)}`"
-    if isinstance(value, str):
-        return f"string {rust_debug(value)}"
-    if isinstance(value, bytes):
-        return "byte array"
-    if isinstance(value, list):
-        return "sequence"
-    if isinstance(value, dict):
-        return "map"
-    return "unit value" if value is None else f"{type(value).__name__} value"
-
-
-def rust_debug(text: str) -> str:
-    """A string quoted as Rust's `{:?}` quotes it."""
-    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    escaped = escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
-def _rust_float(value: float) -> str:
-    if math.isnan(value) or math.isinf(value):
-        return {"nan": "NaN", "inf": "inf", "-inf": "-inf"}[repr(value)]
-    text = repr(value)
-    return text if ("." in text or "e" in text) else f"{text}.0"
-
-
-def invalid_type(value: object, expected: str) -> SerdeError:
-    return SerdeError(f"invalid type: {unexpected(value)}, expected {expected}")
-
-
-def invalid_value(value: object, expected: str) -> SerdeError:
-    return SerdeError(f"invalid value: {unexpected(value)}, expected {expected}")
-
-
-def one_of(names: Sequence[str]) -> str:
-    """serde's list of what was expected."""
-    if not names:
-        return "there are no fields"
-    quoted = [f"`{n}`" for n in names]
-    if len(quoted) == 1:
-        return quoted[0]
-    if len(quoted) == 2:
-        return f"{quoted[0]} or {quoted[1]}"
-    return "one of " + ", ".join(quoted)
+from egress_resolver.definitions.serde_errors import (
+    SerdeError,
+    invalid_type,
+    invalid_value,
+    one_of,
+    untagged_failure,
+)
 
 
 class Shape:
@@ -307,5 +255,16 @@ class Struct(Shape):
         return None
 
 
-def untagged_failure(name: str) -> SerdeError:
-    return SerdeError(f"data did not match any variant of untagged enum {name}")
+def untagged(name: str, *variants: Struct) -> Custom:
+    """`#[serde(untagged)]` over struct variants: the first that reads the value wins."""
+
+    def read(value: object, content: bool) -> object:
+        if isinstance(value, dict):
+            for variant in variants:
+                try:
+                    return variant.read_map(value, True)
+                except SerdeError:
+                    continue
+        raise untagged_failure(name)
+
+    return Custom(read)

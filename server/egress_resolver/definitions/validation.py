@@ -146,7 +146,7 @@ class SourceDefinition:
     serde's "expected one of" list (and the order the keys are checked in),
     with its type, its default and its rule (how it is checked and handed
     back). The codec and the JSON views take everything else from the
-    schema's descriptor, which must have the same fields (codec.py checks it
+    schema's descriptor, which must have the same fields (source_message.py checks it
     at import); see docs/contributing.md, "Adding a field to EgressSource".
     """
 

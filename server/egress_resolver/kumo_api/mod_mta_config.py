@@ -6,7 +6,7 @@ kumod policy and KumoMTA's policy-extras helpers load and run unmodified. The he
 call the makers while they load, to ask kumod whether a key is one of its options
 (`pcall(kumo.make_queue_config, { [key] = value })`) and read the answer from the error's
 words; so each maker reads its table as kumod's serde does (definitions/serde_shapes.py,
-fields in definitions/mta_config.py) and fails as kumod does:
+fields in definitions/mta_config.py and queue_config.py) and fails as kumod does:
 `deserialize error: unknown field `x`, expected one of ..., while processing {...}`.
 
 A made object is a read-only table of its fields as kumod serializes them (defaults
@@ -23,8 +23,10 @@ import json
 
 from egress_resolver.bridge.values import shallow_dict, to_lua
 from egress_resolver.definitions.json_view import REDACTED
-from egress_resolver.definitions.mta_config import EGRESS_PATH_CONFIG, ESMTP_DOMAIN, QUEUE_CONFIG
-from egress_resolver.definitions.serde_shapes import SerdeError, Struct
+from egress_resolver.definitions.mta_config import EGRESS_PATH_CONFIG, ESMTP_DOMAIN
+from egress_resolver.definitions.queue_config import QUEUE_CONFIG
+from egress_resolver.definitions.serde_errors import SerdeError
+from egress_resolver.definitions.serde_shapes import Struct
 from egress_resolver.definitions.throttle_spec import ThrottleSpecError, parse_throttle_spec
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
 from egress_resolver.kumo_api.mod_kumo import deserialize_error

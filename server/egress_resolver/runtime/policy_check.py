@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from egress_resolver.definitions.codec import pool_message, source_message
+from egress_resolver.definitions.codec import pool_message
 from egress_resolver.definitions.errors import ResolveError
 from egress_resolver.definitions.json_view import message_json
 from egress_resolver.definitions.pools import pool_source_failure
+from egress_resolver.definitions.source_message import source_message
 from egress_resolver.definitions.validation import check_name
 from egress_resolver.kumo_api import ApiOptions, PolicyLoadError
 from egress_resolver.runtime.lua_host import POOL_EVENT, SOURCE_EVENT, PolicyHost
