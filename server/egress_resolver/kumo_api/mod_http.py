@@ -31,17 +31,15 @@ import http
 from typing import Any
 
 import aiohttp
-from aiohttp import hdrs
 
 from egress_resolver.bridge.values import to_python
 from egress_resolver.definitions.durations import NANOS_PER_SECOND, DurationError, parse_duration
 from egress_resolver.definitions.errors import Reason
 from egress_resolver.kumo_api.context import ApiContext, LuaModule
+from egress_resolver.kumo_api.http_exchange import Pool, Response, classify_failure, read_body
 from egress_resolver.kumo_api.io import IoRequest
-from egress_resolver.kumo_api.limits import DataSourceLimitError
 
 NAME = "http"
-_CHUNK = 64 * 1024
 DEFAULT_TIMEOUT = 60.0
 _CLIENT_KEYS = frozenset(
     {"user_agent", "connection_verbose", "pool_idle_timeout", "timeout", "accept_invalid_certs"}
@@ -100,79 +98,14 @@ def _duration(value: object, what: str) -> float:
     raise ValueError(f"kumo.http: {what} must be a duration, got {value!r}")
 
 
-async def _read_body(response: aiohttp.ClientResponse, limit: int) -> bytes:
-    """The body, read in chunks as it arrives; one over `limit` bytes (decompressed)
-    closes the connection and raises: only the limit and one chunk are ever held."""
-    declared = response.content_length
-    if (
-        declared is not None
-        and declared > limit
-        and not response.headers.get(hdrs.CONTENT_ENCODING)
-    ):
-        response.close()
-        raise DataSourceLimitError("the response body", limit)
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.content.iter_chunked(_CHUNK):
-        size += len(chunk)
-        if size > limit:
-            chunks.clear()
-            response.close()  # the rest is never read; the connection is not reused
-            raise DataSourceLimitError("the response body", limit)
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def _classify(err: BaseException) -> Reason | None:
-    if isinstance(err, DataSourceLimitError):
-        return Reason.DATA_SOURCE_ERROR
-    if isinstance(err, aiohttp.ServerTimeoutError | TimeoutError):
-        return Reason.DATA_SOURCE_TIMEOUT
-    if isinstance(err, aiohttp.InvalidURL):
-        return None
-    if isinstance(err, aiohttp.ClientError | OSError):
-        return Reason.DATA_SOURCE_ERROR
-    return None
-
-
-class _Pool:
-    """One aiohttp session, made on the I/O loop at first use (it must be)."""
-
-    def __init__(self, user_agent: object, idle: float, verify: bool) -> None:
-        self._options = (user_agent, idle, verify)
-        self._session: aiohttp.ClientSession | None = None
-
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            agent, idle, verify = self._options
-            self._session = aiohttp.ClientSession(
-                headers={"User-Agent": str(agent)} if agent is not None else None,
-                connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=idle, ssl=verify),
-                trust_env=False,
-                timeout=aiohttp.ClientTimeout(total=None),  # each request's own, around it
-            )
-        return self._session
-
-    async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-
-class _Response:
-    """A response read to its end by `send`."""
-
-    def __init__(self, status: int, headers: dict[str, str], body: bytes, charset: str) -> None:
-        self.status, self.headers, self.body, self.charset = status, headers, body, charset
-
-
 class _Client:
-    def __init__(self, shared: _Pool, timeout: float) -> None:
-        self.shared: _Pool | None = shared
+    def __init__(self, shared: Pool, timeout: float) -> None:
+        self.shared: Pool | None = shared
         self.timeout = timeout
 
 
 class _Request:
-    def __init__(self, client: _Pool, method: str, url: str, timeout: float) -> None:
+    def __init__(self, client: Pool, method: str, url: str, timeout: float) -> None:
         self.client, self.method, self.url, self.timeout = client, method, url, timeout
         self.headers: list[tuple[str, str]] = []
         self.content: str | bytes | None = None
@@ -213,10 +146,10 @@ class HttpModule:
         verify = not options.get("accept_invalid_certs", False)
         key = ("http", agent, idle, verify)
 
-        async def close(pool: _Pool) -> None:
+        async def close(pool: Pool) -> None:
             await pool.close()
 
-        pool = self._ctx.io.shared(key, lambda: _Pool(agent, idle, verify), close)
+        pool = self._ctx.io.shared(key, lambda: Pool(agent, idle, verify), close)
         return _Client(pool, timeout)
 
     def request(self, client: object, method: str, url: object) -> _Request:
@@ -272,28 +205,28 @@ class HttpModule:
 
         limit = self._ctx.state.options.data_source_limit
 
-        async def run() -> _Response:
+        async def run() -> Response:
             async with request.client.session().request(
                 request.method,
                 request.url,
                 headers=request.headers,
                 data=request.form if request.form is not None else request.content,
             ) as response:
-                body = await _read_body(response, limit)
+                body = await read_body(response, limit)
                 headers: dict[str, str] = {}
                 for name, value in response.headers.items():
                     key = name.lower()
                     headers[key] = f"{headers[key]}, {value}" if key in headers else value
-                return _Response(response.status, headers, body, response.charset or "utf-8")
+                return Response(response.status, headers, body, response.charset or "utf-8")
 
-        def judge(response: _Response) -> Reason | None:
+        def judge(response: Response) -> Reason | None:
             return Reason.DATA_SOURCE_ERROR if response.status >= 500 else None
 
-        return IoRequest(NAME, run, request.timeout, classify=_classify, judge=judge)
+        return IoRequest(NAME, run, request.timeout, classify=classify_failure, judge=judge)
 
     def response(self, response: object, what: str) -> Any:
         """The response's accessors."""
-        assert isinstance(response, _Response)
+        assert isinstance(response, Response)
         status = response.status
         if what == "status_code":
             return status

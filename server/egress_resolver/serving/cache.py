@@ -6,7 +6,8 @@ its own lifetime; a lifetime of 0 is not stored. Errors whose reason is
 cacheable are kept for the negative TTL. Concurrent misses for one name share
 one load. Every method runs on the event loop thread; nothing here locks.
 
-The store is an ExpiringLru (expiring_lru.py): a hit is one dict lookup, one
+Entries are made (packed, with their expiry) by cache_entries.py, and the store
+is an ExpiringLru (expiring_lru.py): a hit is one dict lookup, one
 `move_to_end` and one clock read.
 Hand-written rather than cachetools' LRUCache because a warm reload needs the
 names in recency order, which LRUCache keeps private (and TLRUCache, which
@@ -31,33 +32,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Generic
 
 from egress_resolver.definitions.errors import Reason, ResolveError
+from egress_resolver.serving.cache_entries import EntryMaker, Generation
 from egress_resolver.serving.cache_values import CacheStats, Packed, Packing, Started, V
 from egress_resolver.serving.expiring_lru import Entry, ExpiringLru
-
-
-class Generation(Generic[V]):
-    """The entries a warm reload will install, built a few at a time while
-    the cache serves (DefinitionCache.generation, then .install)."""
-
-    def __init__(self, cache: DefinitionCache[V], store: ExpiringLru) -> None:
-        self._cache = cache
-        self.store = store
-
-    def add(
-        self,
-        name: str,
-        packed: Packed | ResolveError,
-        produced_at: float,
-        ttl: float | None = None,
-    ) -> None:
-        """Add the value or error as `store` would (least recently used first);
-        `ttl`, if given, is the value's (saves unpacking it)."""
-        entry = self._cache.entry(packed, produced_at, ttl)
-        if entry is not None:
-            self.store.put(name, entry, self._cache.now())
-
-    def __len__(self) -> int:
-        return len(self.store.entries)
 
 
 class DefinitionCache(Generic[V]):
@@ -75,13 +52,8 @@ class DefinitionCache(Generic[V]):
     ) -> None:
         self._clock = clock
         self._store: ExpiringLru = ExpiringLru(capacity)
-        self._packing = packing
-        self._negative_ttl = negative_ttl
-        # Data-source failures (Reason.transient) are kept for a short while
-        # only, never longer than other errors: a Redis outage must not pin a
-        # name's failure for the whole negative ttl after Redis is back.
-        self._transient_ttl = min(
-            negative_ttl, negative_ttl if transient_ttl is None else transient_ttl
+        self._entries: EntryMaker[V] = EntryMaker(
+            negative_ttl=negative_ttl, clock=clock, transient_ttl=transient_ttl, packing=packing
         )
         self._max_pending = max_pending
         self._pending: dict[str, asyncio.Future[V]] = {}
@@ -93,27 +65,13 @@ class DefinitionCache(Generic[V]):
         self.misses = 0
         self.loads = 0
 
-    def now(self) -> float:
-        """The cache's clock."""
-        return self._clock()
-
     def pack(self, value: V | ResolveError) -> Packed | ResolveError:
         """`value` as the cache keeps it (errors as they are)."""
-        if isinstance(value, ResolveError):
-            return value
-        if self._packing is None:
-            return (value,)
-        return self._packing.pack(value)
+        return self._entries.pack(value)
 
     def unpack(self, packed: object) -> V | ResolveError:
         """The value (or error) an entry keeps."""
-        if isinstance(packed, ResolveError):
-            return packed
-        assert type(packed) is tuple
-        if self._packing is None:
-            value: V = packed[0]
-            return value
-        return self._packing.unpack(packed)
+        return self._entries.unpack(packed)
 
     def lookup(self, name: str) -> V | None:
         """The cached value for `name`; raises the cached error; None on a miss."""
@@ -122,7 +80,7 @@ class DefinitionCache(Generic[V]):
             self.misses += 1
             return None
         self.hits += 1
-        value = self.unpack(entry[0])
+        value = self._entries.unpack(entry[0])
         if isinstance(value, ResolveError):
             raise value
         return value
@@ -186,30 +144,10 @@ class DefinitionCache(Generic[V]):
             raise value
         return value
 
-    def entry(
-        self, packed: Packed | ResolveError, produced_at: float, ttl: float | None = None
-    ) -> Entry | None:
-        """The entry for a packed value (or error) produced at `produced_at`, or
-        None if it is not to be kept: errors only when cacheable, for the
-        negative ttl; values for their ttl (`ttl`, or the value's) from when
-        they were produced."""
-        if isinstance(packed, ResolveError):
-            if not packed.reason.cacheable:
-                return None
-            ttl = self._transient_ttl if packed.reason.transient else self._negative_ttl
-        elif ttl is None:
-            value = self.unpack(packed)
-            assert not isinstance(value, ResolveError)
-            ttl = value.ttl_seconds
-        expires_at = produced_at + ttl
-        if ttl > 0 and expires_at > self._clock():
-            return (packed, produced_at, expires_at)
-        return None
-
     def store(self, name: str, value: V | ResolveError, produced_at: float) -> None:
         """Keep `value` (produced at `produced_at` on this cache's clock) for its
         ttl from then; errors only when cacheable, for the negative ttl."""
-        entry = self.entry(self.pack(value), produced_at)
+        entry = self._entries.entry(self._entries.pack(value), produced_at)
         if entry is not None:
             self._store.put(name, entry, self._clock())
             if self._touched is not None:
@@ -222,7 +160,7 @@ class DefinitionCache(Generic[V]):
         entry = self._store.get(name, now)
         if entry is None:
             return None
-        return self.unpack(entry[0]), now - entry[1], entry[2] - now
+        return self._entries.unpack(entry[0]), now - entry[1], entry[2] - now
 
     def packed(self, name: str) -> Packed | ResolveError | None:
         """What the live entry for `name` keeps, as it keeps it, or None; no
@@ -294,7 +232,7 @@ class DefinitionCache(Generic[V]):
 
     def generation(self) -> Generation[V]:
         """An empty set of entries to build and `install`."""
-        return Generation(self, ExpiringLru(self._store.capacity, self._store.evictions))
+        return Generation(self._entries, ExpiringLru(self._store.capacity, self._store.evictions))
 
     def install(self, generation: Generation[V]) -> OrderedDict[str, Entry]:
         """Replace every entry at once with `generation`'s; running loads will

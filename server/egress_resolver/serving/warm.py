@@ -49,7 +49,8 @@ from egress_resolver.definitions.codec import (
 from egress_resolver.definitions.errors import ResolveError
 from egress_resolver.runtime.lua_events import POOL_EVENT, SOURCE_EVENT
 from egress_resolver.runtime.policy_runner import Policy, PolicyRunner
-from egress_resolver.serving.cache import DefinitionCache, Generation
+from egress_resolver.serving.cache import DefinitionCache
+from egress_resolver.serving.cache_entries import Generation
 from egress_resolver.serving.cache_values import Packed
 from egress_resolver.serving.service import check_pool_sources
 
