@@ -62,9 +62,8 @@ Started: TypeAlias = (
     EncodedSource | EncodedPool | ResolveError | Awaitable[EncodedSource | EncodedPool]
 )
 """A miss just started: its outcome when it finished inline, else what to await."""
-Step: TypeAlias = Outcome | Pending | None
-"""A handler started: its outcome, Pending on I/O, or None when it was stopped
-at its inline slice (to run again on the Lua thread)."""
+Step: TypeAlias = Outcome | Pending
+"""A handler started on the Lua thread: its outcome, or Pending on I/O."""
 _Queued = tuple[PolicyHost, str, str, str, "asyncio.Future[Outcome | Pending]"]
 """A miss waiting for the next turn: host, event, name, revision, its future."""
 
@@ -214,6 +213,12 @@ class Dispatcher:
 
         job.add_done_callback(hand_out)
 
+    def _begin_one(self, host: PolicyHost, event: str, name: str, revision: str) -> Step:
+        """On the Lua thread: start the handler for `name`; encode what it returns."""
+        step = host.begin(event, name)
+        assert step is not None  # only an inline call is stopped at a slice
+        return step if isinstance(step, Pending) else self._encode(step, revision)
+
     def _begin_each(self, queued: list[_Queued]) -> list[Outcome | Pending | Exception | None]:
         """On the Lua thread: start each queued miss (not those whose caller is
         gone); encode what its handler returns."""
@@ -223,8 +228,7 @@ class Dispatcher:
                 outcomes.append(None)
                 continue
             try:
-                step = host.begin(event, name)
-                outcomes.append(step if isinstance(step, Pending) else self._encode(step, revision))
+                outcomes.append(self._begin_one(host, event, name, revision))
             except Exception as err:  # ResolveError, or a bug: its caller's alone to raise
                 outcomes.append(err)
         return outcomes
@@ -249,10 +253,10 @@ class Dispatcher:
             jobs.append((chunk, self._thread.run(self._begin_many, host, event, chunk, revision)))
             if len(jobs) >= _BATCHES_IN_FLIGHT:
                 done, future = jobs.popleft()
-                yield done, await self._settle(host, event, done, revision, await future)
+                yield done, await self._settle(host, revision, await future)
         while jobs:
             done, future = jobs.popleft()
-            yield done, await self._settle(host, event, done, revision, await future)
+            yield done, await self._settle(host, revision, await future)
 
     def _begin_many(
         self, host: PolicyHost, event: str, names: Sequence[str], revision: str
@@ -261,31 +265,24 @@ class Dispatcher:
         outcomes: list[Step] = []
         for name in names:
             try:
-                step = host.begin(event, name)
-                outcomes.append(step if isinstance(step, Pending) else self._encode(step, revision))
+                outcomes.append(self._begin_one(host, event, name, revision))
             except ResolveError as err:
                 outcomes.append(err)
         return outcomes
 
-    async def _settle(
-        self, host: PolicyHost, event: str, names: Sequence[str], revision: str, steps: list[Step]
-    ) -> list[Outcome]:
-        """Finish, all at once, the handlers that wait on I/O and (on the Lua
-        thread) those stopped at their inline slice."""
-        unsettled = [i for i, step in enumerate(steps) if step is None or isinstance(step, Pending)]
-        if not unsettled:
-            return steps  # type: ignore[return-value]  # only outcomes in it
+    async def _settle(self, host: PolicyHost, revision: str, steps: list[Step]) -> list[Outcome]:
+        """Finish the handlers that wait on I/O, all at once."""
+        waiting = [i for i, step in enumerate(steps) if isinstance(step, Pending)]
+        if not waiting:
+            return steps  # type: ignore[return-value]  # no Pending in it
 
-        async def settle(i: int) -> Outcome:
-            step = steps[i]
+        async def finish(step: Pending) -> Outcome:
             try:
-                if step is None:
-                    return await self.resolve(host, event, names[i], revision)
                 return self._encode(await self.finish(host, step), revision)
             except ResolveError as err:
                 return err
 
-        settled = await asyncio.gather(*(settle(i) for i in unsettled))
-        for i, outcome in zip(unsettled, settled, strict=True):
+        finished = await asyncio.gather(*(finish(steps[i]) for i in waiting))  # type: ignore[arg-type]
+        for i, outcome in zip(waiting, finished, strict=True):
             steps[i] = outcome
-        return steps  # type: ignore[return-value]  # only outcomes in it now
+        return steps  # type: ignore[return-value]  # no Pending in it any more
