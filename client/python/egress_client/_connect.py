@@ -229,6 +229,26 @@ def addresses(
     return found
 
 
+def bound_socket(prepared: Prepared, attempt: Attempt, tally: Tally) -> socket.socket | None:
+    """A TCP socket for `attempt`, TCP_NODELAY on, bound to the source address
+    (port 0) when there is one: kumod's steps before the connect. None (closed,
+    the failure in `tally`) when the bind fails."""
+    sock = socket.socket(attempt.family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if prepared.bind is not None:
+            try:
+                sock.bind((str(prepared.bind), 0))
+            except OSError as err:
+                tally.bind_failed(attempt, err)
+                sock.close()
+                return None
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 def deadline_cause(timeout: float, step: str) -> str:
     """The deadline passed (after `timeout` seconds in all) while `step`."""
     return f"timeout after {timeout:g}s {step}"

@@ -17,6 +17,7 @@ from egress_client._connect import (
     Tally,
     addresses,
     attempts,
+    bound_socket,
     deadline_cause,
     step_cause,
 )
@@ -87,16 +88,11 @@ def _one(
 ) -> socket.socket | None:
     """One candidate: the socket connected (and its handshake done), or None
     with the failure in `tally`."""
-    sock = socket.socket(attempt.family, socket.SOCK_STREAM)
+    sock = bound_socket(prepared, attempt, tally)
+    if sock is None:
+        return None
     connected = False
     try:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if prepared.bind is not None:
-            try:
-                sock.bind((str(prepared.bind), 0))
-            except OSError as err:
-                tally.bind_failed(attempt, err)
-                return None
         step = "connecting"
         try:
             sock.settimeout(left(deadline))
